@@ -1,0 +1,1 @@
+"""DICOM network services: SCP handlers per service, SCU client functions, the AE registry."""

@@ -1,0 +1,203 @@
+"""The DICOM SCP: Verification and Storage, one process per worker, several workers per port.
+
+Tuned for throughput (see the closing note of issue 3 and `make bench`):
+- datasets are received straight into a file in the storage's temp folder
+  (pynetdicom's STORE_RECV_CHUNKED_DATASET) and the ingest path renames that file into place,
+  so pixel data is never decoded nor copied in memory;
+- a large maximum PDU, so an image arrives in a few reads;
+- TCP_NODELAY on every association's socket;
+- SO_REUSEPORT, so that several worker processes share the port and the kernel spreads
+  associations between them.
+"""
+
+import logging
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from pydicom.dataset import Dataset
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import ThreadedAssociationServer
+
+from .. import storage
+from ..ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
+from . import registry, status
+
+log = logging.getLogger(__name__)
+
+# Receive C-STORE data sets into a temp file instead of decoding them in memory.
+_config.STORE_RECV_CHUNKED_DATASET = True
+
+STALE_TEMP_SECONDS = 24 * 3600
+SHUTDOWN_GRACE_SECONDS = 10
+
+STATUS_FOR_OUTCOME = {
+    Outcome.STORED: status.SUCCESS,
+    Outcome.REPLACED: status.SUCCESS,
+    Outcome.IGNORED: status.SUCCESS,
+    Outcome.INVALID: status.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    Outcome.UNREADABLE: status.CANNOT_UNDERSTAND,
+    Outcome.FAILED: status.OUT_OF_RESOURCES,
+}
+
+
+class ArchiveAE(AE):
+    """An AE whose calling-AE policy is read from the registry at each association."""
+
+    @property
+    def require_calling_aet(self) -> list[str]:
+        if settings.PACS_ACCEPT_CALLING_AE != "registered":
+            return []
+        # A non-empty list that no real AE title matches rejects everyone while none is registered.
+        return registry.registered_ae_titles() or [""]
+
+
+class TunedAssociationServer(ThreadedAssociationServer):
+    """Shares its port with the other workers and turns Nagle off on each association."""
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+    def get_request(self):
+        client_socket, address = super().get_request()
+        client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return client_socket, address
+
+
+def build_ae(ae_title: str) -> ArchiveAE:
+    ae = ArchiveAE(ae_title=ae_title)
+    ae.maximum_pdu_size = settings.PACS_MAX_PDU
+    ae.network_timeout = 60
+    ae.acse_timeout = 30
+    ae.dimse_timeout = 60
+    ae.maximum_associations = 64
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for context in AllStoragePresentationContexts:
+        # Accept every transfer syntax, so that compressed data is stored as it was sent.
+        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+# --- Handlers -----------------------------------------------------------------------------------
+
+
+def _batch(assoc) -> PostIngestBatch:
+    batch = getattr(assoc, "pacs_batch", None)
+    if batch is None:
+        batch = assoc.pacs_batch = PostIngestBatch()
+    return batch
+
+
+def failure_status(code: int, reason: str) -> Dataset:
+    rsp = Dataset()
+    rsp.Status = code
+    rsp.ErrorComment = reason[:64]
+    return rsp
+
+
+def status_for(result: IngestResult) -> int | Dataset:
+    code = STATUS_FOR_OUTCOME[result.outcome]
+    if code == status.SUCCESS:
+        return code
+    return failure_status(code, result.reason)
+
+
+def handle_store(event) -> int | Dataset:
+    """C-STORE: hand the received file to the one ingest path; answer only after it returns."""
+    assoc = event.assoc
+    calling_ae = assoc.requestor.ae_title
+    if settings.PACS_ACCEPT_CALLING_AE == "registered" and not registry.may_store(calling_ae):
+        event.dataset_path.unlink(missing_ok=True)
+        return failure_status(status.NOT_AUTHORIZED, f"{calling_ae} may not store here")
+    origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
+    result = ingest_file(event.dataset_path, origin, adopt=True, batch=_batch(assoc))
+    return status_for(result)
+
+
+def handle_established(event) -> None:
+    close_old_connections()
+    requestor = event.assoc.requestor
+    log.info("association established calling_ae=%s address=%s", requestor.ae_title, requestor.address)
+
+
+def handle_finished(event) -> None:
+    """Released, aborted or dropped: queue the follow-up work and release the DB connection."""
+    assoc = event.assoc
+    batch = getattr(assoc, "pacs_batch", None)
+    if batch is not None and batch.study_pks:
+        batch.flush()
+    connections.close_all()
+
+
+def handle_rejected(event) -> None:
+    log.warning("association rejected calling_ae=%s address=%s", event.assoc.requestor.ae_title,
+                event.assoc.requestor.address)
+
+
+HANDLERS = [
+    (evt.EVT_C_STORE, handle_store),
+    (evt.EVT_ESTABLISHED, handle_established),
+    (evt.EVT_RELEASED, handle_finished),
+    (evt.EVT_ABORTED, handle_finished),
+    (evt.EVT_REJECTED, handle_rejected),
+]
+
+
+# --- Running ----------------------------------------------------------------------------------------
+
+
+def prepare_temp_folder() -> Path:
+    """Point pynetdicom's temp files at the storage's temp folder and clear files left by a crash."""
+    folder = storage.temp_dir(storage.default_location())
+    folder.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(folder)
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for leftover in folder.iterdir():
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except OSError:
+            pass
+    return folder
+
+
+def start_server(ae_title: str, port: int, host: str = "0.0.0.0") -> TunedAssociationServer:
+    """Start a non-blocking SCP (used by `runscp` and by the tests)."""
+    prepare_temp_folder()
+    connections.close_all()  # each association thread opens its own connection
+    ae = build_ae(ae_title)
+    server = ae.make_server(
+        (host, port), ae_title=ae_title, evt_handlers=HANDLERS, server_class=TunedAssociationServer
+    )
+    thread = threading.Thread(target=server.serve_forever, name=f"scp-{ae_title}-{port}", daemon=True)
+    thread.start()
+    log.info("dicom scp listening ae=%s port=%d max_pdu=%d", ae_title, port, settings.PACS_MAX_PDU)
+    return server
+
+
+def stop_server(server: TunedAssociationServer, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+    """Stop accepting, let running associations finish for a while, then abort the rest."""
+    server.shutdown()
+    deadline = time.monotonic() + grace_seconds
+    while server.active_associations and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for assoc in server.active_associations:
+        assoc.abort()
+
+
+def serve_until_signalled(ae_title: str, port: int) -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = start_server(ae_title, port)
+    stop.wait()
+    log.info("dicom scp stopping ae=%s port=%d pid=%d", ae_title, port, os.getpid())
+    stop_server(server)

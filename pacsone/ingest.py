@@ -1,0 +1,385 @@
+"""The one ingest path (DESIGN.md invariant 1).
+
+Every way an instance enters the archive — C-STORE, `importdicom`, upload, STOW-RS, retrieve —
+calls `ingest_file()`. It reads the header only, validates the UIDs, writes the file atomically
+(temp file, fsync, rename), indexes it in one short transaction, and only then returns a
+success outcome. Callers translate the outcome into a DICOM status or an HTTP code; follow-up
+work is queued through a `PostIngestBatch`, never done on the caller's critical path.
+"""
+
+import datetime
+import enum
+import logging
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+
+from . import storage
+from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
+
+log = logging.getLogger(__name__)
+
+UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+BULK_DATA_THRESHOLD = 1024
+REQUIRED_UIDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID")
+
+
+class Outcome(enum.Enum):
+    STORED = "stored"
+    REPLACED = "replaced"  # a re-sent SOP Instance UID replaced the earlier copy
+    IGNORED = "ignored"  # a re-sent SOP Instance UID was dropped, the first copy kept
+    INVALID = "invalid"  # readable, but required attributes are missing or malformed
+    UNREADABLE = "unreadable"  # not DICOM, or a header that cannot be parsed
+    FAILED = "failed"  # our side failed (disk, database); the sender may retry
+
+    @property
+    def accepted(self) -> bool:
+        return self in (Outcome.STORED, Outcome.REPLACED, Outcome.IGNORED)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who sent an instance and how; travels with it into the index and the logs."""
+
+    channel: str  # "dicom", "import", "upload", ...
+    ae_title: str = ""
+    address: str = ""
+    username: str = ""
+
+
+@dataclass
+class IngestResult:
+    outcome: Outcome
+    reason: str = ""
+    sop_instance_uid: str = ""
+    study_pk: int | None = None
+    instance_pk: int | None = None
+
+
+@dataclass
+class PostIngestBatch:
+    """Studies touched by one association or one import; follow-up work is queued once each."""
+
+    study_pks: set[int] = field(default_factory=set)
+
+    def add(self, result: IngestResult) -> None:
+        if result.outcome in (Outcome.STORED, Outcome.REPLACED) and result.study_pk:
+            self.study_pks.add(result.study_pk)
+
+    def flush(self) -> None:
+        from .tasks import queue_after_ingest
+
+        for study_pk in sorted(self.study_pks):
+            queue_after_ingest(study_pk)
+        self.study_pks.clear()
+
+
+class Rejected(Exception):
+    def __init__(self, outcome: Outcome, reason: str):
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+def ingest_file(
+    path: Path | str,
+    origin: Origin,
+    *,
+    adopt: bool = False,
+    batch: PostIngestBatch | None = None,
+) -> IngestResult:
+    """Store and index one DICOM file.
+
+    `adopt=True` hands over a file already inside the storage's temp folder (the SCP receives
+    straight into it): it is moved, not copied. Otherwise the file is copied and left alone.
+    """
+    path = Path(path)
+    location = storage.default_location()
+    try:
+        ds, is_part10 = _read_header(path)
+        uids = _validated_uids(ds)
+    except Rejected as rejected:
+        _discard(path, adopt)
+        log.warning(
+            "ingest rejected outcome=%s channel=%s ae=%s reason=%r",
+            rejected.outcome.value, origin.channel, origin.ae_title, rejected.reason,
+        )
+        return IngestResult(rejected.outcome, rejected.reason)
+
+    sop_uid = uids["SOPInstanceUID"]
+    if settings.PACS_DUPLICATE_POLICY == "ignore" and Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+        _discard(path, adopt)
+        log.info("ingest duplicate ignored sop=%s ae=%s", sop_uid, origin.ae_title)
+        return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid)
+
+    try:
+        temp = _temp_copy(path, ds, is_part10, location, adopt)
+        content_sha256, size = storage.checksum(temp)
+        relative_path = storage.relative_path_for(uids["StudyInstanceUID"], content_sha256)
+        storage.place(temp, location, relative_path)
+    except OSError as exc:
+        _discard(path, adopt)
+        log.error("ingest write failed sop=%s error=%r", sop_uid, exc)
+        return IngestResult(Outcome.FAILED, f"could not write the file: {exc.strerror or exc}", sop_uid)
+
+    try:
+        result = _index(ds, uids, origin, location, relative_path, content_sha256, size)
+    except Exception as exc:  # the database failed: the file must not outlive its index row
+        _remove_unreferenced(location, relative_path)
+        log.exception("ingest index failed sop=%s", sop_uid)
+        return IngestResult(Outcome.FAILED, f"could not index the instance: {exc}", sop_uid)
+
+    own_batch = batch is None
+    batch = batch or PostIngestBatch()
+    batch.add(result)
+    if own_batch:
+        batch.flush()
+    log.info(
+        "ingest %s sop=%s study_pk=%s bytes=%d ae=%s channel=%s",
+        result.outcome.value, sop_uid, result.study_pk, size, origin.ae_title, origin.channel,
+    )
+    return result
+
+
+# --- Reading and validating ------------------------------------------------------------------------
+
+
+def _read_header(path: Path) -> tuple[Dataset, bool]:
+    """The dataset without pixel data; whether the file is a Part-10 file (preamble + meta)."""
+    try:
+        return dcmread(path, stop_before_pixels=True), True
+    except InvalidDicomError:
+        pass
+    except Exception as exc:
+        raise Rejected(Outcome.UNREADABLE, f"unreadable DICOM header: {exc}")
+    try:  # a bare dataset without preamble and file meta (old media, some exports)
+        ds = dcmread(path, stop_before_pixels=True, force=True)
+        if len(ds) == 0 or "SOPClassUID" not in ds:
+            raise ValueError("no DICOM data set found")
+        return ds, False
+    except Exception as exc:
+        raise Rejected(Outcome.UNREADABLE, f"not a DICOM file: {exc}")
+
+
+def _validated_uids(ds: Dataset) -> dict[str, str]:
+    uids = {}
+    for keyword in REQUIRED_UIDS:
+        try:
+            value = str(ds.get(keyword, "") or "").strip()
+        except Exception as exc:
+            raise Rejected(Outcome.UNREADABLE, f"unreadable {keyword}: {exc}")
+        if not value:
+            raise Rejected(Outcome.INVALID, f"missing {keyword}")
+        if len(value) > 64 or not UID_PATTERN.match(value):
+            raise Rejected(Outcome.INVALID, f"malformed {keyword}")
+        uids[keyword] = value
+    return uids
+
+
+# --- Writing the file ---------------------------------------------------------------------------------
+
+
+def _temp_copy(path: Path, ds: Dataset, is_part10: bool, location: StorageLocation, adopt: bool) -> Path:
+    """A temp file in the storage's temp folder holding exactly what is to be stored."""
+    if is_part10 and adopt:
+        return path
+    temp = storage.new_temp_path(location)
+    if is_part10:
+        shutil.copyfile(path, temp)
+        return temp
+    # A bare dataset: wrap it in a Part-10 file so that it can be sent and read back.
+    full = dcmread(path, force=True)
+    full.ensure_file_meta()
+    full.file_meta.MediaStorageSOPClassUID = full.SOPClassUID
+    full.file_meta.MediaStorageSOPInstanceUID = full.SOPInstanceUID
+    if "TransferSyntaxUID" not in full.file_meta:
+        full.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+    full.save_as(temp, enforce_file_format=True)
+    _discard(path, adopt)
+    ds.file_meta = full.file_meta
+    return temp
+
+
+def _discard(path: Path, adopt: bool) -> None:
+    if adopt:
+        path.unlink(missing_ok=True)
+
+
+def _remove_unreferenced(location: StorageLocation, relative_path: str) -> None:
+    """Delete a placed file unless an index row (e.g. an identical earlier copy) points at it."""
+    if not Instance.objects.filter(storage_location=location, file_path=relative_path).exists():
+        storage.remove(location, relative_path)
+
+
+# --- Indexing -----------------------------------------------------------------------------------------
+
+
+def _index(
+    ds: Dataset,
+    uids: dict[str, str],
+    origin: Origin,
+    location: StorageLocation,
+    relative_path: str,
+    content_sha256: str,
+    size: int,
+) -> IngestResult:
+    sop_uid = uids["SOPInstanceUID"]
+    header = _header_json(ds)
+    transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
+    replaced_file: tuple[StorageLocation, str] | None = None
+    try:
+        with transaction.atomic():
+            patient = _patient(ds)
+            study = _study(ds, uids["StudyInstanceUID"], patient, origin, location)
+            series = _series(ds, uids["SeriesInstanceUID"], study)
+            existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
+            if existing is not None and settings.PACS_DUPLICATE_POLICY == "ignore":
+                raise _LostRace(existing)
+            instance = existing or Instance(sop_instance_uid=sop_uid)
+            if existing is not None and existing.file_path != relative_path:
+                replaced_file = (existing.storage_location, existing.file_path)
+            instance.sop_class_uid = uids["SOPClassUID"]
+            instance.series = series
+            instance.instance_number = _integer(ds, "InstanceNumber")
+            instance.transfer_syntax_uid = transfer_syntax
+            instance.storage_location = location
+            instance.file_path = relative_path
+            instance.file_size = size
+            instance.sha256 = content_sha256
+            instance.header = header
+            instance.source_ae = origin.ae_title[:16]
+            instance.save()
+    except (_LostRace, IntegrityError) as race:
+        # Another association stored the same SOP Instance UID between our check and our insert.
+        if isinstance(race, IntegrityError) and not Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+            raise
+        _remove_unreferenced(location, relative_path)
+        return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid)
+
+    if replaced_file is not None:
+        _remove_unreferenced(*replaced_file)
+    outcome = Outcome.REPLACED if existing is not None else Outcome.STORED
+    return IngestResult(outcome, "", sop_uid, study.pk, instance.pk)
+
+
+class _LostRace(Exception):
+    def __init__(self, existing: Instance):
+        self.existing = existing
+
+
+def _patient(ds: Dataset) -> Patient:
+    name = _text(ds, "PatientName", 324)
+    patient, created = Patient.objects.get_or_create(
+        patient_id=_text(ds, "PatientID", 64),
+        issuer_of_patient_id=_text(ds, "IssuerOfPatientID", 64),
+        defaults={
+            "patient_name": name,
+            "patient_name_search": name.upper(),
+            "birth_date": _date(ds, "PatientBirthDate"),
+            "sex": _text(ds, "PatientSex", 16),
+        },
+    )
+    return patient
+
+
+def _study(ds: Dataset, study_uid: str, patient: Patient, origin: Origin, location: StorageLocation) -> Study:
+    study, created = Study.objects.get_or_create(
+        study_instance_uid=study_uid,
+        defaults={
+            "patient": patient,
+            "study_date": _date(ds, "StudyDate"),
+            "study_time": _text(ds, "StudyTime", 16),
+            "accession_number": _text(ds, "AccessionNumber", 64),
+            "study_id": _text(ds, "StudyID", 16),
+            "study_description": _text(ds, "StudyDescription", 128),
+            "referring_physician_name": _text(ds, "ReferringPhysicianName", 324),
+            "reading_physician_name": _text(ds, "NameOfPhysiciansReadingStudy", 324),
+            "institution_name": _text(ds, "InstitutionName", 128),
+            "source_ae": origin.ae_title[:16],
+            "storage_location": location,
+        },
+    )
+    return study
+
+
+def _series(ds: Dataset, series_uid: str, study: Study) -> Series:
+    series, created = Series.objects.get_or_create(
+        series_instance_uid=series_uid,
+        defaults={
+            "study": study,
+            "equipment": _equipment(ds),
+            "modality": _text(ds, "Modality", 16),
+            "series_number": _integer(ds, "SeriesNumber"),
+            "series_description": _text(ds, "SeriesDescription", 128),
+            "body_part_examined": _text(ds, "BodyPartExamined", 16),
+            "series_date": _date(ds, "SeriesDate"),
+            "series_time": _text(ds, "SeriesTime", 16),
+        },
+    )
+    return series
+
+
+def _equipment(ds: Dataset) -> Equipment | None:
+    fields = {
+        "manufacturer": _text(ds, "Manufacturer", 64),
+        "manufacturer_model_name": _text(ds, "ManufacturerModelName", 64),
+        "station_name": _text(ds, "StationName", 16),
+        "device_serial_number": _text(ds, "DeviceSerialNumber", 64),
+        "institution_name": _text(ds, "InstitutionName", 128),
+    }
+    if not any(fields.values()):
+        return None
+    equipment, _ = Equipment.objects.get_or_create(**fields)
+    return equipment
+
+
+# --- Reading values leniently: a bad optional value must not reject the instance --------------------
+
+
+def _text(ds: Dataset, keyword: str, max_length: int) -> str:
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip()[:max_length]
+
+
+def _integer(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return int(value) if value not in (None, "") else None
+    except Exception:
+        return None
+
+
+def _date(ds: Dataset, keyword: str) -> datetime.date | None:
+    text = _text(ds, keyword, 8)
+    try:
+        return datetime.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _bulk_data_reference(element) -> str:
+    return f"bulkdata:{element.tag:08X}"
+
+
+def _header_json(ds: Dataset) -> dict:
+    """DICOM JSON of the header; bulk data is replaced by a reference, bad elements are skipped."""
+    return ds.to_json_dict(
+        bulk_data_threshold=BULK_DATA_THRESHOLD,
+        bulk_data_element_handler=_bulk_data_reference,
+        suppress_invalid_tags=True,
+    )

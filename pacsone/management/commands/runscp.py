@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from pacsone.dicom.scp import serve_until_signalled
+
+
+class Command(BaseCommand):
+    help = "Run one DICOM SCP worker process (runpacs starts several per port)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--ae-title", default=settings.PACS_AE_TITLE)
+        parser.add_argument("--port", type=int, default=settings.PACS_DICOM_PORT)
+
+    def handle(self, *args, **options):
+        serve_until_signalled(options["ae_title"], options["port"])

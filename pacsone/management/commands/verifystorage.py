@@ -1,0 +1,24 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from pacsone.verification import indexed_files_count, verify_storage
+
+
+class Command(BaseCommand):
+    help = "Check that every indexed DICOM file is present and has its recorded SHA-256 checksum."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-progress", action="store_true", help="Do not draw a progress bar.")
+
+    def handle(self, *args, **options):
+        total = indexed_files_count()
+        problems = 0
+        with tqdm(total=total, unit="file", disable=options["no_progress"], file=sys.stderr) as bar:
+            for problem in verify_storage(on_progress=bar.update):
+                problems += 1
+                bar.write(f"{problem.problem}: {problem.path} (SOP Instance UID {problem.sop_instance_uid})")
+        if problems:
+            raise CommandError(f"{problems} of {total} indexed file(s) are missing or damaged")
+        self.stdout.write(f"All {total} indexed file(s) are present and intact.")

@@ -1,0 +1,165 @@
+"""The archive's index: Patient -> Study -> Series -> Instance, Series -> Equipment.
+
+Every attribute that queries match on has a database index. The full header of each instance
+(without pixel data and other bulk data) is kept in `Instance.header` as DICOM JSON, so any
+return key can be answered without re-reading the file.
+"""
+
+from django.db import models
+
+
+class StorageLocation(models.Model):
+    """A folder that holds DICOM files. Paths inside it are relative and derived from hashes."""
+
+    name = models.CharField(max_length=64, unique=True)
+    path = models.CharField(max_length=1024)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.path})"
+
+
+class Patient(models.Model):
+    patient_id = models.CharField(max_length=64, db_index=True)
+    issuer_of_patient_id = models.CharField(max_length=64, blank=True, default="")
+    patient_name = models.CharField(max_length=324, blank=True, default="", db_index=True)
+    # Upper-case copy for case-insensitive matching with an index on every database.
+    patient_name_search = models.CharField(max_length=324, blank=True, default="", db_index=True)
+    birth_date = models.DateField(null=True, blank=True, db_index=True)
+    sex = models.CharField(max_length=16, blank=True, default="")
+    public = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient_id", "issuer_of_patient_id"], name="unique_patient_id_issuer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Patient {self.patient_id}"
+
+
+class Study(models.Model):
+    study_instance_uid = models.CharField(max_length=64, unique=True)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="studies")
+    study_date = models.DateField(null=True, blank=True, db_index=True)
+    study_time = models.CharField(max_length=16, blank=True, default="")
+    accession_number = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    study_id = models.CharField(max_length=16, blank=True, default="", db_index=True)
+    study_description = models.CharField(max_length=128, blank=True, default="")
+    referring_physician_name = models.CharField(max_length=324, blank=True, default="", db_index=True)
+    reading_physician_name = models.CharField(max_length=324, blank=True, default="", db_index=True)
+    institution_name = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    public = models.BooleanField(default=False)
+    read = models.BooleanField(default=False, db_index=True)
+    source_ae = models.CharField(max_length=16, blank=True, default="", db_index=True)
+    storage_location = models.ForeignKey(
+        StorageLocation, null=True, blank=True, on_delete=models.PROTECT, related_name="studies"
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Kept up to date by the post-ingest task (pacsone.tasks), for fast study lists.
+    modalities_in_study = models.CharField(max_length=64, blank=True, default="")
+    number_of_series = models.PositiveIntegerField(default=0)
+    number_of_instances = models.PositiveIntegerField(default=0)
+    size_bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        indexes = [models.Index(fields=["study_date", "study_time"], name="study_date_time")]
+
+    def __str__(self) -> str:
+        return f"Study {self.study_instance_uid}"
+
+
+class Equipment(models.Model):
+    """The device that made a series (as EasyPACS keeps it)."""
+
+    manufacturer = models.CharField(max_length=64, blank=True, default="")
+    manufacturer_model_name = models.CharField(max_length=64, blank=True, default="")
+    station_name = models.CharField(max_length=16, blank=True, default="", db_index=True)
+    device_serial_number = models.CharField(max_length=64, blank=True, default="")
+    institution_name = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        verbose_name_plural = "equipment"
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "manufacturer",
+                    "manufacturer_model_name",
+                    "station_name",
+                    "device_serial_number",
+                    "institution_name",
+                ],
+                name="unique_equipment",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return " ".join(filter(None, [self.manufacturer, self.manufacturer_model_name, self.station_name]))
+
+
+class Series(models.Model):
+    series_instance_uid = models.CharField(max_length=64, unique=True)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    equipment = models.ForeignKey(
+        Equipment, null=True, blank=True, on_delete=models.SET_NULL, related_name="series"
+    )
+    modality = models.CharField(max_length=16, blank=True, default="", db_index=True)
+    series_number = models.IntegerField(null=True, blank=True)
+    series_description = models.CharField(max_length=128, blank=True, default="")
+    body_part_examined = models.CharField(max_length=16, blank=True, default="")
+    series_date = models.DateField(null=True, blank=True, db_index=True)
+    series_time = models.CharField(max_length=16, blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True)
+    number_of_instances = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "series"
+
+    def __str__(self) -> str:
+        return f"Series {self.series_instance_uid}"
+
+
+class Instance(models.Model):
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sop_class_uid = models.CharField(max_length=64, db_index=True)
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    instance_number = models.IntegerField(null=True, blank=True)
+    transfer_syntax_uid = models.CharField(max_length=64)
+    storage_location = models.ForeignKey(
+        StorageLocation, on_delete=models.PROTECT, related_name="instances"
+    )
+    # Relative to the storage location; derived from hashes only (invariant 5).
+    file_path = models.CharField(max_length=255)
+    file_size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    header = models.JSONField(default=dict)
+    source_ae = models.CharField(max_length=16, blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Instance {self.sop_instance_uid}"
+
+
+class RemoteAE(models.Model):
+    """A DICOM node we know: what it may do to us and what we may do with it."""
+
+    ae_title = models.CharField(max_length=16, unique=True)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    description = models.CharField(max_length=128, blank=True, default="")
+    may_store = models.BooleanField(default=True, help_text="May send images to us (C-STORE)")
+    may_query = models.BooleanField(default=True, help_text="May query and retrieve from us")
+    is_move_destination = models.BooleanField(default=True, help_text="May receive C-MOVE results")
+    is_queryable = models.BooleanField(default=False, help_text="We may query and retrieve from it")
+
+    class Meta:
+        verbose_name = "remote AE"
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"

@@ -1,0 +1,255 @@
+"""Settings: the only module that reads the environment.
+
+Every variable is listed with its default in README.md ("Configuration"). A bad value raises
+ImproperlyConfigured at start-up instead of misbehaving later.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_secret(name: str, default: str = "") -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (Docker/systemd secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name}={value} is outside {minimum}..{maximum}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def parse_dicom_instances(raw: str, default_ae: str, default_port: int) -> list[tuple[str, int]]:
+    """`AET:PORT,AET:PORT` -> [(AET, PORT), ...]; empty means the one default instance."""
+    if not raw.strip():
+        return [(default_ae, default_port)]
+    instances = []
+    for item in raw.split(","):
+        ae_title, sep, port = item.strip().partition(":")
+        if not sep or not ae_title or len(ae_title) > 16 or not port.isdigit():
+            raise ImproperlyConfigured(f"PACS_DICOM_INSTANCES entry {item!r} is not AET:PORT")
+        instances.append((ae_title, int(port)))
+    return instances
+
+
+# --- Where things live -------------------------------------------------------------------------
+DATA_DIR = Path(env_str("PACS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+STORAGE_DIR = DATA_DIR / "storage"
+LOG_DIR = DATA_DIR / "log"
+
+# --- Core Django ---------------------------------------------------------------------------------
+DEBUG = env_bool("PACS_DEBUG", False)
+
+
+def _secret_key() -> str:
+    """PACS_SECRET_KEY, else a key generated once and kept in the data folder."""
+    configured = env_secret("PACS_SECRET_KEY")
+    if configured:
+        return configured
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+ALLOWED_HOSTS = [h.strip() for h in env_str("PACS_ALLOWED_HOSTS", "*").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_q",
+    "pacsone",
+    "accounts",
+    "audit",
+    "routing",
+    "hl7",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pacsone.urls"
+WSGI_APPLICATION = "pacsone.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# --- Database ----------------------------------------------------------------------------------
+def _database() -> dict:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "pacsone.sqlite3")}
+    else:
+        config = dj_database_url.parse(url, conn_max_age=0)
+    engine = config["ENGINE"]
+    if engine.endswith("sqlite3"):
+        # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
+        # concurrent ingests wait (busy timeout) instead of failing on a lock upgrade;
+        # synchronous=FULL makes every committed index row survive a power loss.
+        config["OPTIONS"] = {
+            "timeout": 60,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+        }
+        config.setdefault("TEST", {})
+    elif engine.endswith("mysql"):
+        # READ COMMITTED: get_or_create after a concurrent insert sees the winner's row.
+        config["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
+        config.setdefault("TEST", {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("PACS_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Task queue (django-q2) ----------------------------------------------------------------------
+PACS_REDIS_URL = env_str("PACS_REDIS_URL", "")
+Q_CLUSTER = {
+    "name": "pacsone",
+    "workers": env_int("PACS_TASK_WORKERS", 2, minimum=1),
+    "timeout": 600,
+    "retry": 660,
+    "max_attempts": 3,
+    "queue_limit": 50,
+    "save_limit": 1000,
+    "catch_up": False,
+    "sync": env_bool("PACS_TASKS_SYNC", False),
+}
+if PACS_REDIS_URL:
+    Q_CLUSTER["redis"] = PACS_REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- The archive ---------------------------------------------------------------------------------
+PACS_WEB_PORT = env_int("PACS_WEB_PORT", 8000, 1, 65535)
+PACS_WEB_WORKERS = env_int("PACS_WEB_WORKERS", 2, minimum=1)
+PACS_AE_TITLE = env_str("PACS_AE_TITLE", "PACSONE")
+PACS_DICOM_PORT = env_int("PACS_DICOM_PORT", 11112, 1, 65535)
+PACS_DICOM_INSTANCES = parse_dicom_instances(
+    env_str("PACS_DICOM_INSTANCES", ""), PACS_AE_TITLE, PACS_DICOM_PORT
+)
+# SCP worker processes per instance, sharing its port (SO_REUSEPORT).
+PACS_SCP_WORKERS = env_int("PACS_SCP_WORKERS", min(4, os.cpu_count() or 1), minimum=1, maximum=64)
+# Largest PDU we accept; large PDUs mean fewer reads per image (0 would mean unlimited).
+PACS_MAX_PDU = env_int("PACS_MAX_PDU", 4 * 1024 * 1024, minimum=0)
+PACS_HL7_PORT = env_int("PACS_HL7_PORT", 2575, 1, 65535)
+# Calling-AE policy: "any" accepts every caller, "registered" only AEs in the registry.
+PACS_ACCEPT_CALLING_AE = env_choice("PACS_ACCEPT_CALLING_AE", "any", ("any", "registered"))
+# What a re-sent SOP Instance UID does: "ignore" keeps the first copy, "replace" keeps the newest.
+PACS_DUPLICATE_POLICY = env_choice("PACS_DUPLICATE_POLICY", "ignore", ("ignore", "replace"))
+PACS_ROOT_PASSWORD = env_secret("PACS_ROOT_PASSWORD")
+
+# --- Logging: one key=value line per event, to stderr and var/log/pacsone.log -----------------------
+LOG_LEVEL = env_choice("PACS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s pid=%(process)d %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Every process of the server appends to one file (O_APPEND keeps lines whole).
+        "file": {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": str(LOG_DIR / "pacsone.log"),
+            "formatter": "plain",
+            "delay": True,
+        },
+    },
+    "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
+    "loggers": {
+        "pynetdicom": {"level": "WARNING"},
+        "django_q": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,139 @@
+"""The supervisor behind `manage.py runpacs`: starts the server's processes and keeps them up.
+
+Children: the web server (gunicorn), the DICOM SCP workers of every configured instance, and
+the django-q2 cluster. A child that dies is started again after a short back-off (logged);
+SIGTERM or Ctrl-C stops them all, politely first.
+"""
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+log = logging.getLogger("pacsone.supervisor")
+
+POLL_SECONDS = 0.5
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+HEALTHY_AFTER_SECONDS = 60.0
+STOP_GRACE_SECONDS = 15.0
+
+
+def _die_with_parent() -> None:
+    """Linux: a child gets SIGTERM if the supervisor itself is killed, so none is orphaned."""
+    try:
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restart_at: float = 0.0
+    backoff: float = FIRST_BACKOFF_SECONDS
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_parent)
+        self.started_at = time.monotonic()
+        log.info("child started name=%s pid=%d", self.name, self.process.pid)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def manage_py(*args: str) -> list[str]:
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), *args]
+
+
+def default_children(components: set[str]) -> list[Child]:
+    children = []
+    if "web" in components:
+        children.append(
+            Child(
+                "web",
+                [
+                    sys.executable, "-m", "gunicorn", "pacsone.wsgi:application",
+                    "--bind", f"0.0.0.0:{settings.PACS_WEB_PORT}",
+                    "--workers", str(settings.PACS_WEB_WORKERS),
+                    "--threads", "4",
+                    "--timeout", "120",
+                    "--access-logfile", "-",
+                    "--chdir", str(settings.BASE_DIR),
+                ],
+            )
+        )
+    if "dicom" in components:
+        for ae_title, port in settings.PACS_DICOM_INSTANCES:
+            for worker in range(1, settings.PACS_SCP_WORKERS + 1):
+                children.append(
+                    Child(f"dicom:{ae_title}:{port}#{worker}",
+                          manage_py("runscp", "--ae-title", ae_title, "--port", str(port)))
+                )
+    if "tasks" in components:
+        children.append(Child("tasks", manage_py("qcluster")))
+    return children
+
+
+class Supervisor:
+    def __init__(self, children: list[Child]):
+        self.children = children
+        self.stopping = False
+
+    def request_stop(self, signum, _frame) -> None:
+        if not self.stopping:
+            log.info("supervisor stopping signal=%s", signal.Signals(signum).name)
+        self.stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        for child in self.children:
+            child.start()
+        while not self.stopping:
+            self.check_children()
+            time.sleep(POLL_SECONDS)
+        self.stop_children()
+
+    def check_children(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.running:
+                if now - child.started_at > HEALTHY_AFTER_SECONDS:
+                    child.backoff = FIRST_BACKOFF_SECONDS
+                continue
+            if child.restart_at == 0.0:
+                code = child.process.returncode if child.process else None
+                child.restart_at = now + child.backoff
+                log.error("child died name=%s exit=%s restarting_in=%.1fs", child.name, code, child.backoff)
+                child.backoff = min(child.backoff * 2, MAX_BACKOFF_SECONDS)
+            elif now >= child.restart_at:
+                child.restart_at = 0.0
+                child.restarts += 1
+                child.start()
+
+    def stop_children(self) -> None:
+        running = [c for c in self.children if c.running]
+        for child in running:
+            child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in running:
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("child did not stop in time name=%s pid=%d: killing", child.name, child.process.pid)
+                child.process.kill()
+                child.process.wait()
+        log.info("supervisor stopped pid=%d", os.getpid())
