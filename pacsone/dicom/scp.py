@@ -10,6 +10,7 @@ Tuned for throughput (see the closing note of issue 3 and `make bench`):
   associations between them.
 """
 
+import functools
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections, connections
 from pydicom.dataset import Dataset
-from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, _config, dimse_messages, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -155,10 +156,12 @@ HANDLERS = [
 
 
 def prepare_temp_folder() -> Path:
-    """Point pynetdicom's temp files at the storage's temp folder and clear files left by a crash."""
+    """Point pynetdicom's received-dataset files at the storage's temp folder (so that storing
+    them is a rename on one filesystem) and clear files left there by a crash."""
     folder = storage.temp_dir(storage.default_location())
     folder.mkdir(parents=True, exist_ok=True)
-    tempfile.tempdir = str(folder)
+    # pynetdicom has no option for this folder; it calls the NamedTemporaryFile it imported.
+    dimse_messages.NamedTemporaryFile = functools.partial(tempfile.NamedTemporaryFile, dir=folder)
     cutoff = time.time() - STALE_TEMP_SECONDS
     for leftover in folder.iterdir():
         try:

@@ -1,0 +1,42 @@
+# PacsOne: `make run` sets everything up and starts the server; `make test` runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+# MariaDB/MySQL needs its driver, which compiles against libmariadb: only install it when used.
+ifneq ($(filter mysql%,$(DATABASE_URL)),)
+DB_DRIVER := $(VENV)/.installed-mysql
+endif
+
+.PHONY: run setup test bench clean
+
+run: setup
+	exec $(PY) manage.py runpacs
+
+setup: $(VENV)/.installed $(DB_DRIVER)
+	$(PY) manage.py setuppacs
+
+test: $(VENV)/.installed-test $(DB_DRIVER)
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed-test $(DB_DRIVER)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+	$(PIP) install -r requirements-test.txt
+	touch $@
+
+$(VENV)/.installed-mysql: requirements-mysql.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements-mysql.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,29 @@
+"""Shared fixtures: a fresh storage location per test and a live SCP."""
+
+import shutil
+
+import pytest
+from django.conf import settings
+
+from pacsone import storage
+from tests.helpers import free_port
+
+
+@pytest.fixture(autouse=True)
+def _fresh_storage():
+    """Each test starts with an empty database, so it starts with empty storage too."""
+    storage.forget_default_location()
+    shutil.rmtree(settings.STORAGE_DIR, ignore_errors=True)
+    yield
+    storage.forget_default_location()
+
+
+@pytest.fixture
+def scp(transactional_db):
+    """A live SCP in this process on a free port: (ae_title, port)."""
+    from pacsone.dicom.scp import start_server, stop_server
+
+    port = free_port()
+    server = start_server("PACSONE", port, host="127.0.0.1")
+    yield "PACSONE", port
+    stop_server(server, grace_seconds=2)

@@ -1,0 +1,148 @@
+"""Test helpers: DICOM files (made here or shipped in pydicom's wheel), free ports, peer
+programs, and the environment for server processes started by tests."""
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.db import connection
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from pacsone import storage
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+# Compressed and unusual files in pydicom's wheel (never downloaded): name -> transfer syntax.
+COMPRESSED_TEST_FILES = {
+    "SC_rgb_jpeg_dcmtk.dcm": "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "JPEG-lossy.dcm": "1.2.840.10008.1.2.4.51",  # JPEG extended 12-bit
+    "SC_rgb_jpeg_gdcm.dcm": "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "MR_small_jpeg_ls_lossless.dcm": "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "JPEGLSNearLossless_16.dcm": "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "MR_small_jp2klossless.dcm": "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "JPEG2000.dcm": "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "MR_small_RLE.dcm": "1.2.840.10008.1.2.5",  # RLE lossless
+    "image_dfl.dcm": "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
+    "MR_small_bigendian.dcm": "1.2.840.10008.1.2.2",  # explicit VR big endian
+}
+
+
+def pydicom_file(name: str) -> Path:
+    """A file from pydicom's wheel; never fetched from the network."""
+    path = get_testdata_file(name, download=False)
+    assert path, f"{name} is not in pydicom's wheel"
+    return Path(path)
+
+
+def require_program(name: str) -> str:
+    """The path of a peer program; skip without it, unless PACS_REQUIRE_PEERS=1 (CI) says fail."""
+    path = shutil.which(name)
+    if path:
+        return path
+    reason = f"{name} is not installed (Debian package dcmtk); CI installs it"
+    if os.environ.get("PACS_REQUIRE_PEERS") == "1":
+        pytest.fail(f"PACS_REQUIRE_PEERS=1 but {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_dataset(
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+    patient_id: str = "PAT001",
+    patient_name: str = "DOE^JOHN",
+    rows: int = 32,
+    **attributes,
+) -> Dataset:
+    """A small, valid CT image with 16-bit pixels."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.PatientID = patient_id
+    ds.PatientName = patient_name
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "M"
+    ds.StudyDate = "20240105"
+    ds.StudyTime = "101500"
+    ds.AccessionNumber = "ACC1"
+    ds.Modality = "CT"
+    ds.Manufacturer = "ACME"
+    ds.InstanceNumber = 1
+    ds.Rows = ds.Columns = rows
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = (np.arange(rows * rows, dtype=np.int16) % 2000).tobytes()
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def write_dataset(ds: Dataset, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def make_file(folder: Path, name: str = "image.dcm", **kwargs) -> Path:
+    return write_dataset(make_dataset(**kwargs), folder / name)
+
+
+def dataset_bytes(path: Path) -> bytes:
+    """The bytes after the file meta information: what a byte-faithful archive must keep."""
+    from pydicom.filereader import read_preamble, _read_file_meta_info
+
+    with open(path, "rb") as f:
+        read_preamble(f, False)
+        _read_file_meta_info(f)
+        return f.read()
+
+
+def stored_files() -> list[Path]:
+    root = Path(settings.STORAGE_DIR)
+    return [p for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+
+
+def temp_leftovers() -> list[Path]:
+    folder = Path(settings.STORAGE_DIR) / "tmp"
+    return [p for p in folder.iterdir()] if folder.exists() else []
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """Environment for a server process started by a test: the test database and data folder."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        url = f"mysql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=url,
+        PACS_DATA_DIR=str(settings.DATA_DIR),
+        DJANGO_SETTINGS_MODULE="pacsone.settings",
+        PACS_TASKS_SYNC="true",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
