@@ -237,8 +237,7 @@ def _index(
     replaced_file: tuple[StorageLocation, str] | None = None
     try:
         with transaction.atomic():
-            patient = _patient(ds)
-            study = _study(ds, uids["StudyInstanceUID"], patient, origin, location)
+            study = _study(ds, uids["StudyInstanceUID"], origin, location)
             series = _series(ds, uids["SeriesInstanceUID"], study)
             existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
             if existing is not None and settings.PACS_DUPLICATE_POLICY == "ignore":
@@ -290,11 +289,18 @@ def _patient(ds: Dataset) -> Patient:
     return patient
 
 
-def _study(ds: Dataset, study_uid: str, patient: Patient, origin: Origin, location: StorageLocation) -> Study:
+def _study(ds: Dataset, study_uid: str, origin: Origin, location: StorageLocation) -> Study:
+    """The study, created with its patient on first sight. A later instance naming another
+    patient stays with the study's patient: a study belongs to one patient."""
+    study = Study.objects.filter(study_instance_uid=study_uid).select_related("patient").first()
+    if study is not None:
+        if study.patient.patient_id != _text(ds, "PatientID", 64):
+            log.warning("patient id differs from the study's study_pk=%s", study.pk)
+        return study
     study, created = Study.objects.get_or_create(
         study_instance_uid=study_uid,
         defaults={
-            "patient": patient,
+            "patient": _patient(ds),
             "study_date": _date(ds, "StudyDate"),
             "study_time": _text(ds, "StudyTime", 16),
             "accession_number": _text(ds, "AccessionNumber", 64),

@@ -180,6 +180,7 @@ def start_server(ae_title: str, port: int, host: str = "0.0.0.0") -> TunedAssoci
     server = ae.make_server(
         (host, port), ae_title=ae_title, evt_handlers=HANDLERS, server_class=TunedAssociationServer
     )
+    ae._servers.append(server)  # as AE.start_server() does; server.shutdown() expects it
     thread = threading.Thread(target=server.serve_forever, name=f"scp-{ae_title}-{port}", daemon=True)
     thread.start()
     log.info("dicom scp listening ae=%s port=%d max_pdu=%d", ae_title, port, settings.PACS_MAX_PDU)
