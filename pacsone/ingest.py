@@ -115,11 +115,6 @@ def ingest_file(
         return IngestResult(rejected.outcome, rejected.reason)
 
     sop_uid = uids["SOPInstanceUID"]
-    if settings.PACS_DUPLICATE_POLICY == "ignore" and Instance.objects.filter(sop_instance_uid=sop_uid).exists():
-        _discard(path, adopt)
-        log.info("ingest duplicate ignored sop=%s ae=%s", sop_uid, origin.ae_title)
-        return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid)
-
     try:
         temp = _temp_copy(path, ds, is_part10, location, adopt)
         content_sha256, size = storage.checksum(temp)
@@ -231,47 +226,88 @@ def _index(
     content_sha256: str,
     size: int,
 ) -> IngestResult:
-    sop_uid = uids["SOPInstanceUID"]
-    header = _header_json(ds)
-    transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
-    replaced_file: tuple[StorageLocation, str] | None = None
+    fields = {
+        "sop_class_uid": uids["SOPClassUID"],
+        "instance_number": _integer(ds, "InstanceNumber"),
+        "transfer_syntax_uid": str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")),
+        "storage_location": location,
+        "file_path": relative_path,
+        "file_size": size,
+        "sha256": content_sha256,
+        "header": _header_json(ds),
+        "source_ae": origin.ae_title[:16],
+    }
     try:
-        with transaction.atomic():
-            study = _study(ds, uids["StudyInstanceUID"], origin, location)
-            series = _series(ds, uids["SeriesInstanceUID"], study)
+        result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
+    except IntegrityError:
+        # A cached study or series may have been deleted since: look them up afresh, once.
+        _parents.clear()
+        result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
+    if obsolete_file is not None:
+        _remove_unreferenced(*obsolete_file)
+    return result
+
+
+def _insert_or_replace(
+    ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict
+) -> tuple[IngestResult, tuple[StorageLocation, str] | None]:
+    """One transaction: parents, then the instance row. Returns the result and a file that the
+    transaction made obsolete (the new copy of an ignored duplicate, or a replaced copy)."""
+    sop_uid = uids["SOPInstanceUID"]
+    new_file = (fields["storage_location"], fields["file_path"])
+    with transaction.atomic():
+        study_pk, series_pk = _parents.resolve(ds, uids, origin, fields["storage_location"])
+        try:
+            with transaction.atomic():  # a savepoint: a duplicate must not undo the parents
+                instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
+            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
+        except IntegrityError:
             existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
-            if existing is not None and settings.PACS_DUPLICATE_POLICY == "ignore":
-                raise _LostRace(existing)
-            instance = existing or Instance(sop_instance_uid=sop_uid)
-            if existing is not None and existing.file_path != relative_path:
-                replaced_file = (existing.storage_location, existing.file_path)
-            instance.sop_class_uid = uids["SOPClassUID"]
-            instance.series = series
-            instance.instance_number = _integer(ds, "InstanceNumber")
-            instance.transfer_syntax_uid = transfer_syntax
-            instance.storage_location = location
-            instance.file_path = relative_path
-            instance.file_size = size
-            instance.sha256 = content_sha256
-            instance.header = header
-            instance.source_ae = origin.ae_title[:16]
-            instance.save()
-    except (_LostRace, IntegrityError) as race:
-        # Another association stored the same SOP Instance UID between our check and our insert.
-        if isinstance(race, IntegrityError) and not Instance.objects.filter(sop_instance_uid=sop_uid).exists():
-            raise
-        _remove_unreferenced(location, relative_path)
-        return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid)
-
-    if replaced_file is not None:
-        _remove_unreferenced(*replaced_file)
-    outcome = Outcome.REPLACED if existing is not None else Outcome.STORED
-    return IngestResult(outcome, "", sop_uid, study.pk, instance.pk)
+            if existing is None:
+                raise
+        if settings.PACS_DUPLICATE_POLICY == "ignore":
+            return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid), new_file
+        old_file = (existing.storage_location, existing.file_path)
+        for name, value in fields.items():
+            setattr(existing, name, value)
+        existing.series_id = series_pk
+        existing.save()
+    result = IngestResult(Outcome.REPLACED, "", sop_uid, study_pk, existing.pk)
+    return result, (old_file if old_file != new_file else None)
 
 
-class _LostRace(Exception):
-    def __init__(self, existing: Instance):
-        self.existing = existing
+class _ParentCache:
+    """Series UID -> (study pk, series pk) for the instances that follow the first of a series:
+    saves three lookups per instance. Bounded; a stale entry fails the insert and is dropped."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self):
+        self._series: dict[str, tuple[int, int]] = {}
+
+    def resolve(self, ds: Dataset, uids: dict[str, str], origin: Origin, location: StorageLocation) -> tuple[int, int]:
+        series_uid = uids["SeriesInstanceUID"]
+        cached = self._series.get(series_uid)
+        if cached is not None:
+            return cached
+        study = _study(ds, uids["StudyInstanceUID"], origin, location)
+        series = _series(ds, series_uid, study)
+        if len(self._series) >= self.MAX_ENTRIES:
+            self._series.clear()
+        # Cached only once committed: a rolled-back transaction must not leave pks behind.
+        transaction.on_commit(lambda: self._series.__setitem__(series_uid, (study.pk, series.pk)))
+        return study.pk, series.pk
+
+    def clear(self) -> None:
+        self._series.clear()
+
+
+_parents = _ParentCache()
+
+
+def forget_cached_parents() -> None:
+    """Drop cached study/series keys (tests, deletions)."""
+    _parents.clear()
 
 
 def _patient(ds: Dataset) -> Patient:

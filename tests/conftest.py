@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 
 from pacsone import storage
+from pacsone.ingest import forget_cached_parents
 from tests.helpers import free_port
 
 
@@ -13,6 +14,7 @@ from tests.helpers import free_port
 def _fresh_storage():
     """Each test starts with an empty database, so it starts with empty storage too."""
     storage.forget_default_location()
+    forget_cached_parents()
     shutil.rmtree(settings.STORAGE_DIR, ignore_errors=True)
     yield
     storage.forget_default_location()
