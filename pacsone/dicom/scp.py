@@ -157,7 +157,8 @@ def handle_established(event) -> None:
 
 
 def handle_finished(event) -> None:
-    """Released, aborted or dropped: queue the follow-up work and release the DB connection."""
+    """Released, aborted or dropped: queue the follow-up work (once: the batch empties) and
+    release this thread's database connection."""
     assoc = event.assoc
     batch = getattr(assoc, "pacs_batch", None)
     if batch is not None and batch.study_pks:
@@ -175,6 +176,7 @@ HANDLERS = [
     (evt.EVT_ESTABLISHED, handle_established),
     (evt.EVT_RELEASED, handle_finished),
     (evt.EVT_ABORTED, handle_finished),
+    (evt.EVT_CONN_CLOSE, handle_finished),  # also a peer that just drops the connection
     (evt.EVT_REJECTED, handle_rejected),
 ]
 
