@@ -1,0 +1,341 @@
+"""Storage benchmark (`make bench`): how fast our DICOM SCP stores images, next to Orthanc.
+
+What is measured
+    The wall time dcmtk's `storescu` needs to send a data set to a storage SCP that writes
+    every instance durably and indexes it before answering Success, from the start of the first
+    storescu process to the exit of the last. From it: instances/s and MB/s (MB = 10^6 bytes of
+    Part-10 files sent).
+
+Data sets (generated once, cached in bench/out/data/; see synth.py)
+    CT: 1,000 slices of 512x512, 16-bit signed, 4 studies of 4 patients (--quick: 200).
+    MR: 600 slices of 256x256, 16-bit, 3 studies of 3 patients (--quick: 100).
+
+Targets and how each measurement runs
+    - ours: `manage.py setuppacs` + `manage.py runpacs --only dicom` on a fresh data folder, with
+      SQLite and, when the mysqlclient driver imports, MariaDB (database pacsone_bench, dropped
+      and created for each measurement). PACS_SCP_WORKERS as the settings default it unless
+      --scp-workers is given.
+    - Orthanc (/usr/sbin/Orthanc, SQLite index, no plugins, its defaults otherwise) on a fresh
+      folder with its own configuration, measured once and compared with both our backends.
+    Each (data set, number of associations, target) starts a fresh server on free loopback
+    ports with an empty archive, sends over 1 association (one storescu) or 4 (the file list
+    cut in 4 contiguous parts, 4 storescu at once), then checks that the archive counts every
+    instance (ours: `manage.py archivestats --json`; Orthanc: GET /statistics), reads the peak
+    resident memory (VmHWM) of our SCP worker processes (summed) or of Orthanc, and stops it.
+
+--profile (or --profile-only) also sends the CT set over 1 association to our server (SQLite,
+one SCP worker) while py-spy samples that worker, and prints where its threads spend their time
+(see profiling.py). Profiling slows the worker down: its timing is not a result.
+
+Output: a table at the end, bench/out/results.json, and logs of every server and storescu run
+in bench/out/logs/. The exit status is 1 when a measurement failed (an instance missing, a
+storescu failure, an error in a server's log).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import profiling
+import sending
+import servers
+import synth
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+DATA_DIR = OUT_DIR / "data"
+LOG_DIR = OUT_DIR / "logs"
+WORK_DIR = OUT_DIR / "work"  # the servers' data folders, removed after each measurement
+
+FULL_SETS = [synth.DataSetSpec("ct", 1000, 4, 512), synth.DataSetSpec("mr", 600, 3, 256)]
+QUICK_SETS = [synth.DataSetSpec("ct", 200, 4, 512), synth.DataSetSpec("mr", 100, 3, 256)]
+ASSOCIATIONS = (1, 4)
+# Lines of a server's log that mean something went wrong.
+PROBLEM_LINE = re.compile(r" (ERROR|CRITICAL) |Traceback|^E: |^E\d{4} ")  # ours, dcmtk, Orthanc
+WARNING_LINE = re.compile(r" WARNING |^W: ")
+
+
+@dataclass
+class Measurement:
+    target: str  # "ours" or "orthanc"
+    backend: str  # "sqlite" or "mariadb" (ours); "sqlite" (Orthanc's index)
+    dataset: str
+    associations: int
+    instances_sent: int
+    bytes_sent: int
+    seconds: float
+    instances_stored: int
+    peak_rss_mb: float  # MiB; ours: summed over the SCP workers
+    cpu_seconds: float  # the server's CPU time (user + system) during the send; ours: all workers
+    scp_workers: int = 0
+    associations_per_worker: list[int] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # any of them fails the measurement
+    warnings: list[str] = field(default_factory=list)  # reported, not failing
+
+    @property
+    def instances_per_second(self) -> float:
+        return self.instances_sent / self.seconds
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.bytes_sent / 1e6 / self.seconds
+
+    @property
+    def cpu_ms_per_instance(self) -> float:
+        return self.cpu_seconds * 1000 / self.instances_sent
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "instances_per_second": round(self.instances_per_second, 1),
+                "mb_per_second": round(self.mb_per_second, 1),
+                "cpu_ms_per_instance": round(self.cpu_ms_per_instance, 2), "ok": self.ok}
+
+
+# --- Command line and environment ----------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small data sets (200 CT, 100 MR) to iterate fast")
+    parser.add_argument("--skip-orthanc", action="store_true", help="do not measure Orthanc")
+    parser.add_argument("--skip-mariadb", action="store_true", help="measure our server on SQLite only")
+    parser.add_argument("--require-mariadb", action="store_true",
+                        help="fail instead of skipping MariaDB when its driver or server is missing")
+    parser.add_argument("--scp-workers", type=int, help="PACS_SCP_WORKERS for our server (default: its own)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one SCP worker receiving the CT set over 1 association")
+    parser.add_argument("--profile-only", action="store_true", help="only the profile, no measurements")
+    args = parser.parse_args(argv)
+    if args.skip_mariadb and args.require_mariadb:
+        parser.error("--skip-mariadb and --require-mariadb contradict each other")
+    return args
+
+
+def check_tools(args: argparse.Namespace) -> None:
+    needed = ["storescu", "echoscu"]
+    if not args.skip_orthanc and not args.profile_only:
+        needed.append(servers.ORTHANC_BINARY)
+    missing = [tool for tool in needed if not shutil.which(tool)]
+    if (args.profile or args.profile_only) and not profiling.PY_SPY.exists():
+        missing.append(f"{profiling.PY_SPY} (pip install -r bench/requirements.txt)")
+    if missing:
+        sys.exit(f"bench: missing {', '.join(missing)}")
+
+
+def our_backends(args: argparse.Namespace) -> list[str]:
+    if args.skip_mariadb:
+        return ["sqlite"]
+    reason = servers.mariadb_unavailable_reason()
+    if reason:
+        if args.require_mariadb:
+            sys.exit(f"bench: MariaDB is required but {reason}")
+        print(f"*** Skipping MariaDB: {reason}")
+        return ["sqlite"]
+    return ["sqlite", "mariadb"]
+
+
+def git_commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=BENCH_DIR, capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD")
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+# --- Measuring --------------------------------------------------------------------------------------
+
+
+def lines_matching(pattern: re.Pattern, text: str, name: str, limit: int = 5) -> list[str]:
+    bad = [line.strip() for line in text.splitlines() if pattern.search(line)]
+    if not bad:
+        return []
+    shown = "; ".join(bad[:limit]) + (f"; ... ({len(bad)} lines)" if len(bad) > limit else "")
+    return [f"{name}: {shown}"]
+
+
+def associations_per_worker(log_text: str) -> list[int]:
+    """How the kernel spread the benchmark's associations (not the C-ECHOs) over the workers."""
+    pattern = rf"pid=(\d+) association established calling_ae={sending.CALLING_AE} "
+    pids = Counter(re.findall(pattern, log_text))
+    return sorted(pids.values(), reverse=True)
+
+
+def verify(measurement: Measurement, send_result: sending.SendResult, storescu_log: Path) -> None:
+    if not send_result.ok:
+        measurement.problems.append(f"{send_result.failed_processes} storescu process(es) failed; see {storescu_log}")
+    if measurement.instances_stored != measurement.instances_sent:
+        measurement.problems.append(
+            f"stored {measurement.instances_stored} of {measurement.instances_sent} instances"
+        )
+    check_log(measurement, storescu_log.read_text(errors="replace"), storescu_log.name)
+
+
+def check_log(measurement: Measurement, text: str, name: str) -> None:
+    measurement.problems += lines_matching(PROBLEM_LINE, text, name)
+    measurement.warnings += lines_matching(WARNING_LINE, text, name)
+
+
+def measure_ours(dataset: synth.DataSet, associations: int, backend: str, scp_workers: int | None) -> Measurement:
+    label = f"{backend}-{dataset.name}-{associations}assoc"
+    storescu_log = LOG_DIR / f"storescu-ours-{label}.log"
+    with servers.OurServer(backend, WORK_DIR, LOG_DIR, label, scp_workers) as server:
+        cpu_before = server.cpu_seconds()
+        result = sending.send(dataset, server.ae_title, server.port, associations, storescu_log)
+        cpu = server.cpu_seconds() - cpu_before
+        measurement = Measurement(
+            "ours", backend, dataset.name, associations, dataset.count, dataset.total_bytes,
+            result.seconds, server.stored_instances(), server.peak_rss_mib(), cpu, len(server.worker_pids()),
+        )
+    log_text = server.log_text()
+    measurement.associations_per_worker = associations_per_worker(log_text)
+    verify(measurement, result, storescu_log)
+    check_log(measurement, log_text, server.log_file.name)
+    return measurement
+
+
+def measure_orthanc(dataset: synth.DataSet, associations: int) -> Measurement:
+    label = f"{dataset.name}-{associations}assoc"
+    storescu_log = LOG_DIR / f"storescu-orthanc-{label}.log"
+    with servers.OrthancServer(WORK_DIR, LOG_DIR, label) as server:
+        cpu_before = server.cpu_seconds()
+        result = sending.send(dataset, server.ae_title, server.port, associations, storescu_log)
+        cpu = server.cpu_seconds() - cpu_before
+        measurement = Measurement(
+            "orthanc", "sqlite", dataset.name, associations, dataset.count, dataset.total_bytes,
+            result.seconds, server.stored_instances(), server.peak_rss_mib(), cpu,
+        )
+    verify(measurement, result, storescu_log)
+    check_log(measurement, server.log_file.read_text(errors="replace"), server.log_file.name)
+    return measurement
+
+
+def report(measurement: Measurement) -> None:
+    m = measurement
+    print(f"  {m.target:<7} {m.backend:<7} {m.dataset} x{m.instances_sent} over {m.associations} assoc: "
+          f"{m.seconds:6.1f} s  {m.instances_per_second:6.1f} inst/s  {m.mb_per_second:6.1f} MB/s  "
+          f"CPU {m.cpu_ms_per_instance:5.2f} ms/inst  peak RSS {m.peak_rss_mb:.0f} MB", flush=True)
+    for problem in m.problems:
+        print(f"  !!! FAILED: {problem}", flush=True)
+    for warning in m.warnings:
+        print(f"  (warning) {warning}", flush=True)
+
+
+def run_measurements(datasets, backends, args) -> tuple[list[Measurement], list[str]]:
+    """All measurements; a server that fails to start or answer is reported and skipped."""
+    measurements, errors = [], []
+    for dataset in datasets:
+        for associations in ASSOCIATIONS:
+            runs = [(f"ours {backend}", measure_ours, (dataset, associations, backend, args.scp_workers))
+                    for backend in backends]
+            if not args.skip_orthanc:
+                runs.append(("orthanc", measure_orthanc, (dataset, associations)))
+            for name, measure, arguments in runs:
+                try:
+                    measurements.append(measure(*arguments))
+                except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+                    errors.append(f"{name} {dataset.name} over {associations} assoc: {exc}")
+                    print(f"  !!! FAILED: {errors[-1]}", flush=True)
+                    continue
+                report(measurements[-1])
+    return measurements, errors
+
+
+def run_profile(ct: synth.DataSet) -> dict:
+    """Send the CT set over 1 association to one SQLite worker while py-spy samples it."""
+    print(f"\nProfiling one SCP worker (SQLite, 1 worker) receiving {ct.count} CT slices over 1 association ...")
+    raw = OUT_DIR / "profile-raw.txt"
+    storescu_log = LOG_DIR / "storescu-profile.log"
+    with servers.OurServer("sqlite", WORK_DIR, LOG_DIR, "profile", scp_workers=1) as server:
+        worker = server.worker_pids()[0]
+        with profiling.Recorder(worker, raw, LOG_DIR / "py-spy.log"):
+            result = sending.send(ct, server.ae_title, server.port, 1, storescu_log)
+        stored = server.stored_instances()
+    profile = profiling.summarize(raw)
+    print(f"(under the profiler: {ct.count / result.seconds:.1f} inst/s, {stored} of {ct.count} stored; "
+          f"raw stacks in {raw})")
+    print(profiling.format_profile(profile, ct.count))
+    return {"instances_per_second_under_profiler": round(ct.count / result.seconds, 1),
+            "instances_stored": stored, "raw": str(raw), **profile.as_dict()}
+
+
+# --- Reporting ------------------------------------------------------------------------------------
+
+
+def table(measurements: list[Measurement]) -> str:
+    orthanc = {(m.dataset, m.associations): m for m in measurements if m.target == "orthanc"}
+    header = ("dataset", "assoc", "backend", "ours inst/s", "ours MB/s", "Orthanc inst/s", "Orthanc MB/s",
+              "ours/Orthanc", "ours peak RSS MB", "Orthanc peak RSS MB",
+              "ours CPU ms/inst", "Orthanc CPU ms/inst", "ours assoc/worker", "status")
+    rows = []
+    for m in (m for m in measurements if m.target == "ours"):
+        o = orthanc.get((m.dataset, m.associations))
+        status = "ok" if m.ok and (o is None or o.ok) else "FAILED"
+        rows.append((
+            m.dataset, str(m.associations), m.backend,
+            f"{m.instances_per_second:.1f}", f"{m.mb_per_second:.1f}",
+            f"{o.instances_per_second:.1f}" if o else "-", f"{o.mb_per_second:.1f}" if o else "-",
+            f"{m.instances_per_second / o.instances_per_second:.2f}" if o else "-",
+            f"{m.peak_rss_mb:.0f}", f"{o.peak_rss_mb:.0f}" if o else "-",
+            f"{m.cpu_ms_per_instance:.2f}", f"{o.cpu_ms_per_instance:.2f}" if o else "-",
+            "+".join(map(str, m.associations_per_worker)) or "-", status,
+        ))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def write_results(args, datasets, measurements, profile, errors) -> Path:
+    results = {
+        "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "options": vars(args),
+        "datasets": [{"name": d.name, "folder": str(d.folder), "instances": d.count, "bytes": d.total_bytes}
+                     for d in datasets],
+        "measurements": [m.as_dict() for m in measurements],
+        "profile": profile,
+        "errors": errors,
+    }
+    path = OUT_DIR / "results.json"
+    path.write_text(json.dumps(results, indent=2))
+    return path
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    check_tools(args)
+    for folder in (DATA_DIR, LOG_DIR, WORK_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
+    backends = [] if args.profile_only else our_backends(args)
+    datasets = [synth.ensure(spec, DATA_DIR) for spec in (QUICK_SETS if args.quick else FULL_SETS)]
+    measurements, errors = [], []
+    if not args.profile_only:
+        print(f"\nMeasuring (backends: {', '.join(backends)}; Orthanc: {'no' if args.skip_orthanc else 'yes'})")
+        measurements, errors = run_measurements(datasets, backends, args)
+    profile = run_profile(datasets[0]) if args.profile or args.profile_only else None
+    errors += [f"{m.target} {m.backend} {m.dataset} over {m.associations} assoc: {'; '.join(m.problems)}"
+               for m in measurements if not m.ok]
+    results = write_results(args, datasets, measurements, profile, errors)
+    if measurements:
+        print(f"\n{table(measurements)}\n")
+    for error in errors:
+        print(f"!!! FAILED: {error}")
+    print(f"Results: {results}; logs: {LOG_DIR}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,317 @@
+"""The two storage targets, each started privately on free loopback ports with an empty archive.
+
+`OurServer`: `manage.py setuppacs` then `manage.py runpacs --only dicom` in a fresh data folder
+(and, for MariaDB, a freshly created database). `OrthancServer`: /usr/sbin/Orthanc with its own
+JSON configuration in a fresh folder (SQLite index, no plugins, any calling AE accepted).
+Both are context managers: entering starts the server and waits until C-ECHO succeeds,
+leaving stops it with SIGTERM (and SIGKILL if it does not stop in time).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = REPO / ".venv" / "bin" / "python"
+ORTHANC_BINARY = "/usr/sbin/Orthanc"
+MARIADB_URL = "mysql://root@127.0.0.1:3306/pacsone_bench"
+MARIADB_DATABASE = "pacsone_bench"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def echo(ae_title: str, port: int) -> bool:
+    result = subprocess.run(
+        ["echoscu", "-to", "5", "-aet", "BENCHECHO", "-aec", ae_title, "127.0.0.1", str(port)],
+        capture_output=True,
+    )
+    return result.returncode == 0
+
+
+def wait_for_echo(ae_title: str, port: int, process: subprocess.Popen, log_file: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{ae_title} exited with {process.returncode} before answering; see {log_file}")
+        if echo(ae_title, port):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{ae_title} did not answer C-ECHO on port {port} within {START_TIMEOUT}s; see {log_file}")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- Memory, from /proc ----------------------------------------------------------------------------
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM (the peak resident set size) of a running process, in KiB; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    # After "pid (comm)": state is field 3 of stat(5), utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return children
+
+
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on `port` (state 0A in /proc/net/tcp and tcp6)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rpartition(":")[2], 16) == port:
+                count += 1
+    return count
+
+
+# --- MariaDB -------------------------------------------------------------------------------------
+
+
+def mariadb_unavailable_reason() -> str:
+    """Empty if the driver imports and the server answers; else why MariaDB cannot be used."""
+    try:
+        import MySQLdb  # noqa: F401  (mysqlclient, from requirements-mysql.txt)
+    except ImportError as exc:
+        return f"the mysqlclient driver is not importable ({exc}); pip install -r requirements-mysql.txt"
+    try:
+        run_mariadb_sql("SELECT 1")
+    except Exception as exc:
+        return f"MariaDB at 127.0.0.1:3306 does not answer: {exc}"
+    return ""
+
+
+def run_mariadb_sql(*statements: str) -> None:
+    import MySQLdb
+
+    connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
+    try:
+        cursor = connection.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def recreate_mariadb_database() -> None:
+    run_mariadb_sql(
+        f"DROP DATABASE IF EXISTS {MARIADB_DATABASE}",
+        f"CREATE DATABASE {MARIADB_DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+    )
+
+
+# --- Our server ----------------------------------------------------------------------------------
+
+
+class OurServer:
+    """runpacs (DICOM only) on a fresh data folder, and a fresh database for MariaDB."""
+
+    ae_title = "PACSONE"
+
+    def __init__(self, backend: str, work_root: Path, log_dir: Path, label: str,
+                 scp_workers: int | None = None):
+        self.backend = backend  # "sqlite" or "mariadb"
+        self.work_root = work_root
+        self.log_file = log_dir / f"ours-{label}.log"
+        self.scp_workers = scp_workers
+        self.port = 0
+        self.data_dir: Path | None = None
+        self.process: subprocess.Popen | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        env.update(
+            PACS_DATA_DIR=str(self.data_dir),
+            PACS_DICOM_PORT=str(self.port),
+            PACS_AE_TITLE=self.ae_title,
+            PACS_TASKS_SYNC="false",
+            PACS_ROOT_PASSWORD="bench-root-password-not-used",
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("PACS_DICOM_INSTANCES", None)
+        if self.backend == "mariadb":
+            env["DATABASE_URL"] = MARIADB_URL
+        if self.scp_workers:
+            env["PACS_SCP_WORKERS"] = str(self.scp_workers)
+        return env
+
+    def manage(self, *args: str, log) -> subprocess.CompletedProcess:
+        return subprocess.run([str(PYTHON), "manage.py", *args], cwd=REPO, env=self.env(),
+                              stdout=log, stderr=subprocess.STDOUT, check=True)
+
+    def __enter__(self) -> "OurServer":
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"ours-{self.backend}-", dir=self.work_root))
+        self.port = free_port()
+        if self.backend == "mariadb":
+            recreate_mariadb_database()
+        with open(self.log_file, "w") as log:
+            self.manage("setuppacs", log=log)
+        log = open(self.log_file, "a")
+        self.process = subprocess.Popen(
+            [str(PYTHON), "manage.py", "runpacs", "--only", "dicom"],
+            cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        try:
+            wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
+            self.wait_for_workers()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def wait_for_workers(self) -> None:
+        """C-ECHO answers as soon as one worker listens; wait until every worker the supervisor
+        started has its own listening socket on the port (SO_REUSEPORT)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            workers = len(self.worker_pids())
+            if workers and listening_sockets(self.port) >= workers:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"not all SCP workers are listening on port {self.port}; see {self.log_file}")
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.process.pid) if self.process else []
+
+    def peak_rss_mib(self) -> float:
+        return sum(peak_rss_kib(pid) for pid in self.worker_pids()) / 1024
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.worker_pids())
+
+    def stored_instances(self) -> int:
+        result = subprocess.run([str(PYTHON), "manage.py", "archivestats", "--json"], cwd=REPO,
+                                env=self.env(), capture_output=True, text=True, check=True)
+        return json.loads(result.stdout)["instances"]
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+
+# --- Orthanc -------------------------------------------------------------------------------------
+
+
+def orthanc_config(folder: Path, dicom_port: int, http_port: int) -> dict:
+    return {
+        "Name": "bench",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "index"),
+        "DicomAet": OrthancServer.ae_title,
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "HttpServerEnabled": True,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [],
+        "DicomServerEnabled": True,
+        "DicomCheckCalledAet": False,
+        "DicomCheckModalityHost": False,
+        "DicomAlwaysAllowEcho": True,
+        "DicomAlwaysAllowStore": True,
+        "DicomModalities": {},
+        "OrthancPeers": {},
+    }
+
+
+class OrthancServer:
+    """A private Orthanc with its own configuration, storage and index (SQLite) folders."""
+
+    ae_title = "ORTHANC"
+
+    def __init__(self, work_root: Path, log_dir: Path, label: str):
+        self.work_root = work_root
+        self.log_file = log_dir / f"orthanc-{label}.log"
+        self.folder: Path | None = None
+        self.port = self.http_port = 0
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "OrthancServer":
+        self.folder = Path(tempfile.mkdtemp(prefix="orthanc-", dir=self.work_root))
+        self.port, self.http_port = free_port(), free_port()
+        config = self.folder / "orthanc.json"
+        config.write_text(json.dumps(orthanc_config(self.folder, self.port, self.http_port), indent=2))
+        # Orthanc's DICOM server is Debian's DCMTK, which leaves Nagle's algorithm on (about
+        # 40 ms per C-STORE response) unless TCP_NODELAY is set in its environment.
+        env = dict(os.environ, TCP_NODELAY="1")
+        with open(self.log_file, "w") as log:
+            self.process = subprocess.Popen([ORTHANC_BINARY, str(config)], cwd=self.folder, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def peak_rss_mib(self) -> float:
+        return peak_rss_kib(self.process.pid) / 1024 if self.process else 0.0
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid) if self.process else 0.0
+
+    def stored_instances(self) -> int:
+        url = f"http://127.0.0.1:{self.http_port}/statistics"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return int(json.load(response)["CountInstances"])
+
+    def version(self) -> str:
+        url = f"http://127.0.0.1:{self.http_port}/system"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.load(response).get("Version", "?")
