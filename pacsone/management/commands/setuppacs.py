@@ -1,15 +1,30 @@
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
 
 from accounts.root import ensure_root
 from pacsone import storage
+
+
+def create_database_if_missing() -> None:
+    """MariaDB/MySQL: create the database named in DATABASE_URL, so `make run` just works.
+    (SQLite creates its file by itself.)"""
+    if connection.vendor != "mysql":
+        return
+    name = connection.settings_dict["NAME"]
+    try:
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+    except DatabaseError as exc:
+        raise CommandError(f"could not create the database {name!r}: {exc}. Create it, or grant CREATE.")
 
 
 class Command(BaseCommand):
     help = "Prepare a data folder: migrate the database, collect static files, create root. Idempotent."
 
     def handle(self, *args, **options):
+        create_database_if_missing()
         call_command("migrate", interactive=False, verbosity=0)
         settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
         call_command("collectstatic", interactive=False, verbosity=0)
