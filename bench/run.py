@@ -59,6 +59,7 @@ WORK_DIR = OUT_DIR / "work"  # the servers' data folders, removed after each mea
 FULL_SETS = [synth.DataSetSpec("ct", 1000, 4, 512), synth.DataSetSpec("mr", 600, 3, 256)]
 QUICK_SETS = [synth.DataSetSpec("ct", 200, 4, 512), synth.DataSetSpec("mr", 100, 3, 256)]
 ASSOCIATIONS = (1, 4)
+BUSY_LOAD = 1.0  # 1-minute load average above which the run warns that it shares the machine
 # Lines of a server's log that mean something went wrong.
 PROBLEM_LINE = re.compile(r" (ERROR|CRITICAL) |Traceback|^E: |^E\d{4} ")  # ours, dcmtk, Orthanc
 WARNING_LINE = re.compile(r" WARNING |^W: ")
@@ -125,10 +126,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def check_tools(args: argparse.Namespace) -> None:
-    needed = ["storescu", "echoscu"]
-    if not args.skip_orthanc and not args.profile_only:
-        needed.append(servers.ORTHANC_BINARY)
-    missing = [tool for tool in needed if not shutil.which(tool)]
+    missing = []
+    for tool in ("storescu", "echoscu"):
+        try:
+            sending.dcmtk_tool(tool)
+        except FileNotFoundError as exc:
+            missing.append(str(exc))
+    if not args.skip_orthanc and not args.profile_only and not shutil.which(servers.ORTHANC_BINARY):
+        missing.append(servers.ORTHANC_BINARY)
     if (args.profile or args.profile_only) and not profiling.PY_SPY.exists():
         missing.append(f"{profiling.PY_SPY} (pip install -r bench/requirements.txt)")
     if missing:
@@ -297,12 +302,19 @@ def table(measurements: list[Measurement]) -> str:
     return "\n".join(lines)
 
 
+def orthanc_version() -> str:
+    result = subprocess.run([servers.ORTHANC_BINARY, "--version"], capture_output=True, text=True)
+    return (result.stdout.splitlines() or ["?"])[0]
+
+
 def write_results(args, datasets, measurements, profile, errors) -> Path:
     results = {
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "git_commit": git_commit(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_at_end": os.getloadavg()[0]},
         "options": vars(args),
+        "orthanc": orthanc_version() if not args.skip_orthanc else None,
         "datasets": [{"name": d.name, "folder": str(d.folder), "instances": d.count, "bytes": d.total_bytes}
                      for d in datasets],
         "measurements": [m.as_dict() for m in measurements],
@@ -317,6 +329,9 @@ def write_results(args, datasets, measurements, profile, errors) -> Path:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     check_tools(args)
+    load = os.getloadavg()[0]
+    if load > BUSY_LOAD:
+        print(f"*** Note: the load average is {load:.1f}: other work on this machine will lower the figures.")
     for folder in (DATA_DIR, LOG_DIR, WORK_DIR):
         folder.mkdir(parents=True, exist_ok=True)
     backends = [] if args.profile_only else our_backends(args)

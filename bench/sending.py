@@ -7,6 +7,7 @@ the first process to the exit of the last, and includes storescu's own start-up.
 """
 
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -15,6 +16,16 @@ from pathlib import Path
 from synth import DataSet, split_evenly
 
 CALLING_AE = "BENCH"
+# dcmtk's tools, not pynetdicom's Python apps of the same names that an activated venv puts first.
+DCMTK_PATH = "/usr/local/bin:/usr/bin"
+
+
+def dcmtk_tool(name: str) -> str:
+    """The absolute path of a dcmtk program (`storescu`, `echoscu`), or raise if it is missing."""
+    path = shutil.which(name, path=DCMTK_PATH)
+    if path is None:
+        raise FileNotFoundError(f"dcmtk's {name} is not in {DCMTK_PATH} (Debian: apt-get install dcmtk)")
+    return path
 
 
 @dataclass
@@ -30,7 +41,7 @@ class SendResult:
 def storescu_command(called_ae: str, port: int, paths: list[Path]) -> list[str]:
     # +sd +r +sp: scan folders recursively for *.dcm files (not the manifest); -nh: keep going
     # after a failed C-STORE (the count check afterwards reports it).
-    return ["storescu", "-aet", CALLING_AE, "-aec", called_ae, "-nh", "+sd", "+r", "+sp", "*.dcm",
+    return [dcmtk_tool("storescu"), "-aet", CALLING_AE, "-aec", called_ae, "-nh", "+sd", "+r", "+sp", "*.dcm",
             "127.0.0.1", str(port), *map(str, paths)]
 
 

@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sending import dcmtk_tool
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
@@ -35,7 +37,7 @@ def free_port() -> int:
 
 def echo(ae_title: str, port: int) -> bool:
     result = subprocess.run(
-        ["echoscu", "-to", "5", "-aet", "BENCHECHO", "-aec", ae_title, "127.0.0.1", str(port)],
+        [dcmtk_tool("echoscu"), "-to", "5", "-aet", "BENCHECHO", "-aec", ae_title, "127.0.0.1", str(port)],
         capture_output=True,
     )
     return result.returncode == 0
@@ -63,7 +65,7 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait()
 
 
-# --- Memory, from /proc ----------------------------------------------------------------------------
+# --- Processes, from /proc --------------------------------------------------------------------------
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -184,25 +186,27 @@ class OurServer:
                               stdout=log, stderr=subprocess.STDOUT, check=True)
 
     def __enter__(self) -> "OurServer":
-        self.data_dir = Path(tempfile.mkdtemp(prefix=f"ours-{self.backend}-", dir=self.work_root))
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"ours-{self.backend}-", dir=self.work_root)).resolve()
         self.port = free_port()
-        if self.backend == "mariadb":
-            recreate_mariadb_database()
-        with open(self.log_file, "w") as log:
-            self.manage("setuppacs", log=log)
-        log = open(self.log_file, "a")
-        self.process = subprocess.Popen(
-            [str(PYTHON), "manage.py", "runpacs", "--only", "dicom"],
-            cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
         try:
-            wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
-            self.wait_for_workers()
+            self.start()
         except BaseException:
             self.__exit__()
             raise
         return self
+
+    def start(self) -> None:
+        if self.backend == "mariadb":
+            recreate_mariadb_database()
+        with open(self.log_file, "w") as log:
+            self.manage("setuppacs", log=log)
+        with open(self.log_file, "a") as log:
+            self.process = subprocess.Popen(
+                [str(PYTHON), "manage.py", "runpacs", "--only", "dicom"],
+                cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
+        self.wait_for_workers()
 
     def wait_for_workers(self) -> None:
         """C-ECHO answers as soon as one worker listens; wait until every worker the supervisor
@@ -277,8 +281,16 @@ class OrthancServer:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "OrthancServer":
-        self.folder = Path(tempfile.mkdtemp(prefix="orthanc-", dir=self.work_root))
+        self.folder = Path(tempfile.mkdtemp(prefix="orthanc-", dir=self.work_root)).resolve()
         self.port, self.http_port = free_port(), free_port()
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def start(self) -> None:
         config = self.folder / "orthanc.json"
         config.write_text(json.dumps(orthanc_config(self.folder, self.port, self.http_port), indent=2))
         # Orthanc's DICOM server is Debian's DCMTK, which leaves Nagle's algorithm on (about
@@ -287,12 +299,7 @@ class OrthancServer:
         with open(self.log_file, "w") as log:
             self.process = subprocess.Popen([ORTHANC_BINARY, str(config)], cwd=self.folder, env=env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+        wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
 
     def __exit__(self, *exc_info) -> None:
         if self.process is not None:
@@ -307,11 +314,10 @@ class OrthancServer:
         return cpu_seconds(self.process.pid) if self.process else 0.0
 
     def stored_instances(self) -> int:
-        url = f"http://127.0.0.1:{self.http_port}/statistics"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return int(json.load(response)["CountInstances"])
+        return int(self.rest("/statistics")["CountInstances"])
 
-    def version(self) -> str:
-        url = f"http://127.0.0.1:{self.http_port}/system"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return json.load(response).get("Version", "?")
+    def rest(self, path: str) -> dict:
+        """GET a JSON resource of Orthanc's REST API, never through an HTTP proxy."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{self.http_port}{path}", timeout=30) as response:
+            return json.load(response)
