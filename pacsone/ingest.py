@@ -150,11 +150,16 @@ def ingest_file(
 def _read_header(path: Path) -> tuple[Dataset, bool]:
     """The dataset without pixel data; whether the file is a Part-10 file (preamble + meta)."""
     try:
-        return dcmread(path, stop_before_pixels=True), True
+        ds = dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
-        pass
+        ds = None
     except Exception as exc:
         raise Rejected(Outcome.UNREADABLE, f"unreadable DICOM header: {exc}")
+    if ds is not None:
+        # Garbage after a valid file meta can parse as a few bogus elements without an error.
+        if not any(keyword in ds for keyword in REQUIRED_UIDS):
+            raise Rejected(Outcome.UNREADABLE, "no readable data set after the file meta")
+        return ds, True
     try:  # a bare dataset without preamble and file meta (old media, some exports)
         ds = dcmread(path, stop_before_pixels=True, force=True)
         if len(ds) == 0 or "SOPClassUID" not in ds:

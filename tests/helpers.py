@@ -1,9 +1,11 @@
 """Test helpers: DICOM files (made here or shipped in pydicom's wheel), free ports, peer
 programs, and the environment for server processes started by tests."""
 
+import functools
 import os
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +43,23 @@ def pydicom_file(name: str) -> Path:
     return Path(path)
 
 
-def require_program(name: str) -> str:
-    """The path of a peer program; skip without it, unless PACS_REQUIRE_PEERS=1 (CI) says fail."""
-    path = shutil.which(name)
-    if path:
-        return path
-    reason = f"{name} is not installed (Debian package dcmtk); CI installs it"
+@functools.cache
+def _is_dcmtk(executable: str) -> bool:
+    try:
+        version = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "$dcmtk:" in version.stdout + version.stderr
+
+
+def dcmtk_program(name: str) -> str:
+    """dcmtk's `name` (pynetdicom installs its own echoscu, storescu, ... into the virtualenv,
+    which would shadow dcmtk's). Skips without dcmtk, unless PACS_REQUIRE_PEERS=1 (CI) says fail."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = shutil.which(name, path=folder)
+        if candidate and _is_dcmtk(candidate):
+            return candidate
+    reason = f"dcmtk's {name} is not installed (Debian package dcmtk); CI installs it"
     if os.environ.get("PACS_REQUIRE_PEERS") == "1":
         pytest.fail(f"PACS_REQUIRE_PEERS=1 but {reason}")
     pytest.skip(reason)

@@ -24,6 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections, connections
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, _config, dimse_messages, evt
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
@@ -116,15 +117,23 @@ class CheaplyCopiedContext(PresentationContext):
         return clone
 
 
+def preferred_transfer_syntaxes() -> list[str]:
+    """Every transfer syntax pynetdicom knows, so that compressed data is accepted and stored
+    as it was sent. Where a peer offers several in one context, pynetdicom picks the first of
+    ours: Explicit VR Little Endian first (private elements keep their VR), Implicit last."""
+    others = [ts for ts in ALL_TRANSFER_SYNTAXES if ts not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)]
+    return [ExplicitVRLittleEndian, *others, ImplicitVRLittleEndian]
+
+
 def supported_contexts() -> list[PresentationContext]:
-    """Verification, and Storage of every storage SOP class pynetdicom knows, each with every
-    transfer syntax, so that compressed data is accepted and stored as it was sent."""
+    """Verification, and Storage of every storage SOP class pynetdicom knows."""
     abstract_syntaxes = [Verification] + [c.abstract_syntax for c in AllStoragePresentationContexts]
+    syntaxes = preferred_transfer_syntaxes()
     contexts = []
     for abstract_syntax in abstract_syntaxes:
         context = CheaplyCopiedContext()
         context.abstract_syntax = abstract_syntax
-        context.transfer_syntax = list(ALL_TRANSFER_SYNTAXES)
+        context.transfer_syntax = list(syntaxes)
         contexts.append(context)
     return contexts
 
@@ -194,6 +203,7 @@ def handle_finished(event) -> None:
 def handle_rejected(event) -> None:
     log.warning("association rejected calling_ae=%s address=%s", event.assoc.requestor.ae_title,
                 event.assoc.requestor.address)
+    connections.close_all()  # the calling-AE check may have opened one
 
 
 HANDLERS = [

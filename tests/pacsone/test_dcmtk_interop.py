@@ -6,7 +6,6 @@ storescp in bit-preserving mode (+B) writes for the same dcmsend run, and the co
 data against the source file.
 """
 
-import functools
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ from tests.helpers import (
     make_dataset,
     make_file,
     pydicom_file,
-    require_program,
+    dcmtk_program,
     stored_files,
     write_dataset,
 )
@@ -43,31 +42,6 @@ JPEG_LOSSLESS_P14 = "1.2.840.10008.1.2.4.57"
 COMPRESSED_ONLY = sorted(name for name, syntax in COMPRESSED_TEST_FILES.items() if syntax != EXPLICIT_VR_BIG_ENDIAN)
 DCMTK_TIMEOUT = 60
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}  # Debian's dcmtk leaves Nagle on otherwise
-
-
-@functools.cache
-def _is_dcmtk(executable: str) -> bool:
-    try:
-        version = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "$dcmtk:" in version.stdout + version.stderr
-
-
-def dcmtk_program(name: str) -> str:
-    """dcmtk's `name`: pynetdicom installs its own echoscu, storescu, storescp, ... into the
-    virtualenv, which shadow dcmtk's when the virtualenv is activated."""
-    found = require_program(name)  # skips (or fails under PACS_REQUIRE_PEERS=1) without any
-    if _is_dcmtk(found):
-        return found
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = shutil.which(name, path=folder)
-        if candidate and _is_dcmtk(candidate):
-            return candidate
-    reason = f"{name} on PATH ({found}) is not dcmtk's; install the Debian package dcmtk"
-    if os.environ.get("PACS_REQUIRE_PEERS") == "1":
-        pytest.fail(f"PACS_REQUIRE_PEERS=1 but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True)
