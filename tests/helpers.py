@@ -16,7 +16,6 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from pacsone import storage
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -63,6 +62,24 @@ def dcmtk_program(name: str) -> str:
     if os.environ.get("PACS_REQUIRE_PEERS") == "1":
         pytest.fail(f"PACS_REQUIRE_PEERS=1 but {reason}")
     pytest.skip(reason)
+
+
+def echo_status(port: int, ae_title: str = "PACSONE", timeout: float = 10) -> int | None:
+    """The status of a C-ECHO to a local SCP, or None when no association could be made."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    ae = AE(ae_title="PACSTEST")
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
+    if not assoc.is_established:
+        return None
+    try:
+        rsp = assoc.send_c_echo()
+        return rsp.Status if "Status" in rsp else None
+    finally:
+        assoc.release()
 
 
 def free_port() -> int:

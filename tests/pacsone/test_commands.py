@@ -96,4 +96,4 @@ def test_verifystorage_finds_missing_and_damaged_files(tmp_path, capsys):
 
     printed = capsys.readouterr().out
     assert f"checksum differs: {damaged_path}" in printed
-    assert f"missing: " in printed and missing.sop_instance_uid in printed
+    assert "missing: " in printed and missing.sop_instance_uid in printed

@@ -13,11 +13,11 @@ import pytest
 from django.conf import settings
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage, Verification
+from pynetdicom.sop_class import CTImageStorage
 
 from pacsone import storage
 from pacsone.models import Instance
-from tests.helpers import free_port, make_dataset, server_env
+from tests.helpers import echo_status, free_port, make_dataset, server_env
 
 INSTANCES = 200
 KILL_AFTER = 50
@@ -57,20 +57,6 @@ class ScpProcess:
             self.process.kill()
         if self.process is not None:
             self.process.wait(timeout=10)
-
-
-def echo_status(port: int, ae_title: str = "PACSONE") -> int | None:
-    ae = AE(ae_title="CRASHTEST")
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = NETWORK_TIMEOUT
-    ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
-    if not assoc.is_established:
-        return None
-    try:
-        rsp = assoc.send_c_echo()
-        return rsp.Status if "Status" in rsp else None
-    finally:
-        assoc.release()
 
 
 def wait_for_echo(port: int, process: subprocess.Popen, log_path: Path, timeout: float = START_TIMEOUT) -> None:

@@ -8,7 +8,6 @@ data against the source file.
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import time

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification
 
-from tests.helpers import free_port, server_env
+from tests.helpers import echo_status, free_port, server_env
 
 START_TIMEOUT = 30
 RESTART_TIMEOUT = 10
@@ -89,20 +87,6 @@ def start_runpacs(transactional_db, tmp_path):
     yield start
     for runpacs in started:
         runpacs.kill_everything()
-
-
-def echo_status(port: int, ae_title: str = "PACSONE") -> int | None:
-    ae = AE(ae_title="SUPERVISORTEST")
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
-    ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
-    if not assoc.is_established:
-        return None
-    try:
-        rsp = assoc.send_c_echo()
-        return rsp.Status if "Status" in rsp else None
-    finally:
-        assoc.release()
 
 
 def alive(pid: int) -> bool:
