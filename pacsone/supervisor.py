@@ -9,6 +9,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,15 +44,26 @@ class Child:
     restart_at: float = 0.0
     backoff: float = FIRST_BACKOFF_SECONDS
     restarts: int = field(default=0)
+    pass_fds: tuple[int, ...] = ()
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_parent, pass_fds=self.pass_fds)
         self.started_at = time.monotonic()
         log.info("child started name=%s pid=%d", self.name, self.process.pid)
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+def open_listening_socket(port: int, host: str = "0.0.0.0") -> socket.socket:
+    """The socket that the SCP workers of one port share; it outlives any of them."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(128)
+    listener.set_inheritable(True)
+    return listener
 
 
 def manage_py(*args: str) -> list[str]:
@@ -77,11 +89,13 @@ def default_children(components: set[str]) -> list[Child]:
         )
     if "dicom" in components:
         for ae_title, port in settings.PACS_DICOM_INSTANCES:
+            # One listening socket per port, opened here and kept open, shared by its workers
+            # (and by the workers that replace them).
+            listener = open_listening_socket(port)
+            fd = listener.detach()
+            argv = manage_py("runscp", "--ae-title", ae_title, "--port", str(port), "--listen-fd", str(fd))
             for worker in range(1, settings.PACS_SCP_WORKERS + 1):
-                children.append(
-                    Child(f"dicom:{ae_title}:{port}#{worker}",
-                          manage_py("runscp", "--ae-title", ae_title, "--port", str(port)))
-                )
+                children.append(Child(f"dicom:{ae_title}:{port}#{worker}", argv, pass_fds=(fd,)))
     if "tasks" in components:
         children.append(Child("tasks", manage_py("qcluster")))
     return children

@@ -68,14 +68,33 @@ class ArchiveAE(AE):
 
 
 class TunedAssociationServer(ThreadedAssociationServer):
-    """Shares its port with the other workers and turns Nagle off on each association."""
+    """An SCP worker's server. Under `runpacs` every worker of a port accepts from one listening
+    socket that the supervisor opened and passed down (`listen_fd`): an idle worker picks up the
+    next association first, so work spreads evenly. Started alone, it binds the port itself
+    with SO_REUSEPORT. Nagle is turned off on every association."""
+
+    def __init__(self, *args, listen_fd: int | None = None, **kwargs):
+        self.listen_fd = listen_fd
+        super().__init__(*args, **kwargs)
 
     def server_bind(self) -> None:
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+        if self.listen_fd is None:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            super().server_bind()
+            return
+        self.socket.close()
+        self.socket = socket.socket(fileno=self.listen_fd)
+        # Several workers wait on this socket: the losers of a race must not block in accept().
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        if self.listen_fd is None:
+            super().server_activate()
 
     def get_request(self):
         client_socket, address = super().get_request()
+        client_socket.setblocking(True)
         client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client_socket, address
 
@@ -236,7 +255,9 @@ def prepare_temp_folder() -> Path:
     return folder
 
 
-def start_server(ae_title: str, port: int, host: str = "0.0.0.0") -> TunedAssociationServer:
+def start_server(
+    ae_title: str, port: int, host: str = "0.0.0.0", listen_fd: int | None = None
+) -> TunedAssociationServer:
     """Start a non-blocking SCP (used by `runscp` and by the tests)."""
     prepare_temp_folder()
     connections.close_all()  # each association thread opens its own connection
@@ -248,6 +269,7 @@ def start_server(ae_title: str, port: int, host: str = "0.0.0.0") -> TunedAssoci
         evt_handlers=HANDLERS,
         server_class=TunedAssociationServer,
         request_handler=TunedRequestHandler,
+        listen_fd=listen_fd,
     )
     ae._servers.append(server)  # as AE.start_server() does; server.shutdown() expects it
     thread = threading.Thread(target=server.serve_forever, name=f"scp-{ae_title}-{port}", daemon=True)
@@ -266,11 +288,11 @@ def stop_server(server: TunedAssociationServer, grace_seconds: float = SHUTDOWN_
         assoc.abort()
 
 
-def serve_until_signalled(ae_title: str, port: int) -> None:
+def serve_until_signalled(ae_title: str, port: int, listen_fd: int | None = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = start_server(ae_title, port)
+    server = start_server(ae_title, port, listen_fd=listen_fd)
     stop.wait()
     log.info("dicom scp stopping ae=%s port=%d pid=%d", ae_title, port, os.getpid())
     stop_server(server)

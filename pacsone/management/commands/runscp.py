@@ -10,6 +10,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--ae-title", default=settings.PACS_AE_TITLE)
         parser.add_argument("--port", type=int, default=settings.PACS_DICOM_PORT)
+        parser.add_argument(
+            "--listen-fd", type=int, default=None,
+            help="Accept from this inherited listening socket (runpacs passes it) instead of binding.",
+        )
 
     def handle(self, *args, **options):
-        serve_until_signalled(options["ae_title"], options["port"])
+        serve_until_signalled(options["ae_title"], options["port"], options["listen_fd"])
