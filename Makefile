@@ -20,7 +20,8 @@ setup: $(VENV)/.installed $(DB_DRIVER)
 test: $(VENV)/.installed-test $(DB_DRIVER)
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed-test $(DB_DRIVER)
+# The benchmark measures SQLite and MariaDB, so it always needs the MariaDB driver.
+bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 $(VENV)/bin/python:
@@ -32,6 +33,10 @@ $(VENV)/.installed: requirements.txt | $(VENV)/bin/python
 
 $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
 	$(PIP) install -r requirements-test.txt
+	touch $@
+
+$(VENV)/.installed-bench: bench/requirements.txt $(VENV)/.installed
+	$(PIP) install -r bench/requirements.txt
 	touch $@
 
 $(VENV)/.installed-mysql: requirements-mysql.txt | $(VENV)/bin/python
