@@ -99,17 +99,6 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
-def listening_sockets(port: int) -> int:
-    """How many TCP sockets listen on `port` (state 0A in /proc/net/tcp and tcp6)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            if state == "0A" and int(local.rpartition(":")[2], 16) == port:
-                count += 1
-    return count
-
-
 # --- MariaDB -------------------------------------------------------------------------------------
 
 
@@ -148,7 +137,30 @@ def recreate_mariadb_database() -> None:
 # --- Our server ----------------------------------------------------------------------------------
 
 
-class OurServer:
+class ManagedServer:
+    """A server started fresh for one measurement: `with Server(...) as server:` prepares its
+    folder and ports, starts it, and stops it (also when starting failed half-way)."""
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, *exc_info) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.prepare()
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+
+class OurServer(ManagedServer):
     """runpacs (DICOM only) on a fresh data folder, and a fresh database for MariaDB."""
 
     ae_title = "PACSONE"
@@ -185,15 +197,9 @@ class OurServer:
         return subprocess.run([str(PYTHON), "manage.py", *args], cwd=REPO, env=self.env(),
                               stdout=log, stderr=subprocess.STDOUT, check=True)
 
-    def __enter__(self) -> "OurServer":
+    def prepare(self) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix=f"ours-{self.backend}-", dir=self.work_root)).resolve()
         self.port = free_port()
-        try:
-            self.start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
 
     def start(self) -> None:
         if self.backend == "mariadb":
@@ -209,12 +215,13 @@ class OurServer:
         self.wait_for_workers()
 
     def wait_for_workers(self) -> None:
-        """C-ECHO answers as soon as one worker listens; wait until every worker the supervisor
-        started has its own listening socket on the port (SO_REUSEPORT)."""
+        """C-ECHO answers as soon as one worker serves; wait until every worker the supervisor
+        started has logged that it serves the port (they share the supervisor's socket)."""
+        ready_line = f"dicom scp listening ae={self.ae_title} port={self.port}"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             workers = len(self.worker_pids())
-            if workers and listening_sockets(self.port) >= workers:
+            if workers and self.log_file.read_text().count(ready_line) >= workers:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"not all SCP workers are listening on port {self.port}; see {self.log_file}")
@@ -268,7 +275,7 @@ def orthanc_config(folder: Path, dicom_port: int, http_port: int) -> dict:
     }
 
 
-class OrthancServer:
+class OrthancServer(ManagedServer):
     """A private Orthanc with its own configuration, storage and index (SQLite) folders."""
 
     ae_title = "ORTHANC"
@@ -280,15 +287,9 @@ class OrthancServer:
         self.port = self.http_port = 0
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "OrthancServer":
+    def prepare(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="orthanc-", dir=self.work_root)).resolve()
         self.port, self.http_port = free_port(), free_port()
-        try:
-            self.start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
 
     def start(self) -> None:
         config = self.folder / "orthanc.json"
