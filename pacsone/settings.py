@@ -218,7 +218,7 @@ PACS_DICOM_PORT = env_int("PACS_DICOM_PORT", 11112, 1, 65535)
 PACS_DICOM_INSTANCES = parse_dicom_instances(
     env_str("PACS_DICOM_INSTANCES", ""), PACS_AE_TITLE, PACS_DICOM_PORT
 )
-# SCP worker processes per instance, sharing its port (SO_REUSEPORT).
+# SCP worker processes per instance, sharing its listening socket.
 PACS_SCP_WORKERS = env_int("PACS_SCP_WORKERS", min(4, os.cpu_count() or 1), minimum=1, maximum=64)
 # Largest PDU we accept; large PDUs mean fewer reads per image (0 would mean unlimited).
 PACS_MAX_PDU = env_int("PACS_MAX_PDU", 4 * 1024 * 1024, minimum=0)

@@ -6,8 +6,8 @@ Tuned for throughput (see the closing note of issue 3 and `make bench`):
   so pixel data is never decoded nor copied in memory;
 - a large maximum PDU, so an image arrives in a few reads;
 - TCP_NODELAY on every association's socket;
-- SO_REUSEPORT, so that several worker processes share the port and the kernel spreads
-  associations between them.
+- several worker processes accepting from one listening socket (opened by the supervisor),
+  so associations spread over the CPUs.
 """
 
 import copy
