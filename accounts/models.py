@@ -1,15 +1,66 @@
-"""Users. A custom user model from the first migration, so that privileges, password expiry
-and the physician-name match can be added without swapping the model later."""
+"""Users and groups. A custom user model from the first migration: privileges, password
+expiry and the physician-name match live on it."""
 
 from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+from .privileges import ALL_PRIVILEGES, Privilege, privileges_of
 
 ROOT_USERNAME = "root"
+
+
+def validate_privilege_list(value) -> None:
+    from django.core.exceptions import ValidationError
+
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValidationError("privileges must be a list of names")
+    unknown = sorted(set(value) - ALL_PRIVILEGES)
+    if unknown:
+        raise ValidationError(f"unknown privileges: {', '.join(unknown)}")
 
 
 class User(AbstractUser):
     """A person who logs in. First and last name matter: they are matched against the
     Referring and Reading Physician names of private studies (DESIGN.md, visibility rules)."""
 
+    privileges = models.JSONField(default=list, blank=True, validators=[validate_privilege_list])
+    # When the password was last set; None forces a change at the next login.
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+
     @property
     def is_root(self) -> bool:
         return self.username == ROOT_USERNAME
+
+    @property
+    def category(self) -> str:
+        """The user categories of seed 004."""
+        if self.is_root:
+            return "Administrator"
+        held = privileges_of(self)
+        if Privilege.SYSTEM_ADMIN in held:
+            return "System Administrator"
+        if {Privilege.VIEW, Privilege.MODIFY} <= held:
+            return "Power User"
+        return "Regular User"
+
+    def set_password(self, raw_password):
+        super().set_password(raw_password)
+        self.password_changed_at = timezone.now()
+
+
+class UserGroup(models.Model):
+    """A group of users with privileges of its own. Its description is matched against the
+    Institution Name of private studies (seed 004): members see that institution's studies."""
+
+    name = models.CharField(max_length=80, unique=True)
+    description = models.CharField(max_length=128, blank=True, default="")
+    privileges = models.JSONField(default=list, blank=True, validators=[validate_privilege_list])
+    members = models.ManyToManyField(User, blank=True, related_name="pacs_groups")
+
+    class Meta:
+        verbose_name = "group"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

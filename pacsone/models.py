@@ -20,6 +20,21 @@ class StorageLocation(models.Model):
         return f"{self.name} ({self.path})"
 
 
+class StudyQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "StudyQuerySet":
+        """The one visibility rule (pacsone.visibility)."""
+        from .visibility import visible_studies
+
+        return visible_studies(user, self)
+
+
+class PatientQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "PatientQuerySet":
+        from .visibility import visible_patients
+
+        return visible_patients(user, self)
+
+
 class Patient(models.Model):
     patient_id = models.CharField(max_length=64, db_index=True)
     issuer_of_patient_id = models.CharField(max_length=64, blank=True, default="")
@@ -30,6 +45,8 @@ class Patient(models.Model):
     sex = models.CharField(max_length=16, blank=True, default="")
     public = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PatientQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -66,6 +83,8 @@ class Study(models.Model):
     number_of_series = models.PositiveIntegerField(default=0)
     number_of_instances = models.PositiveIntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
+
+    objects = StudyQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "studies"

@@ -1,0 +1,115 @@
+"""The system journal: append-only entries, each carrying a SHA-256 chained to the one before.
+
+The ORM refuses to change or delete an entry; `manage.py verifyjournal` recomputes the chain
+and reports the first broken link, so an entry edited or removed in the database by hand is
+detected.
+"""
+
+import hashlib
+import json
+
+from django.db import models
+
+
+class Action(models.TextChoices):
+    LOGIN = "login", "Login"
+    LOGOUT = "logout", "Logout"
+    LOGIN_FAILED = "login_failed", "Failed login"
+    LOCKED_OUT = "locked_out", "Locked out"
+    PASSWORD_CHANGE = "password_change", "Password change"
+    VIEW = "view", "View"
+    SEARCH = "search", "Search"
+    QUERY = "query", "Query"
+    RETRIEVE = "retrieve", "Retrieve"
+    MOVE = "move", "Move"
+    STORE = "store", "Store"
+    DOWNLOAD = "download", "Download"
+    EXPORT = "export", "Export"
+    IMPORT = "import", "Import"
+    UPLOAD = "upload", "Upload"
+    MODIFY = "modify", "Modify"
+    DELETE = "delete", "Delete"
+    FORWARD = "forward", "Forward"
+    PRINT = "print", "Print"
+    MARK = "mark", "Mark study"
+    CHANGE_STORAGE = "change_storage", "Change storage"
+    PURGE = "purge", "Purge"
+    CONFIGURATION = "configuration", "Configuration change"
+    USER_ADMIN = "user_admin", "User administration"
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    DENIED = "denied", "Denied"
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or delete a journal entry."""
+
+
+class EntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("journal entries cannot be changed")
+
+    def delete(self):
+        raise AppendOnlyError("journal entries cannot be deleted")
+
+    _raw_delete = delete
+
+
+class Entry(models.Model):
+    """Who, when, from where, what, which patient/study/object, and the outcome."""
+
+    timestamp = models.DateTimeField(db_index=True)
+    username = models.CharField(max_length=150, blank=True, default="", db_index=True)
+    address = models.CharField(max_length=64, blank=True, default="")
+    ae_title = models.CharField(max_length=16, blank=True, default="")
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    patient_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    study_uid = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    target = models.CharField(max_length=255, blank=True, default="")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    detail = models.TextField(blank=True, default="")
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = EntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "journal entries"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("journal entries cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("journal entries cannot be deleted")
+
+    def compute_hash(self) -> str:
+        """SHA-256 over the previous hash and every recorded field, in a fixed order."""
+        fields = [
+            self.previous_hash,
+            self.timestamp.isoformat(timespec="microseconds"),
+            self.username,
+            self.address,
+            self.ae_title,
+            self.action,
+            self.patient_id,
+            self.study_uid,
+            self.target,
+            self.outcome,
+            self.detail,
+        ]
+        return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+
+
+class JournalHead(models.Model):
+    """One row holding the newest entry's hash. Appending locks it, so that concurrent
+    processes chain one after the other; it also reveals removal of the newest entries."""
+
+    last_entry_id = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    count = models.BigIntegerField(default=0)

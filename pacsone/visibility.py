@@ -1,0 +1,89 @@
+"""The one visibility rule (DESIGN.md invariant 2, seed 004 "User Access Control").
+
+- Public studies (or studies of a public patient) are visible to every logged-in user.
+- Private studies are visible to users with the View privilege; otherwise to a user whose
+  first and last name match the study's Referring or Reading Physician; otherwise to a member
+  of a group whose description matches the study's Institution Name.
+- Changing a patient's flag changes all its studies; changing a study's flag changes its
+  patient's only when it is that patient's only study.
+
+Every page, API, download, thumbnail and note reaches studies and patients through
+`visible_studies()` / `visible_patients()` (also as `Study.objects.visible_to(user)`).
+"""
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from accounts.privileges import Privilege, has_privilege
+
+
+def _person_name_match(field: str, first: str, last: str) -> Q:
+    """A DICOM person name `Last^First[^Middle^Prefix^Suffix]`, or `First Last` as some
+    systems write it, compared case-insensitively."""
+    dicom_name = f"{last}^{first}"
+    return (
+        Q(**{f"{field}__iexact": dicom_name})
+        | Q(**{f"{field}__istartswith": dicom_name + "^"})
+        | Q(**{f"{field}__iexact": f"{first} {last}"})
+    )
+
+
+def private_access(user) -> Q | None:
+    """The condition under which `user` (without View) sees a private study; None if never."""
+    condition = Q(pk__in=[])
+    first, last = user.first_name.strip(), user.last_name.strip()
+    if first and last:
+        condition |= _person_name_match("referring_physician_name", first, last)
+        condition |= _person_name_match("reading_physician_name", first, last)
+    descriptions = [d.strip() for d in user.pacs_groups.values_list("description", flat=True) if d.strip()]
+    for description in descriptions:
+        condition |= Q(institution_name__iexact=description)
+    return condition
+
+
+def visible_studies(user, studies: QuerySet | None = None) -> QuerySet:
+    from .models import Study
+
+    studies = Study.objects.all() if studies is None else studies
+    if user is None or not user.is_authenticated or not user.is_active:
+        return studies.none()
+    if has_privilege(user, Privilege.VIEW):
+        return studies
+    return studies.filter(Q(public=True) | Q(patient__public=True) | private_access(user))
+
+
+def visible_patients(user, patients: QuerySet | None = None) -> QuerySet:
+    from .models import Patient, Study
+
+    patients = Patient.objects.all() if patients is None else patients
+    if user is None or not user.is_authenticated or not user.is_active:
+        return patients.none()
+    if has_privilege(user, Privilege.VIEW):
+        return patients
+    any_visible_study = visible_studies(user, Study.objects.filter(patient=OuterRef("pk")))
+    return patients.filter(Q(public=True) | Exists(any_visible_study))
+
+
+def can_see_study(user, study) -> bool:
+    from .models import Study
+
+    return visible_studies(user, Study.objects.filter(pk=study.pk)).exists()
+
+
+@transaction.atomic
+def set_patient_public(patient, public: bool) -> None:
+    """A patient's flag carries to all its studies."""
+    patient.public = public
+    patient.save(update_fields=["public"])
+    patient.studies.update(public=public)
+
+
+@transaction.atomic
+def set_study_public(study, public: bool) -> None:
+    """A study's flag carries to its patient only when it is the patient's only study."""
+    study.public = public
+    study.save(update_fields=["public", "updated_at"])
+    patient = study.patient
+    if patient.studies.count() == 1 and patient.public != public:
+        patient.public = public
+        patient.save(update_fields=["public"])
