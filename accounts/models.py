@@ -2,6 +2,7 @@
 expiry and the physician-name match live on it."""
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.utils import timezone
 
@@ -20,6 +21,13 @@ def validate_privilege_list(value) -> None:
         raise ValidationError(f"unknown privileges: {', '.join(unknown)}")
 
 
+class UserManager(DjangoUserManager):
+    def _create_user(self, username, email, password, **extra_fields):
+        # Django sets the password without set_password(): start the expiry clock here.
+        extra_fields.setdefault("password_changed_at", timezone.now())
+        return super()._create_user(username, email, password, **extra_fields)
+
+
 class User(AbstractUser):
     """A person who logs in. First and last name matter: they are matched against the
     Referring and Reading Physician names of private studies (DESIGN.md, visibility rules)."""
@@ -27,6 +35,8 @@ class User(AbstractUser):
     privileges = models.JSONField(default=list, blank=True, validators=[validate_privilege_list])
     # When the password was last set; None forces a change at the next login.
     password_changed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
 
     @property
     def is_root(self) -> bool:

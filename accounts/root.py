@@ -12,6 +12,10 @@ def ensure_root() -> str | None:
     None when root already existed or its password came from PACS_ROOT_PASSWORD."""
     if User.objects.filter(username=ROOT_USERNAME).exists():
         return None
-    password = settings.PACS_ROOT_PASSWORD or secrets.token_urlsafe(12)
-    User.objects.create_superuser(ROOT_USERNAME, email="", password=password)
-    return None if settings.PACS_ROOT_PASSWORD else password
+    if settings.PACS_ROOT_PASSWORD:
+        User.objects.create_superuser(ROOT_USERNAME, email="", password=settings.PACS_ROOT_PASSWORD)
+        return None
+    # A generated password was printed on a console: root must replace it at the first login.
+    password = secrets.token_urlsafe(12)
+    User.objects.create_superuser(ROOT_USERNAME, email="", password=password, password_changed_at=None)
+    return password

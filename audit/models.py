@@ -113,3 +113,25 @@ class JournalHead(models.Model):
     last_entry_id = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
     count = models.BigIntegerField(default=0)
+
+
+class MailServer(models.Model):
+    """The e-mail server for the monthly journal report (one row, set on the settings page)."""
+
+    host = models.CharField(max_length=255, blank=True, default="",
+                            help_text="SMTP server; leave empty to send no e-mail.")
+    port = models.PositiveIntegerField(default=25)
+    username = models.CharField(max_length=255, blank=True, default="")
+    password = models.CharField(max_length=255, blank=True, default="")
+    use_tls = models.BooleanField(default=False, help_text="STARTTLS")
+    sender = models.EmailField(default="pacsone@localhost")
+    recipient = models.EmailField(blank=True, default="", help_text="The administrator who receives the report.")
+
+    @classmethod
+    def current(cls) -> "MailServer":
+        server, _ = cls.objects.get_or_create(pk=1)
+        return server
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host and self.recipient)

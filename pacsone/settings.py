@@ -104,6 +104,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_q",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "axes",
     "pacsone",
     "accounts",
     "audit",
@@ -120,6 +124,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.middleware.PasswordExpiryMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout response.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses logins while locked out
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "pacsone.urls"
@@ -173,6 +185,38 @@ def _database() -> dict:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Session and password policy (HIPAA; DESIGN.md "Session and account controls") ------------
+# An idle session ends after this many minutes: every request pushes the expiry forward.
+PACS_SESSION_IDLE_MINUTES = env_int("PACS_SESSION_IDLE_MINUTES", 10, minimum=1)
+SESSION_COOKIE_AGE = PACS_SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# A password older than this must be changed before anything else (0 = never expires).
+PACS_PASSWORD_MAX_AGE_DAYS = env_int("PACS_PASSWORD_MAX_AGE_DAYS", 60, minimum=0)
+# Failed logins (django-axes): after this many failures for one user name from one address,
+# that pair is locked out for the cool-off time; an administrator can unlock it earlier
+# (`manage.py axes_reset`).
+AXES_FAILURE_LIMIT = env_int("PACS_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("PACS_LOCKOUT_MINUTES", 30, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False
+# Behind HTTPS (a reverse proxy or a certificate), PACS_HTTPS=true makes cookies secure, sends
+# HSTS and redirects plain HTTP: `manage.py check --deploy` is then clean.
+PACS_HTTPS = env_bool("PACS_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = PACS_HTTPS
+SECURE_HSTS_SECONDS = 31536000 if PACS_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PACS_HTTPS
+SECURE_HSTS_PRELOAD = PACS_HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PACS_HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -190,6 +234,25 @@ STATIC_ROOT = DATA_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- REST API ---------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api_permissions.ActiveUserWithValidPassword"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PacsOne API",
+    "DESCRIPTION": "Patients, studies, users, groups and the system journal of the PacsOne archive.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # --- Task queue (django-q2) ----------------------------------------------------------------------
@@ -228,6 +291,8 @@ PACS_ACCEPT_CALLING_AE = env_choice("PACS_ACCEPT_CALLING_AE", "any", ("any", "re
 # What a re-sent SOP Instance UID does: "ignore" keeps the first copy, "replace" keeps the newest.
 PACS_DUPLICATE_POLICY = env_choice("PACS_DUPLICATE_POLICY", "ignore", ("ignore", "replace"))
 PACS_ROOT_PASSWORD = env_secret("PACS_ROOT_PASSWORD")
+# The monthly journal e-mail goes to this address when an e-mail server is configured.
+DEFAULT_FROM_EMAIL = env_str("PACS_EMAIL_FROM", "pacsone@localhost")
 
 # --- Logging: one key=value line per event, to stderr and var/log/pacsone.log -----------------------
 LOG_LEVEL = env_choice("PACS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -251,5 +316,6 @@ LOGGING = {
     "loggers": {
         "pynetdicom": {"level": "WARNING"},
         "django_q": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
     },
 }

@@ -1,11 +1,13 @@
-from django.contrib.auth import views as auth_views
-from django.urls import path
+"""The URL map: each app brings its own urls module."""
 
-from . import health, views
+from django.urls import include, path
+
+from . import health
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
+    path("journal/", include("audit.urls")),
+    path("api/", include("pacsone.api_urls")),
+    path("", include("pacsone.web_urls")),
 ]

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
 from accounts.root import ensure_root
+from audit.report import ensure_schedule as ensure_journal_report_schedule
 from pacsone import storage
 
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
         call_command("collectstatic", interactive=False, verbosity=0)
         location = storage.default_location()
+        ensure_journal_report_schedule()
         password = ensure_root()
         if password:
             line = "=" * 64

@@ -1,0 +1,147 @@
+"""Login-related pages and user administration (root only, seed 004)."""
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_POST
+
+from audit.journal import Action, record
+
+from .forms import GroupForm, NewUserForm, PasswordResetForm, UserForm
+from .models import User, UserGroup
+from .privileges import root_required
+
+USERS_PER_PAGE = 50
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """The user's own password; also where an expired password sends them."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("home")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        record(Action.PASSWORD_CHANGE, request=self.request, target=self.request.user.username)
+        messages.success(self.request, "Your password was changed.")
+        return response
+
+
+def _journal_admin(request, what: str, user_or_group) -> None:
+    record(Action.USER_ADMIN, request=request, target=f"{what} {user_or_group}"[:255])
+
+
+@root_required
+def user_list(request):
+    users = User.objects.order_by("username").prefetch_related("pacs_groups")
+    query = request.GET.get("q", "").strip()
+    if query:
+        users = users.filter(
+            Q(username__icontains=query) | Q(first_name__icontains=query) | Q(last_name__icontains=query)
+        )
+    page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "accounts/user_list.html", {"page": page, "query": query})
+
+
+@root_required
+def user_create(request):
+    form = NewUserForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save(commit=False)
+        form.apply_password(user)
+        user.save()
+        form.save_m2m()
+        user.pacs_groups.set(form.cleaned_data["pacs_groups"])
+        _journal_admin(request, "created user", user.username)
+        messages.success(request, f"User {user.username} created.")
+        return redirect("accounts:user-list")
+    return render(request, "accounts/user_form.html", {"form": form, "creating": True})
+
+
+@root_required
+def user_edit(request, pk):
+    user = get_object_or_404(User, pk=pk)
+    form = UserForm(request.POST or None, instance=user)
+    if user.is_root:  # root keeps every privilege and its name
+        for name in ("username", "privileges", "is_active"):
+            form.fields[name].disabled = True
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        _journal_admin(request, "changed user", user.username)
+        messages.success(request, f"User {user.username} saved.")
+        return redirect("accounts:user-list")
+    return render(request, "accounts/user_form.html", {"form": form, "subject": user})
+
+
+@root_required
+def user_password(request, pk):
+    user = get_object_or_404(User, pk=pk)
+    form = PasswordResetForm(request.POST or None, user=user)
+    if request.method == "POST" and form.is_valid():
+        form.apply_password(user)
+        user.save()
+        _journal_admin(request, "reset the password of", user.username)
+        messages.success(request, f"Password of {user.username} reset.")
+        return redirect("accounts:user-list")
+    return render(request, "accounts/user_password.html", {"form": form, "subject": user})
+
+
+@root_required
+@require_POST
+def user_toggle_active(request, pk):
+    user = get_object_or_404(User, pk=pk)
+    if user.is_root:
+        messages.error(request, "root cannot be disabled.")
+        return redirect("accounts:user-list")
+    user.is_active = not user.is_active
+    user.save(update_fields=["is_active"])
+    _journal_admin(request, "enabled user" if user.is_active else "disabled user", user.username)
+    return redirect("accounts:user-list")
+
+
+@root_required
+def user_delete(request, pk):
+    user = get_object_or_404(User, pk=pk)
+    if user.is_root:
+        messages.error(request, "root cannot be deleted.")
+        return redirect("accounts:user-list")
+    if request.method == "POST":
+        username = user.username
+        user.delete()
+        _journal_admin(request, "deleted user", username)
+        messages.success(request, f"User {username} deleted.")
+        return redirect("accounts:user-list")
+    return render(request, "accounts/confirm_delete.html", {"subject": user, "kind": "user"})
+
+
+@root_required
+def group_list(request):
+    groups = UserGroup.objects.prefetch_related("members")
+    return render(request, "accounts/group_list.html", {"groups": groups})
+
+
+@root_required
+def group_edit(request, pk=None):
+    group = get_object_or_404(UserGroup, pk=pk) if pk else None
+    form = GroupForm(request.POST or None, instance=group)
+    if request.method == "POST" and form.is_valid():
+        group = form.save()
+        _journal_admin(request, "saved group", group.name)
+        messages.success(request, f"Group {group.name} saved.")
+        return redirect("accounts:group-list")
+    return render(request, "accounts/group_form.html", {"form": form, "subject": group})
+
+
+@root_required
+def group_delete(request, pk):
+    group = get_object_or_404(UserGroup, pk=pk)
+    if request.method == "POST":
+        name = group.name
+        group.delete()
+        _journal_admin(request, "deleted group", name)
+        messages.success(request, f"Group {name} deleted.")
+        return redirect("accounts:group-list")
+    return render(request, "accounts/confirm_delete.html", {"subject": group, "kind": "group"})

@@ -1,0 +1,77 @@
+"""The monthly journal report: last month's entries as CSV, mailed to the administrator when
+an e-mail server is configured. Run by a django-q2 schedule (see `ensure_schedule`)."""
+
+import csv
+import datetime
+import io
+import logging
+from collections import Counter
+
+from django.core.mail import EmailMessage, get_connection
+from django.utils import timezone
+
+from .models import Entry, MailServer
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_NAME = "monthly journal report"
+CSV_COLUMNS = ["id", "timestamp", "username", "address", "ae_title", "action", "patient_id",
+               "study_uid", "target", "outcome", "detail", "hash"]
+
+
+def previous_month(today: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """First day of last month and first day of this month."""
+    this_month = today.replace(day=1)
+    last_month = (this_month - datetime.timedelta(days=1)).replace(day=1)
+    return last_month, this_month
+
+
+def entries_csv(entries) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries.order_by("id").iterator(chunk_size=2000):
+        writer.writerow([getattr(entry, column) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def send_monthly_report(today: datetime.date | None = None) -> str:
+    server = MailServer.current()
+    if not server.configured:
+        return "no e-mail server configured"
+    start, end = previous_month(today or timezone.localdate())
+    tz = timezone.get_current_timezone()
+    entries = Entry.objects.filter(
+        timestamp__gte=datetime.datetime.combine(start, datetime.time.min, tz),
+        timestamp__lt=datetime.datetime.combine(end, datetime.time.min, tz),
+    )
+    counts = Counter(entries.values_list("action", flat=True))
+    lines = [f"{action}: {count}" for action, count in sorted(counts.items())] or ["no entries"]
+    body = f"PacsOne system journal, {start:%B %Y}.\n\n" + "\n".join(lines) + "\n\nThe entries are attached as CSV.\n"
+    connection = get_connection(
+        host=server.host, port=server.port, username=server.username or None,
+        password=server.password or None, use_tls=server.use_tls, timeout=30,
+    )
+    message = EmailMessage(
+        subject=f"PacsOne journal {start:%Y-%m}", body=body, from_email=server.sender,
+        to=[server.recipient], connection=connection,
+    )
+    message.attach(f"journal-{start:%Y-%m}.csv", entries_csv(entries), "text/csv")
+    message.send()
+    log.info("journal report sent month=%s entries=%d to=%s", f"{start:%Y-%m}", sum(counts.values()), server.recipient)
+    return f"sent {sum(counts.values())} entries to {server.recipient}"
+
+
+def ensure_schedule() -> None:
+    """A monthly django-q2 schedule, first run at the start of next month."""
+    from django_q.models import Schedule
+
+    first_of_next = (timezone.localdate().replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+    Schedule.objects.get_or_create(
+        name=SCHEDULE_NAME,
+        defaults={
+            "func": "audit.report.send_monthly_report",
+            "schedule_type": Schedule.MONTHLY,
+            "next_run": timezone.make_aware(datetime.datetime.combine(first_of_next, datetime.time(1, 0))),
+        },
+    )

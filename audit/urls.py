@@ -1,0 +1,11 @@
+from django.urls import include, path
+
+from . import views
+
+patterns = [
+    path("", views.journal, name="journal"),
+    path("journal.csv", views.journal_csv, name="journal-csv"),
+    path("mail/", views.mail_settings, name="mail-settings"),
+]
+
+urlpatterns = [path("", include((patterns, "audit")))]

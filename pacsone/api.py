@@ -1,0 +1,137 @@
+"""REST: patients and studies, through the one visibility rule and the one privilege check.
+
+A study or patient the caller may not see is 404, in lists it is simply absent. PATCH
+`public` needs Modify (with the cascade rules), PATCH `read` needs Mark Study; every list,
+read and change is journaled.
+"""
+
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from accounts.privileges import Privilege, has_privilege
+from audit.journal import Action, record
+
+from .models import Patient, Study
+from .study_search import search_studies
+from .visibility import set_patient_public, set_study_public
+
+PATIENT_FILTERS = ("patient_id", "patient_name")
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ["id", "patient_id", "issuer_of_patient_id", "patient_name", "birth_date", "sex", "public"]
+        read_only_fields = ["id", "patient_id", "issuer_of_patient_id", "patient_name", "birth_date", "sex"]
+
+
+class StudySerializer(serializers.ModelSerializer):
+    patient = PatientSerializer(read_only=True)
+
+    class Meta:
+        model = Study
+        fields = ["study_instance_uid", "patient", "study_date", "study_time", "accession_number", "study_id",
+                  "study_description", "referring_physician_name", "reading_physician_name", "institution_name",
+                  "modalities_in_study", "number_of_series", "number_of_instances", "size_bytes", "public", "read",
+                  "source_ae", "received_at"]
+        read_only_fields = [f for f in fields if f not in ("public", "read")]
+
+
+# Which privilege each writable field needs, and the journal action its change records.
+WRITABLE = {"public": (Privilege.MODIFY, Action.MODIFY), "read": (Privilege.MARK_STUDY, Action.MARK)}
+
+
+def _checked_changes(request, allowed: tuple[str, ...]) -> dict[str, bool]:
+    """The fields a PATCH asks to change: only `allowed` ones, booleans, with their privilege."""
+    unknown = sorted(set(request.data) - set(allowed))
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed." for name in unknown})
+    changes = {}
+    for name in allowed:
+        if name not in request.data:
+            continue
+        value = request.data[name]
+        if not isinstance(value, bool):
+            raise ValidationError({name: "Must be true or false."})
+        privilege, _ = WRITABLE[name]
+        if not has_privilege(request.user, privilege):
+            raise PermissionDenied(f"Changing {name} needs the {privilege.label} privilege.")
+        changes[name] = value
+    return changes
+
+
+class JournaledReadMixin:
+    """List = a search, retrieve = a view; both journaled with what was asked."""
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        record(Action.SEARCH, request=request._request, target=f"api {self.basename} list",
+               detail=request.query_params.urlencode()[:1000])
+        return response
+
+    def retrieve(self, request, *args, **kwargs):
+        obj = self.get_object()
+        record(Action.VIEW, request=request._request, **self.journal_subject(obj))
+        return Response(self.get_serializer(obj).data)
+
+
+class PatientViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Patients the caller may see. Filters: `patient_id`, `patient_name` (wildcards * and ?)."""
+
+    serializer_class = PatientSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        patients = Patient.objects.visible_to(self.request.user).order_by("patient_name", "id")
+        params = {k: self.request.query_params.get(k, "") for k in PATIENT_FILTERS}
+        if any(params.values()):
+            visible = search_studies(Study.objects.visible_to(self.request.user), params)[0]
+            patients = patients.filter(studies__in=visible).distinct()
+        return patients
+
+    def journal_subject(self, patient):
+        return {"patient_id": patient.patient_id, "target": f"patient {patient.pk}"}
+
+    def partial_update(self, request, *args, **kwargs):
+        patient = self.get_object()
+        changes = _checked_changes(request, ("public",))
+        if "public" in changes:
+            set_patient_public(patient, changes["public"])
+            record(Action.MODIFY, request=request._request, patient_id=patient.patient_id,
+                   target=f"patient {patient.pk}", detail=f"public={changes['public']} (all its studies too)")
+        return Response(self.get_serializer(patient).data)
+
+
+class StudyViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Studies the caller may see, newest first. Filters: `patient_id`, `patient_name`
+    (wildcards), `accession_number`, `study_date` (YYYYMMDD or a range A-B, -B, A-),
+    `date_from`/`date_to`, `modality`, `referring_physician`, `source_ae`, `read`, `public`."""
+
+    serializer_class = StudySerializer
+    lookup_field = "study_instance_uid"
+    lookup_value_regex = r"[0-9.]+"
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        studies = Study.objects.visible_to(self.request.user).select_related("patient")
+        if self.action == "list":
+            studies, problems = search_studies(studies, self.request.query_params)
+            if problems:
+                raise ValidationError(problems)
+        return studies.order_by("-study_date", "-id")
+
+    def journal_subject(self, study):
+        return {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
+
+    def partial_update(self, request, *args, **kwargs):
+        study = self.get_object()
+        changes = _checked_changes(request, ("public", "read"))
+        if "public" in changes:
+            set_study_public(study, changes["public"])
+        if "read" in changes:
+            study.read = changes["read"]
+            study.save(update_fields=["read", "updated_at"])
+        for name, value in changes.items():
+            record(WRITABLE[name][1], request=request._request, detail=f"{name}={value}", **self.journal_subject(study))
+        return Response(self.get_serializer(study).data)

@@ -1,0 +1,24 @@
+"""The REST API under /api/ (DESIGN.md "REST API"): one router; each app registers its
+viewsets here. Session and token authentication; OpenAPI schema at /api/schema/."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
+
+from accounts import api as accounts_api
+from audit import api as audit_api
+
+from . import api as archive_api
+
+router = DefaultRouter()
+router.register("users", accounts_api.UserViewSet, basename="user")
+router.register("groups", accounts_api.GroupViewSet, basename="group")
+router.register("patients", archive_api.PatientViewSet, basename="patient")
+router.register("studies", archive_api.StudyViewSet, basename="study")
+router.register("journal", audit_api.EntryViewSet, basename="journal")
+
+urlpatterns = [
+    path("auth/token/", accounts_api.obtain_token, name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,76 @@
+"""The study search: one set of filters for the study list page and the REST API.
+
+Parameters (all optional): patient_id, patient_name (wildcards * and ?, case-insensitive),
+accession_number, study_date (DICOM date or range `A-B`, `-B`, `A-`), date_from / date_to,
+modality, referring_physician (wildcards), source_ae, institution, read (true/false),
+public (true/false), study_instance_uid.
+"""
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from .matching import date_range_q, parse_date, wildcard_q
+from .models import Series
+
+SEARCH_FIELDS = (
+    "patient_id", "patient_name", "accession_number", "study_date", "date_from", "date_to",
+    "modality", "referring_physician", "source_ae", "institution", "read", "public",
+    "study_instance_uid",
+)
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+def _text(params, name: str) -> str:
+    return (params.get(name) or "").strip()
+
+
+def _flag(params, name: str, problems: dict) -> bool | None:
+    raw = _text(params, name).lower()
+    if raw in ("", "any"):
+        return None
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    problems[name] = f"{name} must be true or false, not {raw!r}"
+    return None
+
+
+def search_studies(studies: QuerySet, params) -> tuple[QuerySet, dict[str, str]]:
+    """Filter an already visibility-restricted study queryset. Returns it and the problems
+    (parameter -> message) so that bad input is reported, never silently widened."""
+    problems: dict[str, str] = {}
+    if value := _text(params, "patient_id"):
+        studies = studies.filter(wildcard_q("patient__patient_id", value))
+    if value := _text(params, "patient_name"):
+        studies = studies.filter(wildcard_q("patient__patient_name_search", value.upper()))
+    if value := _text(params, "accession_number"):
+        studies = studies.filter(wildcard_q("accession_number", value))
+    if value := _text(params, "study_instance_uid"):
+        studies = studies.filter(study_instance_uid=value)
+    if value := _text(params, "referring_physician"):
+        studies = studies.filter(wildcard_q("referring_physician_name", value, case_insensitive=True))
+    if value := _text(params, "institution"):
+        studies = studies.filter(wildcard_q("institution_name", value, case_insensitive=True))
+    if value := _text(params, "source_ae"):
+        studies = studies.filter(source_ae=value)
+    if value := _text(params, "study_date"):
+        try:
+            studies = studies.filter(date_range_q("study_date", value))
+        except ValueError as error:
+            problems["study_date"] = str(error)
+    for name, lookup in (("date_from", "study_date__gte"), ("date_to", "study_date__lte")):
+        if value := _text(params, name):
+            day = parse_date(value)
+            if day is None:
+                problems[name] = f"{value!r} is not a date (YYYY-MM-DD)"
+            else:
+                studies = studies.filter(**{lookup: day})
+    if value := _text(params, "modality"):
+        in_series = Series.objects.filter(study=OuterRef("pk"), modality=value.upper())
+        studies = studies.filter(Exists(in_series))
+    for name in ("read", "public"):
+        flag = _flag(params, name, problems)
+        if flag is not None:
+            studies = studies.filter(**{name: flag})
+    return studies, problems
