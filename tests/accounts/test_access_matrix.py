@@ -1,0 +1,127 @@
+"""The access matrix: every page and endpoint of accounts, journal and the REST API, for
+each role, against public, private-own and private-other studies. Other apps' pages have their
+own matrices next to their tests."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from tests.people import ROLES, VISIBLE, make_world
+
+pytestmark = pytest.mark.django_db
+
+OK, REDIRECT, FORBIDDEN, NOT_FOUND = 200, 302, 403, 404
+
+# page -> expected status per role (anonymous, physician, power, sysadmin, root)
+PAGES = {
+    "/": (REDIRECT, OK, OK, OK, OK),
+    "/accounts/password/": (REDIRECT, OK, OK, OK, OK),
+    "/accounts/users/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/accounts/users/new/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/accounts/users/{jane}/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/accounts/users/{jane}/password/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/accounts/users/{jane}/delete/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/accounts/users/999999/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND),
+    "/accounts/groups/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/accounts/groups/new/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/journal/": (REDIRECT, FORBIDDEN, FORBIDDEN, OK, OK),
+    "/journal/journal.csv": (REDIRECT, FORBIDDEN, FORBIDDEN, OK, OK),
+    "/journal/mail/": (REDIRECT, FORBIDDEN, FORBIDDEN, OK, OK),
+}
+
+API_ENDPOINTS = {
+    "/api/users/": (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/api/users/{jane}/": (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/api/groups/": (FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "/api/journal/": (FORBIDDEN, FORBIDDEN, FORBIDDEN, OK, OK),
+    "/api/patients/": (FORBIDDEN, OK, OK, OK, OK),
+    "/api/studies/": (FORBIDDEN, OK, OK, OK, OK),
+    "/api/schema/": (OK, OK, OK, OK, OK),  # the API's shape, no data: public for clients
+}
+
+
+@pytest.fixture
+def world():
+    return make_world()
+
+
+def client_for(role, world, client, api_token=False):
+    user = world.users[role]
+    if user is None:
+        return client, {}
+    if api_token:
+        token, _ = Token.objects.get_or_create(user=user)
+        return client, {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+    client.force_login(user)
+    return client, {}
+
+
+def _cases(table):
+    return [(url, role, expected[i]) for url, expected in table.items() for i, role in enumerate(ROLES)]
+
+
+@pytest.mark.parametrize("url,role,expected", _cases(PAGES))
+def test_page_access(world, client, url, role, expected):
+    client, headers = client_for(role, world, client)
+    response = client.get(url.format(jane=world.users["physician"].pk), **headers)
+    assert response.status_code == expected
+    if expected == REDIRECT:
+        assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("api_token", [False, True], ids=["session", "token"])
+@pytest.mark.parametrize("url,role,expected", _cases(API_ENDPOINTS))
+def test_api_access(world, client, url, role, expected, api_token):
+    client, headers = client_for(role, world, client, api_token)
+    response = client.get(url.format(jane=world.users["physician"].pk), **headers)
+    assert response.status_code == expected
+
+
+@pytest.mark.parametrize("api_token", [False, True], ids=["session", "token"])
+@pytest.mark.parametrize("role", ROLES)
+def test_study_list_shows_exactly_the_visible_studies_and_counts(world, client, role, api_token):
+    client, headers = client_for(role, world, client, api_token)
+    response = client.get("/api/studies/", **headers)
+    if role == "anonymous":
+        assert response.status_code == FORBIDDEN
+        return
+    body = response.json()
+    expected = {world.studies[name].study_instance_uid for name in VISIBLE[role]}
+    assert {s["study_instance_uid"] for s in body["results"]} == expected
+    assert body["count"] == len(expected)
+    hidden = {s.study_instance_uid for s in world.studies.values()} - expected
+    assert not any(uid in response.content.decode() for uid in hidden)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("study", ["public", "own", "other"])
+def test_study_detail_is_404_when_not_visible(world, client, role, study):
+    client, headers = client_for(role, world, client)
+    uid = world.studies[study].study_instance_uid
+    response = client.get(f"/api/studies/{uid}/", **headers)
+    if role == "anonymous":
+        assert response.status_code == FORBIDDEN
+    elif study in VISIBLE[role]:
+        assert response.status_code == OK and response.json()["study_instance_uid"] == uid
+    else:
+        assert response.status_code == NOT_FOUND
+        assert world.studies[study].patient.patient_id not in response.content.decode()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_patient_list_shows_only_visible_patients(world, client, role):
+    client, headers = client_for(role, world, client)
+    response = client.get("/api/patients/", **headers)
+    if role == "anonymous":
+        assert response.status_code == FORBIDDEN
+        return
+    expected = {world.studies[name].patient.patient_id for name in VISIBLE[role]}
+    assert {p["patient_id"] for p in response.json()["results"]} == expected
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_patient_detail_is_404_when_not_visible(world, client, role):
+    client, headers = client_for(role, world, client)
+    patient = world.studies["other"].patient
+    response = client.get(f"/api/patients/{patient.pk}/", **headers)
+    expected = {"anonymous": FORBIDDEN, "power": OK, "root": OK}.get(role, NOT_FOUND)
+    assert response.status_code == expected

@@ -1,0 +1,128 @@
+"""The system journal: append-only, hash-chained, verifiable; its pages, CSV and monthly mail."""
+
+import datetime
+import threading
+
+import pytest
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from audit.journal import Action, Outcome, record, verify_chain
+from audit.models import AppendOnlyError, Entry, MailServer
+from audit.report import send_monthly_report
+from tests.people import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def some_entries(n=5):
+    return [record(Action.VIEW, patient_id=f"P{i}", study_uid=f"1.2.{i}", address="10.0.0.1") for i in range(n)]
+
+
+def test_entries_chain_to_each_other():
+    first, second = some_entries(2)
+    assert second.previous_hash == first.hash
+    assert verify_chain().ok and verify_chain().checked == 2
+
+
+def test_the_orm_cannot_change_or_delete_an_entry():
+    entry = some_entries(1)[0]
+    entry.detail = "changed"
+    with pytest.raises(AppendOnlyError):
+        entry.save()
+    with pytest.raises(AppendOnlyError):
+        entry.delete()
+    with pytest.raises(AppendOnlyError):
+        Entry.objects.filter(pk=entry.pk).update(detail="changed")
+    with pytest.raises(AppendOnlyError):
+        Entry.objects.all().delete()
+
+
+def _raw(sql, *params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql.replace("?", "%s"), params)
+
+
+def test_verifyjournal_finds_a_row_edited_by_hand(capsys):
+    entries = some_entries(5)
+    call_command("verifyjournal")
+    assert "5 entries" in capsys.readouterr().out
+    _raw("UPDATE audit_entry SET patient_id = ? WHERE id = ?", "SOMEONE", entries[2].pk)
+    with pytest.raises(CommandError, match=f"entry id {entries[2].pk}"):
+        call_command("verifyjournal")
+
+
+def test_verifyjournal_finds_a_removed_row():
+    entries = some_entries(5)
+    _raw("DELETE FROM audit_entry WHERE id = ?", entries[1].pk)
+    report = verify_chain()
+    assert not report.ok and report.broken_at == entries[2].pk
+
+
+def test_verifyjournal_finds_the_newest_row_removed():
+    entries = some_entries(3)
+    _raw("DELETE FROM audit_entry WHERE id = ?", entries[-1].pk)
+    with pytest.raises(CommandError, match="removed"):
+        call_command("verifyjournal")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_keep_one_chain():
+    def write():
+        for _ in range(10):
+            record(Action.SEARCH, detail="concurrent")
+        connection.close()
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report = verify_chain()
+    assert report.ok and report.checked == 40
+
+
+def test_journal_page_filters_and_csv(client):
+    admin = make_user("sysadmin", ["system_admin"])
+    record(Action.VIEW, patient_id="PX", address="10.1.1.1", user=admin)
+    record(Action.DELETE, patient_id="PY", outcome=Outcome.FAILURE)
+    client.force_login(admin)
+    page = client.get("/journal/?patient_id=PX")
+    assert page.status_code == 200 and b"PX" in page.content and b"PY" not in page.content
+    bad = client.get("/journal/?date_from=31/12/2024")
+    assert b"is not a date" in bad.content
+    today = datetime.date.today().isoformat()
+    csv_response = client.get(f"/journal/journal.csv?date_from={today}&date_to={today}")
+    body = b"".join(csv_response.streaming_content).decode()
+    assert csv_response["Content-Disposition"].startswith("attachment")
+    assert body.splitlines()[0].startswith("id,timestamp,username")
+    assert "PX" in body and "PY" in body
+    assert Entry.objects.filter(action="export", target="journal CSV").exists()
+
+
+def test_monthly_report_is_mailed_when_a_server_is_configured():
+    assert send_monthly_report() == "no e-mail server configured"
+    server = MailServer.current()
+    server.host, server.recipient = "smtp.example.org", "admin@example.org"
+    server.save()
+    record(Action.VIEW, patient_id="PX")
+    next_month = (datetime.date.today().replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+    result = send_monthly_report(today=next_month)
+    assert result.startswith("sent")
+    message = mail.outbox[0]
+    assert message.to == ["admin@example.org"]
+    assert "view: 1" in message.body
+    assert message.attachments[0][0].endswith(".csv")
+
+
+def test_mail_settings_page_saves_and_journals(client):
+    admin = make_user("sysadmin", ["system_admin"])
+    client.force_login(admin)
+    response = client.post("/journal/mail/", {"host": "smtp.example.org", "port": 25, "sender": "pacs@example.org",
+                                              "recipient": "admin@example.org"})
+    assert response.status_code == 302
+    assert MailServer.current().configured
+    assert Entry.objects.filter(action="configuration", target="e-mail server").exists()
+    bad = client.post("/journal/mail/", {"host": "x", "port": "abc", "sender": "not-an-address"})
+    assert bad.status_code == 200 and b"errorlist" in bad.content
