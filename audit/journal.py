@@ -25,6 +25,7 @@ def record(
     *,
     request=None,
     user=None,
+    username: str = "",
     address: str = "",
     ae_title: str = "",
     patient_id: str = "",
@@ -34,11 +35,12 @@ def record(
     detail: str = "",
 ) -> Entry:
     """Append one entry. `request` supplies the user and address when given; DICOM and HL7
-    callers pass `ae_title` and `address` instead."""
+    callers pass `ae_title` and `address` instead; queued tasks pass the `username` they carry."""
     if request is not None:
         user = user if user is not None else getattr(request, "user", None)
         address = address or client_address(request)
-    username = user.get_username() if user is not None and user.is_authenticated else ""
+    if user is not None and user.is_authenticated:
+        username = user.get_username()
     with transaction.atomic():
         head = _locked_head()
         entry = Entry(

@@ -12,6 +12,7 @@ import enum
 import logging
 import re
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,20 +67,29 @@ class IngestResult:
 
 @dataclass
 class PostIngestBatch:
-    """Studies touched by one association or one import; follow-up work is queued once each."""
+    """Studies touched by one association or one import; follow-up work (summaries, the
+    journal's STORE entry) is queued once per study."""
 
     study_pks: set[int] = field(default_factory=set)
+    stored_counts: dict[int, int] = field(default_factory=dict)  # study pk -> instances stored
+    origin: Origin | None = None
+    # An association's end may be signalled twice at once (released, then connection closed).
+    _flush_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, result: IngestResult) -> None:
+    def add(self, result: IngestResult, origin: Origin | None = None) -> None:
         if result.outcome in (Outcome.STORED, Outcome.REPLACED) and result.study_pk:
             self.study_pks.add(result.study_pk)
+            self.stored_counts[result.study_pk] = self.stored_counts.get(result.study_pk, 0) + 1
+            self.origin = origin or self.origin
 
     def flush(self) -> None:
         from .tasks import queue_after_ingest
 
-        for study_pk in sorted(self.study_pks):
-            queue_after_ingest(study_pk)
-        self.study_pks.clear()
+        with self._flush_lock:
+            study_pks, counts = self.study_pks, self.stored_counts
+            self.study_pks, self.stored_counts = set(), {}
+        for study_pk in sorted(study_pks):
+            queue_after_ingest(study_pk, counts.get(study_pk, 0), self.origin)
 
 
 class Rejected(Exception):
@@ -134,7 +144,7 @@ def ingest_file(
 
     own_batch = batch is None
     batch = batch or PostIngestBatch()
-    batch.add(result)
+    batch.add(result, origin)
     if own_batch:
         batch.flush()
     log.info(

@@ -1,27 +1,49 @@
 """Work queued after ingest (django-q2), kept out of the association's critical path."""
 
 import logging
+from dataclasses import asdict
 
 from django.db.models import Count, Sum
 from django_q.tasks import async_task
+
+from audit.journal import Action, record
 
 from .models import Instance, Series, Study
 
 log = logging.getLogger(__name__)
 
 
-def queue_after_ingest(study_pk: int) -> None:
+def queue_after_ingest(study_pk: int, stored: int = 0, origin=None) -> None:
     """Queue the follow-up of a study that received instances. A failure to queue loses nothing:
     the instances are stored, and the next ingest into the study queues it again."""
+    sender = asdict(origin) if origin is not None else {}
     try:
-        async_task("pacsone.tasks.after_ingest", study_pk, task_name=f"after-ingest-{study_pk}")
+        async_task("pacsone.tasks.after_ingest", study_pk, stored, sender, task_name=f"after-ingest-{study_pk}")
     except Exception:
         log.exception("could not queue after_ingest study_pk=%s", study_pk)
 
 
-def after_ingest(study_pk: int) -> None:
-    """Refresh the study's summary columns (counts, size, modalities) used by study lists."""
+def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> None:
+    """Refresh the study's summary columns (counts, size, modalities) used by study lists, and
+    journal what was stored, by whom (one entry per study and association or import)."""
     refresh_study_summary(study_pk)
+    if stored:
+        journal_store(study_pk, stored, sender or {})
+
+
+def journal_store(study_pk: int, stored: int, sender: dict) -> None:
+    study = Study.objects.filter(pk=study_pk).select_related("patient").first()
+    if study is None:
+        return
+    record(
+        Action.STORE if sender.get("channel") == "dicom" else Action.IMPORT,
+        username=sender.get("username", ""),
+        ae_title=sender.get("ae_title", ""),
+        address=sender.get("address", ""),
+        patient_id=study.patient.patient_id,
+        study_uid=study.study_instance_uid,
+        target=f"{stored} instance(s) via {sender.get('channel', 'unknown')}",
+    )
 
 
 def refresh_study_summary(study_pk: int) -> None:
