@@ -3,7 +3,7 @@
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import Action, Entry, JournalHead, Outcome
@@ -41,8 +41,9 @@ def record(
         address = address or client_address(request)
     if user is not None and user.is_authenticated:
         username = user.get_username()
+    _ensure_head()
     with transaction.atomic():
-        head = _locked_head()
+        head = JournalHead.objects.select_for_update().get(pk=1)
         entry = Entry(
             timestamp=timezone.now(),
             username=username[:150],
@@ -64,12 +65,16 @@ def record(
     return entry
 
 
-def _locked_head() -> JournalHead:
-    head = JournalHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
-        JournalHead.objects.get_or_create(pk=1, defaults={"last_hash": GENESIS_HASH})
-        head = JournalHead.objects.select_for_update().get(pk=1)
-    return head
+def _ensure_head() -> None:
+    """Create the head row in a transaction of its own: creating it inside the locking one lets
+    two first writers deadlock on MariaDB's gap locks."""
+    if JournalHead.objects.filter(pk=1).exists():
+        return
+    try:
+        with transaction.atomic():
+            JournalHead.objects.create(pk=1, last_hash=GENESIS_HASH)
+    except IntegrityError:
+        pass  # another process created it first
 
 
 @dataclass

@@ -2,11 +2,15 @@
 e-mail server used for the monthly journal report."""
 
 import csv
+import datetime
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
 from accounts.privileges import Privilege, privilege_required
 
@@ -19,11 +23,39 @@ from .report import CSV_COLUMNS
 ENTRIES_PER_PAGE = 100
 
 
+ACTIVITY_DAYS = 30
+
+
+def daily_activity(entries, days: int = ACTIVITY_DAYS) -> list[dict]:
+    """Entries and failures per day for the last `days` days, for the activity chart."""
+    today = timezone.localdate()
+    first = today - datetime.timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
+    rows = (
+        entries.filter(timestamp__gte=since)
+        .annotate(day=TruncDate("timestamp"))
+        .values("day")
+        .annotate(total=Count("id"), failed=Count("id", filter=~Q(outcome="success")))
+    )
+    by_day = {row["day"]: row for row in rows}
+    peak = max([row["total"] for row in rows] + [1])
+    chart = []
+    for offset in range(days):
+        day = first + datetime.timedelta(days=offset)
+        row = by_day.get(day, {"total": 0, "failed": 0})
+        chart.append({
+            "day": day, "total": row["total"], "failed": row["failed"],
+            "height": round(100 * row["total"] / peak), "failed_height": round(100 * row["failed"] / peak),
+        })
+    return chart
+
+
 @privilege_required(Privilege.SYSTEM_ADMIN)
 def journal(request):
     entries, problems = filter_entries(request.GET)
     page = Paginator(entries.order_by("-id"), ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "audit/journal.html", {
+        "activity": daily_activity(entries),
         "page": page,
         "problems": problems,
         "actions": Action.choices,

@@ -126,3 +126,25 @@ def test_mail_settings_page_saves_and_journals(client):
     assert Entry.objects.filter(action="configuration", target="e-mail server").exists()
     bad = client.post("/journal/mail/", {"host": "x", "port": "abc", "sender": "not-an-address"})
     assert bad.status_code == 200 and b"errorlist" in bad.content
+
+
+def test_activity_chart_counts_entries_and_failures_per_day(client):
+    from audit.views import daily_activity
+
+    record(Action.VIEW)
+    record(Action.LOGIN_FAILED, outcome=Outcome.FAILURE)
+    chart = daily_activity(Entry.objects.all())
+    assert len(chart) == 30
+    assert (chart[-1]["total"], chart[-1]["failed"], chart[-1]["height"]) == (2, 1, 100)
+    assert sum(day["total"] for day in chart) == 2
+
+
+def test_setuppacs_schedules_the_monthly_report():
+    from django_q.models import Schedule
+
+    from audit.report import SCHEDULE_NAME, ensure_schedule
+
+    ensure_schedule()
+    ensure_schedule()
+    schedule = Schedule.objects.get(name=SCHEDULE_NAME)
+    assert schedule.schedule_type == Schedule.MONTHLY and schedule.next_run.day == 1
