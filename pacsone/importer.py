@@ -63,10 +63,16 @@ def _expand(path: Path) -> Iterator[tuple[Path, str | None]]:
 
 
 def import_paths(
-    paths: list[Path], origin: Origin, on_progress: Callable[[int], None] = lambda n: None
+    paths: list[Path],
+    origin: Origin,
+    on_progress: Callable[[int], None] = lambda n: None,
+    batch: PostIngestBatch | None = None,
 ) -> ImportSummary:
+    """Import everything under `paths`. The follow-up work is queued at the end, or left in
+    the caller's `batch` for the caller to flush."""
     summary = ImportSummary()
-    batch = PostIngestBatch()
+    own_batch = batch is None
+    batch = batch or PostIngestBatch()
     location = storage.default_location()
     for path, member in _walk(paths):
         label = f"{path}:{member}" if member else str(path)
@@ -81,5 +87,6 @@ def import_paths(
             result = ingest_file(temp, origin, adopt=True, batch=batch)
         summary.add(label, result, size)
         on_progress(1)
-    batch.flush()
+    if own_batch:
+        batch.flush()
     return summary

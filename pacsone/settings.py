@@ -291,6 +291,9 @@ PACS_ACCEPT_CALLING_AE = env_choice("PACS_ACCEPT_CALLING_AE", "any", ("any", "re
 # What a re-sent SOP Instance UID does: "ignore" keeps the first copy, "replace" keeps the newest.
 PACS_DUPLICATE_POLICY = env_choice("PACS_DUPLICATE_POLICY", "ignore", ("ignore", "replace"))
 PACS_ROOT_PASSWORD = env_secret("PACS_ROOT_PASSWORD")
+# Auto-scan import: a folder scanned every few minutes; empty turns it off.
+PACS_AUTOSCAN_DIR = env_str("PACS_AUTOSCAN_DIR", "")
+PACS_AUTOSCAN_MINUTES = env_int("PACS_AUTOSCAN_MINUTES", 1, minimum=1)
 # The monthly journal e-mail goes to this address when an e-mail server is configured.
 DEFAULT_FROM_EMAIL = env_str("PACS_EMAIL_FROM", "pacsone@localhost")
 

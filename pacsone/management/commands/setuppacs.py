@@ -5,7 +5,7 @@ from django.db import DatabaseError, connection
 
 from accounts.root import ensure_root
 from audit.report import ensure_schedule as ensure_journal_report_schedule
-from pacsone import storage
+from pacsone import autoscan, storage
 
 
 def create_database_if_missing() -> None:
@@ -31,6 +31,7 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         location = storage.default_location()
         ensure_journal_report_schedule()
+        autoscan.ensure_schedule()
         password = ensure_root()
         if password:
             line = "=" * 64
