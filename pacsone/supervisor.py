@@ -6,6 +6,7 @@ SIGTERM or Ctrl-C stops them all, politely first.
 """
 
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -45,15 +46,43 @@ class Child:
     backoff: float = FIRST_BACKOFF_SECONDS
     restarts: int = field(default=0)
     pass_fds: tuple[int, ...] = ()
+    started_wall: float = 0.0
+    last_exit: int | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_parent, pass_fds=self.pass_fds)
         self.started_at = time.monotonic()
+        self.started_wall = time.time()
         log.info("child started name=%s pid=%d", self.name, self.process.pid)
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def status(self) -> dict:
+        return {
+            "name": self.name,
+            "pid": self.process.pid if self.process else None,
+            "running": self.running,
+            "started": self.started_wall,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+        }
+
+
+def status_path():
+    """Where the supervisor publishes its children's state (read by the live monitor)."""
+    return settings.DATA_DIR / "run" / "supervisor.json"
+
+
+def write_status(children: list[Child], stopping: bool = False) -> None:
+    path = status_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"pid": os.getpid(), "updated": time.time(), "stopping": stopping,
+            "children": [child.status() for child in children]}
+    temp = path.with_suffix(".tmp")
+    temp.write_text(json.dumps(body))
+    os.replace(temp, path)
 
 
 def open_listening_socket(port: int, host: str = "0.0.0.0") -> socket.socket:
@@ -116,12 +145,17 @@ class Supervisor:
         signal.signal(signal.SIGINT, self.request_stop)
         for child in self.children:
             child.start()
+        write_status(self.children)
         while not self.stopping:
-            self.check_children()
+            if self.check_children():
+                write_status(self.children)
             time.sleep(POLL_SECONDS)
         self.stop_children()
+        write_status(self.children, stopping=True)
 
-    def check_children(self) -> None:
+    def check_children(self) -> bool:
+        """Restart children that died (after their back-off). True when something changed."""
+        changed = False
         now = time.monotonic()
         for child in self.children:
             if child.running:
@@ -130,6 +164,8 @@ class Supervisor:
                 continue
             if child.restart_at == 0.0:
                 code = child.process.returncode if child.process else None
+                child.last_exit = code
+                changed = True
                 child.restart_at = now + child.backoff
                 log.error("child died name=%s exit=%s restarting_in=%.1fs", child.name, code, child.backoff)
                 child.backoff = min(child.backoff * 2, MAX_BACKOFF_SECONDS)
@@ -137,6 +173,8 @@ class Supervisor:
                 child.restart_at = 0.0
                 child.restarts += 1
                 child.start()
+                changed = True
+        return changed
 
     def stop_children(self) -> None:
         running = [c for c in self.children if c.running]

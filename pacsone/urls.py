@@ -2,12 +2,14 @@
 
 from django.urls import include, path
 
-from . import health
+from . import health, monitor_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
     path("journal/", include("audit.urls")),
     path("api/", include("pacsone.api_urls")),
+    path("monitor/", monitor_views.monitor_page, name="monitor"),
+    path("monitor/data.json", monitor_views.monitor_data, name="monitor-data"),
     path("", include("pacsone.web_urls")),
 ]
