@@ -182,3 +182,37 @@ class RemoteAE(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+class Note(models.Model):
+    """A bulletin-board note on a study, or on one image of it (seed 004, study/image notes).
+    Visible to those who may see the study."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="notes")
+    instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey("accounts.User", null=True, on_delete=models.SET_NULL, related_name="notes")
+    # Kept as written: the note keeps its author's name if the account is deleted.
+    author_name = models.CharField(max_length=300)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Note {self.pk} on {self.study_id}"
+
+
+class Attachment(models.Model):
+    """A file attached to a note. Stored under a name derived from its SHA-256 (invariant 5);
+    the uploaded name is kept for display and for the download's file name only."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="attachments")
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file_path = models.CharField(max_length=255)  # relative to the data folder's attachments/
+
+    def __str__(self) -> str:
+        return self.original_name
