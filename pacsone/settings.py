@@ -294,6 +294,8 @@ PACS_ROOT_PASSWORD = env_secret("PACS_ROOT_PASSWORD")
 # Auto-scan import: a folder scanned every few minutes; empty turns it off.
 PACS_AUTOSCAN_DIR = env_str("PACS_AUTOSCAN_DIR", "")
 PACS_AUTOSCAN_MINUTES = env_int("PACS_AUTOSCAN_MINUTES", 1, minimum=1)
+# Largest file that can be attached to a study or image note.
+PACS_ATTACHMENT_MAX_MB = env_int("PACS_ATTACHMENT_MAX_MB", 50, minimum=1)
 # The monthly journal e-mail goes to this address when an e-mail server is configured.
 DEFAULT_FROM_EMAIL = env_str("PACS_EMAIL_FROM", "pacsone@localhost")
 

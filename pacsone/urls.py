@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import health, monitor_views
+from . import health, monitor_views, notes_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -11,5 +11,7 @@ urlpatterns = [
     path("api/", include("pacsone.api_urls")),
     path("monitor/", monitor_views.monitor_page, name="monitor"),
     path("monitor/data.json", monitor_views.monitor_data, name="monitor-data"),
+    path("notes/<str:study_uid>/", notes_views.study_notes, name="study-notes"),
+    path("notes/attachment/<int:pk>/", notes_views.attachment_download, name="attachment-download"),
     path("", include("pacsone.web_urls")),
 ]

@@ -1,0 +1,113 @@
+"""Study and image notes, and their attachments (seed 004: bulletin-board notes; attachments
+of text, Word, PDF, ZIP, audio and video for users with Upload).
+
+Attachments are stored under `<data>/attachments/<aa>/<sha256>` (never under the uploaded
+name, invariant 5), with a size limit and a list of allowed kinds; they are always downloaded
+as attachments, with the type we decided, never rendered inline.
+"""
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from .models import Attachment, Note
+
+# extension -> content type we serve it with
+ALLOWED_TYPES = {
+    ".txt": "text/plain", ".pdf": "application/pdf", ".rtf": "application/rtf",
+    ".doc": "application/msword",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".zip": "application/zip",
+    ".mp3": "audio/mpeg", ".wav": "audio/wav", ".m4a": "audio/mp4", ".ogg": "audio/ogg",
+    ".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".avi": "video/x-msvideo",
+}
+# What the first bytes of some kinds must be, so a renamed executable is not accepted as a PDF.
+MAGIC = {".pdf": [b"%PDF"], ".zip": [b"PK\x03\x04", b"PK\x05\x06"], ".docx": [b"PK\x03\x04"],
+         ".doc": [b"\xd0\xcf\x11\xe0"]}
+MAX_NOTE_CHARS = 10000
+
+
+class NoteError(ValueError):
+    """Input that cannot become a note or an attachment; the message is shown to the user."""
+
+
+def attachments_dir() -> Path:
+    return settings.DATA_DIR / "attachments"
+
+
+def safe_display_name(name: str) -> str:
+    """The uploaded name, reduced to something harmless to show and to offer as a file name."""
+    base = os.path.basename(name.replace("\\", "/")).strip()
+    base = re.sub(r"[^\w .()\-]", "_", base)[:200]
+    return base or "attachment"
+
+
+def check_upload(upload) -> str:
+    """The content type for an uploaded file, or NoteError saying why it is refused."""
+    extension = Path(upload.name).suffix.lower()
+    if extension not in ALLOWED_TYPES:
+        allowed = ", ".join(sorted(ALLOWED_TYPES))
+        raise NoteError(f"{safe_display_name(upload.name)}: this kind of file cannot be attached (allowed: {allowed})")
+    limit = settings.PACS_ATTACHMENT_MAX_MB * 1024 * 1024
+    if upload.size > limit:
+        raise NoteError(f"{safe_display_name(upload.name)} is larger than the limit of {settings.PACS_ATTACHMENT_MAX_MB} MB")
+    if upload.size == 0:
+        raise NoteError(f"{safe_display_name(upload.name)} is empty")
+    if extension in MAGIC:
+        head = upload.read(8)
+        upload.seek(0)
+        if not any(head.startswith(magic) for magic in MAGIC[extension]):
+            raise NoteError(f"{safe_display_name(upload.name)} is not really a {extension} file")
+    return ALLOWED_TYPES[extension]
+
+
+def _store(upload) -> tuple[str, str, int]:
+    """Write an upload durably under its hash; returns (relative path, sha256, size)."""
+    folder = attachments_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.NamedTemporaryFile(dir=folder, delete=False) as temp:
+        for chunk in upload.chunks():
+            digest.update(chunk)
+            size += len(chunk)
+            temp.write(chunk)
+        temp.flush()
+        os.fsync(temp.fileno())
+    sha256 = digest.hexdigest()
+    relative = f"{sha256[:2]}/{sha256}"
+    target = folder / relative
+    target.parent.mkdir(exist_ok=True)
+    os.replace(temp.name, target)
+    return relative, sha256, size
+
+
+def add_note(study, author, text: str, uploads=(), instance=None) -> Note:
+    """A note with its attachments, all or nothing. Files are checked before anything is kept."""
+    text = (text or "").strip()
+    if not text and not uploads:
+        raise NoteError("Write something or attach a file.")
+    if len(text) > MAX_NOTE_CHARS:
+        raise NoteError(f"A note holds at most {MAX_NOTE_CHARS} characters.")
+    checked = [(upload, check_upload(upload)) for upload in uploads]
+    stored = [(upload, content_type, *_store(upload)) for upload, content_type in checked]
+    with transaction.atomic():
+        note = Note.objects.create(
+            study=study, instance=instance, author=author,
+            author_name=author.get_full_name() or author.get_username(), text=text,
+        )
+        for upload, content_type, relative, sha256, size in stored:
+            Attachment.objects.create(
+                note=note, original_name=safe_display_name(upload.name), content_type=content_type,
+                size=size, sha256=sha256, file_path=relative,
+            )
+    return note
+
+
+def attachment_file(attachment: Attachment) -> Path:
+    return attachments_dir() / attachment.file_path
