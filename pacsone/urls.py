@@ -2,15 +2,17 @@
 
 from django.urls import include, path
 
-from . import health, monitor_views, notes_views
+from . import export_views, health, monitor_views, notes_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
     path("journal/", include("audit.urls")),
+    path("jobs/", include("routing.urls")),
     path("api/", include("pacsone.api_urls")),
     path("monitor/", monitor_views.monitor_page, name="monitor"),
     path("monitor/data.json", monitor_views.monitor_data, name="monitor-data"),
+    path("export/", export_views.export_studies, name="export-studies"),
     path("notes/<str:study_uid>/", notes_views.study_notes, name="study-notes"),
     path("notes/attachment/<int:pk>/", notes_views.attachment_download, name="attachment-download"),
     path("", include("pacsone.web_urls")),

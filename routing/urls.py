@@ -1,0 +1,12 @@
+from django.urls import include, path
+
+from . import views
+
+patterns = [
+    path("", views.job_list, name="job-list"),
+    path("<int:pk>/", views.job_detail, name="job-detail"),
+    path("<int:pk>/status.json", views.job_status, name="job-status"),
+    path("<int:pk>/result", views.job_result, name="job-result"),
+]
+
+urlpatterns = [path("", include((patterns, "routing")))]
