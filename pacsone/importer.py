@@ -90,3 +90,28 @@ def import_paths(
     if own_batch:
         batch.flush()
     return summary
+
+
+def import_job(progress, paths: list[str], channel: str, username: str, remove_after: str = "") -> str:
+    """A job (routing.jobs): import `paths` with a progress bar; `remove_after` is a staging
+    folder (browser uploads) deleted when the import is done."""
+    try:
+        path_list = [Path(p) for p in paths]
+        progress.start(count_candidates(path_list))
+        summary = import_paths(path_list, Origin(channel, username=username), on_progress=progress.advance)
+    finally:
+        if remove_after:
+            shutil.rmtree(remove_after, ignore_errors=True)
+    counts = summary.counts
+    rejected = counts[Outcome.INVALID] + counts[Outcome.UNREADABLE] + counts[Outcome.FAILED]
+    if rejected:
+        progress.advance(0, failed=rejected)
+    lines = [
+        f"{summary.total} file(s): {counts[Outcome.STORED]} stored, {counts[Outcome.REPLACED]} replaced, "
+        f"{counts[Outcome.IGNORED]} already in the archive, {counts[Outcome.UNREADABLE]} not DICOM, "
+        f"{counts[Outcome.INVALID]} rejected, {counts[Outcome.FAILED]} failed",
+        *summary.problems,
+    ]
+    if summary.total == 0:
+        lines[0] = "no file found to import"
+    return "\n".join(lines)

@@ -296,6 +296,8 @@ PACS_AUTOSCAN_DIR = env_str("PACS_AUTOSCAN_DIR", "")
 PACS_AUTOSCAN_MINUTES = env_int("PACS_AUTOSCAN_MINUTES", 1, minimum=1)
 # Largest file that can be attached to a study or image note.
 PACS_ATTACHMENT_MAX_MB = env_int("PACS_ATTACHMENT_MAX_MB", 50, minimum=1)
+# Largest browser upload of DICOM files or ZIPs, in one go.
+PACS_UPLOAD_MAX_MB = env_int("PACS_UPLOAD_MAX_MB", 2048, minimum=1)
 # The monthly journal e-mail goes to this address when an e-mail server is configured.
 DEFAULT_FROM_EMAIL = env_str("PACS_EMAIL_FROM", "pacsone@localhost")
 

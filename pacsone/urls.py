@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import export_views, health, monitor_views, notes_views
+from . import export_views, health, monitor_views, notes_views, transfer_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -13,6 +13,9 @@ urlpatterns = [
     path("monitor/", monitor_views.monitor_page, name="monitor"),
     path("monitor/data.json", monitor_views.monitor_data, name="monitor-data"),
     path("export/", export_views.export_studies, name="export-studies"),
+    path("download/<str:study_uid>.zip", transfer_views.download_study, name="download-study"),
+    path("upload/", transfer_views.upload, name="upload"),
+    path("import/", transfer_views.import_from_server, name="import"),
     path("notes/<str:study_uid>/", notes_views.study_notes, name="study-notes"),
     path("notes/attachment/<int:pk>/", notes_views.attachment_download, name="attachment-download"),
     path("", include("pacsone.web_urls")),

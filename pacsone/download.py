@@ -1,0 +1,60 @@
+"""A study as a ZIP of its DICOM files, streamed while it is built (no temp file, any size).
+
+Names inside the ZIP come from validated UIDs and numbers only (invariant 5 in spirit): the
+archive's files are never named after patient fields."""
+
+import zipfile
+
+from . import storage
+from .models import Instance
+
+CHUNK = 1024 * 1024
+
+
+class _Pipe:
+    """A write-only file for ZipFile whose written bytes are collected and handed out."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self.position = 0
+
+    def write(self, data) -> int:
+        self.buffer += data
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+
+def member_name(instance: Instance) -> str:
+    series = instance.series
+    folder = f"S{series.series_number:04d}_{series.modality or 'OT'}" if series.series_number is not None else f"S_{series.modality or 'OT'}"
+    return f"{folder}_{series.series_instance_uid}/{instance.sop_instance_uid}.dcm"
+
+
+def study_zip_chunks(study):
+    """Yield the bytes of a ZIP holding every stored file of `study`."""
+    pipe = _Pipe()
+    instances = (
+        Instance.objects.filter(series__study=study)
+        .select_related("series", "storage_location")
+        .order_by("series__series_number", "series_id", "instance_number", "pk")
+    )
+    with zipfile.ZipFile(pipe, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for instance in instances.iterator(chunk_size=500):
+            path = storage.absolute_path(instance.storage_location, instance.file_path)
+            with open(path, "rb") as src, archive.open(member_name(instance), "w", force_zip64=True) as dst:
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                    yield pipe.take()
+            yield pipe.take()
+    yield pipe.take()

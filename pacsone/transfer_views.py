@@ -1,0 +1,78 @@
+"""Getting images out and in from the browser: download a study as ZIP (Download), upload files
+or a ZIP with a progress bar (Upload), import a DICOMDIR folder or ZIP that is on the server
+(Import). Uploads and imports run as jobs through the one ingest path."""
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+
+from accounts.privileges import Privilege, privilege_required
+from audit.journal import Action, Outcome, record
+from routing.jobs import start_job
+from routing.models import Job
+
+from .download import study_zip_chunks
+from .models import Study
+
+
+@privilege_required(Privilege.DOWNLOAD)
+def download_study(request, study_uid):
+    study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), study_instance_uid=study_uid)
+    record(Action.DOWNLOAD, request=request, patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
+           target="study ZIP")
+    response = StreamingHttpResponse(study_zip_chunks(study), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="study-{study.pk}.zip"'
+    return response
+
+
+def _staging_dir() -> Path:
+    folder = settings.DATA_DIR / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=folder))
+
+
+@privilege_required(Privilege.UPLOAD)
+def upload(request):
+    """GET: the upload page. POST (from its script): the files, answered with the job's URL."""
+    limit = settings.PACS_UPLOAD_MAX_MB * 1024 * 1024
+    if request.method != "POST":
+        return render(request, "pacsone/upload.html", {"limit_mb": settings.PACS_UPLOAD_MAX_MB})
+    if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+        record(Action.UPLOAD, request=request, outcome=Outcome.FAILURE, detail="too large")
+        return JsonResponse({"error": f"The upload is larger than {settings.PACS_UPLOAD_MAX_MB} MB."}, status=413)
+    files = request.FILES.getlist("files")
+    if not files:
+        return JsonResponse({"error": "Choose one or more DICOM files or ZIP files."}, status=400)
+    staging = _staging_dir()
+    for number, upload_file in enumerate(files):
+        # Saved under a number, never under the uploaded name (invariant 5).
+        with open(staging / f"{number:06d}.upload", "wb") as out:
+            for chunk in upload_file.chunks():
+                out.write(chunk)
+    job = start_job(Job.Kind.UPLOAD, f"{len(files)} file(s) uploaded by {request.user.username}", request.user,
+                    "pacsone.importer.import_job", [str(staging)], "upload", request.user.username, str(staging))
+    record(Action.UPLOAD, request=request, target=f"job {job.pk}", detail=f"{len(files)} file(s)")
+    return JsonResponse({"job": job.pk, "url": reverse("routing:job-detail", args=[job.pk])}, status=202)
+
+
+@privilege_required(Privilege.IMPORT)
+def import_from_server(request):
+    """A folder (e.g. a DICOMDIR CD copied to the server) or ZIP file on the server."""
+    path_text = request.POST.get("path", "").strip() if request.method == "POST" else ""
+    if request.method == "POST":
+        path = Path(path_text)
+        if not path_text or not path.is_absolute():
+            messages.error(request, "Give the absolute path of a folder or ZIP file on the server.")
+        elif not path.exists():
+            messages.error(request, f"{path_text} does not exist on the server.")
+        else:
+            job = start_job(Job.Kind.IMPORT, f"import of {path_text}", request.user, "pacsone.importer.import_job",
+                            [str(path)], "import", request.user.username)
+            record(Action.IMPORT, request=request, target=f"job {job.pk}", detail=path_text)
+            return redirect("routing:job-detail", job.pk)
+    return render(request, "pacsone/import.html", {"path": path_text})

@@ -1,0 +1,117 @@
+"""Download a study as ZIP, upload files or a ZIP, import from a server folder: privileges,
+visibility, bad input, and everything through the one ingest path."""
+
+import io
+import zipfile
+from io import StringIO
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from pydicom import dcmread
+from pydicom.uid import generate_uid
+
+from audit.models import Entry
+from pacsone.models import Instance, Study
+from routing.models import Job
+from tests.helpers import make_dataset, make_file, pydicom_file
+from tests.people import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study(tmp_path):
+    uid = generate_uid()
+    for i in range(3):
+        make_file(tmp_path / "in", f"{i}.dcm", study_uid=uid, patient_id="DL1", InstanceNumber=i + 1, SeriesNumber=2)
+    call_command("importdicom", str(tmp_path / "in"), "--no-progress", stdout=StringIO())
+    return Study.objects.get(study_instance_uid=uid)
+
+
+def dicom_bytes(**kwargs) -> bytes:
+    buffer = io.BytesIO()
+    make_dataset(**kwargs).save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("privileges,expected", [(["view"], 403), (["download"], 404), (["view", "download"], 200)])
+def test_download_needs_the_privilege_and_sight_of_the_study(client, study, privileges, expected):
+    client.force_login(make_user("u", privileges))
+    response = client.get(f"/download/{study.study_instance_uid}.zip")
+    assert response.status_code == expected
+    if expected == 200:
+        data = b"".join(response.streaming_content)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            assert len(names) == 3 and all(n.endswith(".dcm") and "DL1" not in n for n in names)
+            first = dcmread(io.BytesIO(archive.read(names[0])))
+            assert first.StudyInstanceUID == study.study_instance_uid
+        assert Entry.objects.filter(action="download", study_uid=study.study_instance_uid).exists()
+
+
+def test_upload_files_and_a_zip(client):
+    client.force_login(make_user("up", ["upload"]))
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("a/1.dcm", dicom_bytes(patient_id="UPZ"))
+        archive.writestr("a/readme.txt", b"hello")
+    files = [
+        SimpleUploadedFile("one.dcm", dicom_bytes(patient_id="UP1")),
+        SimpleUploadedFile("../../evil name.dcm", dicom_bytes(patient_id="UP2")),
+        SimpleUploadedFile("batch.zip", zipped.getvalue()),
+    ]
+    response = client.post("/upload/", {"files": files})
+    assert response.status_code == 202
+    job = Job.objects.get(pk=response.json()["job"])
+    assert job.state == Job.State.DONE, job.message
+    assert (job.done, job.total, job.failed) == (4, 4, 1)
+    assert "3 stored" in job.message and "1 not DICOM" in job.message
+    assert set(Study.objects.values_list("patient__patient_id", flat=True)) == {"UP1", "UP2", "UPZ"}
+    assert Entry.objects.filter(action="upload", username="up").exists()
+
+
+def test_a_non_dicom_upload_stores_nothing_and_says_so(client):
+    client.force_login(make_user("up", ["upload"]))
+    response = client.post("/upload/", {"files": [SimpleUploadedFile("photo.jpg", b"\xff\xd8\xff\xe0 not dicom")]})
+    job = Job.objects.get(pk=response.json()["job"])
+    assert job.failed == 1 and "1 not DICOM" in job.message
+    assert not Instance.objects.exists()
+
+
+def test_an_oversized_upload_is_refused_before_reading(client, settings):
+    settings.PACS_UPLOAD_MAX_MB = 1
+    client.force_login(make_user("up", ["upload"]))
+    big = SimpleUploadedFile("big.dcm", b"\0" * (1024 * 1024 + 10))
+    response = client.post("/upload/", {"files": [big]})
+    assert response.status_code == 413 and "larger than 1 MB" in response.json()["error"]
+    assert not Job.objects.exists() and not Instance.objects.exists()
+
+
+def test_upload_without_files_or_privilege(client):
+    client.force_login(make_user("noup", ["view"]))
+    assert client.get("/upload/").status_code == 403
+    client.force_login(make_user("up", ["upload"]))
+    assert client.get("/upload/").status_code == 200
+    assert client.post("/upload/", {}).status_code == 400
+
+
+def test_import_from_a_server_folder(client, tmp_path):
+    media = tmp_path / "cdrom"
+    make_file(media / "DICOM", "IM1", patient_id="CD1")
+    (media / "DICOMDIR").write_bytes(b"not read: the files are walked")
+    (media / "RLE").write_bytes(pydicom_file("MR_small_RLE.dcm").read_bytes())
+    client.force_login(make_user("imp", ["import"]))
+    response = client.post("/import/", {"path": str(media)})
+    job = Job.objects.get()
+    assert response["Location"] == f"/jobs/{job.pk}/"
+    assert job.state == Job.State.DONE and "2 stored" in job.message
+    assert Entry.objects.filter(action="import", username="imp").exists()
+
+
+@pytest.mark.parametrize("path,message", [("", b"absolute path"), ("relative/dir", b"absolute path"),
+                                          ("/no/such/folder", b"does not exist")])
+def test_import_bad_paths(client, path, message):
+    client.force_login(make_user("imp", ["import"]))
+    response = client.post("/import/", {"path": path})
+    assert response.status_code == 200 and message in response.content and not Job.objects.exists()
