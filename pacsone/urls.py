@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import export_views, health, monitor_views, notes_views, transfer_views
+from . import export_views, health, monitor_views, notes_views, study_actions, transfer_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -12,6 +12,10 @@ urlpatterns = [
     path("api/", include("pacsone.api_urls")),
     path("monitor/", monitor_views.monitor_page, name="monitor"),
     path("monitor/data.json", monitor_views.monitor_data, name="monitor-data"),
+    path("actions/study/<str:study_uid>/mark/", study_actions.mark_study, name="study-mark"),
+    path("actions/study/<str:study_uid>/public/", study_actions.study_visibility, name="study-public"),
+    path("actions/study/<str:study_uid>/delete/", study_actions.delete, name="study-delete"),
+    path("actions/patient/<int:patient_pk>/public/", study_actions.patient_visibility, name="patient-public"),
     path("export/", export_views.export_studies, name="export-studies"),
     path("download/<str:study_uid>.zip", transfer_views.download_study, name="download-study"),
     path("upload/", transfer_views.upload, name="upload"),
