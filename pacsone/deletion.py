@@ -4,7 +4,7 @@ import logging
 
 from django.db import transaction
 
-from . import storage
+from . import rendering, storage
 from .models import Instance, Patient
 
 log = logging.getLogger(__name__)
@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 def delete_study(study) -> int:
     """Delete a study, its series, instances and notes, and its patient if nothing else of the
     patient is left. Returns the number of instances deleted."""
-    files = list(Instance.objects.filter(series__study=study).values_list("storage_location", "file_path"))
+    instances = list(Instance.objects.filter(series__study=study).only("storage_location", "file_path", "sha256"))
+    files = [(instance.storage_location_id, instance.file_path) for instance in instances]
     patient_pk = study.patient_id
     with transaction.atomic():
         study.delete()
@@ -25,5 +26,7 @@ def delete_study(study) -> int:
         location = locations.get(location_pk) or storage.StorageLocation.objects.get(pk=location_pk)
         locations[location_pk] = location
         storage.remove(location, relative_path)
+    for instance in instances:
+        rendering.forget(instance)
     log.info("study deleted study_pk=%s instances=%d", study.pk, len(files))
     return len(files)

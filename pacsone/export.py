@@ -9,6 +9,7 @@ message says so; the archived file is never changed.
 
 import datetime
 import html
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -49,15 +50,59 @@ def _complete_for_media(path: Path):
     return ds, filled
 
 
+VIEWER_FOLDER = "VIEWER"
+VIEWER_SIZE = 512
+VIEWER_SCRIPT = """
+document.querySelectorAll('.stack').forEach(function (stack) {
+  var images = JSON.parse(stack.dataset.images), img = stack.querySelector('img'),
+      slider = stack.querySelector('input'), label = stack.querySelector('span'), i = 0;
+  function show(n) { i = Math.max(0, Math.min(images.length - 1, n)); img.src = images[i];
+    slider.value = i; label.textContent = (i + 1) + ' / ' + images.length; }
+  slider.max = images.length - 1;
+  slider.addEventListener('input', function () { show(+slider.value); });
+  img.addEventListener('wheel', function (e) { e.preventDefault(); show(i + (e.deltaY > 0 ? 1 : -1)); });
+  stack.addEventListener('keydown', function (e) {
+    if (e.key === 'ArrowDown' || e.key === 'ArrowRight') show(i + 1);
+    if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') show(i - 1); });
+  show(0);
+});
+"""
+
+
+def write_previews(folder: Path, series, instances: list[Instance]) -> list[str]:
+    """JPEG previews of a series' images for the HTML viewer; images that cannot be decoded are
+    left out. Returns their paths relative to the media folder."""
+    from .rendering import RenderError, RenderRequest, render
+
+    request = RenderRequest(size=VIEWER_SIZE, fmt="jpeg")
+    target = folder / VIEWER_FOLDER / f"S{series.pk}"
+    names = []
+    for number, instance in enumerate(instances):
+        try:
+            data = render(instance, request)
+        except (RenderError, OSError, ValueError):
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        (target / f"I{number:05d}.JPG").write_bytes(data)
+        names.append(f"{VIEWER_FOLDER}/S{series.pk}/I{number:05d}.JPG")
+    return names
+
+
+def _series_html(series) -> str:
+    heading = (f"{html.escape(series.modality)} series {series.series_number or ''}: "
+               f"{html.escape(series.series_description)} ({series.instance_count} images)")
+    if not series.previews:
+        return f"<li>{heading}</li>"
+    return (f"<li>{heading}<div class='stack' tabindex='0' data-images='{html.escape(json.dumps(series.previews))}'>"
+            f"<img alt='image'><br><input type='range' min='0' value='0'> <span></span></div></li>")
+
+
 def write_index(folder: Path, studies: list[Study]) -> None:
-    """index.html: the patients, studies and series on the media, for a person to read."""
+    """index.html: the patients, studies and series on the media, with a small stack viewer of
+    JPEG previews (wheel, arrow keys or slider), for a person without a DICOM viewer."""
     rows = []
     for study in studies:
-        series_rows = "".join(
-            f"<li>{html.escape(s.modality)} series {s.series_number or ''}: "
-            f"{html.escape(s.series_description)} ({s.instance_count} images)</li>"
-            for s in study.exported_series
-        )
+        series_rows = "".join(_series_html(s) for s in study.exported_series)
         rows.append(
             f"<section><h2>{html.escape(study.patient.patient_name.replace('^', ' '))} "
             f"<small>({html.escape(study.patient.patient_id)})</small></h2>"
@@ -67,14 +112,17 @@ def write_index(folder: Path, studies: list[Study]) -> None:
     made = timezone.localtime().strftime("%Y-%m-%d %H:%M")
     (folder / "index.html").write_text(
         "<!doctype html><meta charset='utf-8'><title>DICOM media</title>"
-        "<style>body{font:15px system-ui;margin:2rem;max-width:900px}section{border-bottom:1px solid #ddd}</style>"
-        f"<h1>DICOM media</h1><p>Made by PacsOne on {made}. Open the DICOMDIR with a DICOM viewer "
-        "to see the images.</p>" + "".join(rows),
+        "<style>body{font:15px system-ui;margin:2rem;max-width:900px}section{border-bottom:1px solid #ddd}"
+        ".stack img{background:#000;max-width:100%;width:512px}.stack{margin:.5rem 0 1rem}</style>"
+        f"<h1>DICOM media</h1><p>Made by PacsOne on {made}. Scroll through each series below (mouse wheel, "
+        "arrow keys or the slider), or open the DICOMDIR with a DICOM viewer for diagnostic viewing.</p>"
+        + "".join(rows) + f"<script>{VIEWER_SCRIPT}</script>",
         encoding="utf-8",
     )
 
 
-def export_studies(progress, study_pks: list[int], zipped: bool = True, label: str = "export") -> str:
+def export_studies(progress, study_pks: list[int], zipped: bool = True, with_viewer: bool = True,
+                   label: str = "export") -> str:
     studies = list(Study.objects.filter(pk__in=study_pks).select_related("patient").order_by("pk"))
     instances = list(
         Instance.objects.filter(series__study__in=studies)
@@ -102,8 +150,13 @@ def export_studies(progress, study_pks: list[int], zipped: bool = True, label: s
     folder.mkdir(parents=True, exist_ok=True)
     if len(fileset):
         fileset.write(folder)
+    by_series = {}
+    for instance in instances:
+        by_series.setdefault(instance.series_id, []).append(instance)
     for study in studies:
         study.exported_series = list(study.series.annotate(instance_count=Count("instances")).order_by("series_number"))
+        for series in study.exported_series:
+            series.previews = write_previews(folder, series, by_series.get(series.pk, [])) if with_viewer else []
     write_index(folder, studies)
     result = folder
     if zipped:

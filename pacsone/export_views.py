@@ -26,10 +26,11 @@ def export_studies(request):
         messages.error(request, f"Export at most {MAX_STUDIES_PER_EXPORT} studies at a time.")
         return redirect(request.POST.get("next") or "home")
     zipped = request.POST.get("zipped", "on") == "on"
+    with_viewer = request.POST.get("viewer", "on") == "on"
     first = studies[0].patient.patient_name.replace("^", " ") or studies[0].patient.patient_id
     title = f"{first}, {len(studies)} study(ies) to DICOM media" + (" (ZIP)" if zipped else "")
     job = start_job(Job.Kind.EXPORT, title, request.user, "pacsone.export.export_studies",
-                    [s.pk for s in studies], zipped)
+                    [s.pk for s in studies], zipped, with_viewer)
     for study in studies:
         record(Action.EXPORT, request=request, patient_id=study.patient.patient_id,
                study_uid=study.study_instance_uid, target=f"job {job.pk}")
