@@ -54,6 +54,8 @@ class Origin:
     ae_title: str = ""
     address: str = ""
     username: str = ""
+    # An edited copy of an instance replaces the stored one whatever PACS_DUPLICATE_POLICY says.
+    replace_duplicates: bool = False
 
 
 @dataclass
@@ -280,7 +282,7 @@ def _insert_or_replace(
             existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
             if existing is None:
                 raise
-        if settings.PACS_DUPLICATE_POLICY == "ignore":
+        if settings.PACS_DUPLICATE_POLICY == "ignore" and not origin.replace_duplicates:
             return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid), new_file
         old_file = (existing.storage_location, existing.file_path)
         for name, value in fields.items():

@@ -31,7 +31,13 @@ def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> 
         journal_store(study_pk, stored, sender or {})
 
 
+# Edits are journaled by the page that made them (as Modify), not again here.
+UNJOURNALED_CHANNELS = {"edit"}
+
+
 def journal_store(study_pk: int, stored: int, sender: dict) -> None:
+    if sender.get("channel") in UNJOURNALED_CHANNELS:
+        return
     study = Study.objects.filter(pk=study_pk).select_related("patient").first()
     if study is None:
         return

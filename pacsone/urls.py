@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import export_views, health, monitor_views, notes_views, study_actions, transfer_views
+from . import edit_views, export_views, health, monitor_views, notes_views, study_actions, transfer_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -15,6 +15,7 @@ urlpatterns = [
     path("actions/study/<str:study_uid>/mark/", study_actions.mark_study, name="study-mark"),
     path("actions/study/<str:study_uid>/public/", study_actions.study_visibility, name="study-public"),
     path("actions/study/<str:study_uid>/delete/", study_actions.delete, name="study-delete"),
+    path("actions/study/<str:study_uid>/edit/", edit_views.edit_study, name="study-edit"),
     path("actions/patient/<int:patient_pk>/public/", study_actions.patient_visibility, name="patient-public"),
     path("export/", export_views.export_studies, name="export-studies"),
     path("download/<str:study_uid>.zip", transfer_views.download_study, name="download-study"),

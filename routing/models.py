@@ -8,6 +8,7 @@ from django.db import models
 class Job(models.Model):
     class Kind(models.TextChoices):
         EXPORT = "export", "Export"
+        EDIT = "edit", "Edit"
         IMPORT = "import", "Import"
         UPLOAD = "upload", "Upload"
         FORWARD = "forward", "Forward"

@@ -1,0 +1,57 @@
+"""The edit page of a study's patient and study attributes (Modify); the change runs as a job."""
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+
+from accounts.privileges import Privilege, privilege_required
+from audit.journal import Action, record
+from routing.jobs import start_job
+from routing.models import Job
+
+from .editing import changed_attributes
+from .models import Study
+
+
+class StudyEditForm(forms.Form):
+    patient_name = forms.CharField(max_length=324, required=False, help_text="DICOM form: Last^First, e.g. DOE^JOHN")
+    birth_date = forms.DateField(required=False, help_text="YYYY-MM-DD", widget=forms.DateInput(attrs={"type": "date"}))
+    sex = forms.ChoiceField(choices=[("", "unknown"), ("F", "F"), ("M", "M"), ("O", "O")], required=False)
+    study_description = forms.CharField(max_length=64, required=False)
+    accession_number = forms.CharField(max_length=16, required=False)
+    referring_physician_name = forms.CharField(max_length=324, required=False, label="Referring physician",
+                                               help_text="Last^First: a physician of that name sees the private study")
+    reading_physician_name = forms.CharField(max_length=324, required=False, label="Reading physician")
+    study_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, value in list(cleaned.items()):
+            if isinstance(value, str) and any(c in value for c in "\\\r\n\0"):
+                self.add_error(name, "Backslashes and line breaks are not allowed here.")
+        return cleaned
+
+
+@privilege_required(Privilege.MODIFY)
+def edit_study(request, study_uid):
+    study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), study_instance_uid=study_uid)
+    patient = study.patient
+    initial = {"patient_name": patient.patient_name, "birth_date": patient.birth_date, "sex": patient.sex,
+               "study_description": study.study_description, "accession_number": study.accession_number,
+               "referring_physician_name": study.referring_physician_name,
+               "reading_physician_name": study.reading_physician_name, "study_date": study.study_date}
+    form = StudyEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        patient_changes, study_changes = changed_attributes(patient, study, form.cleaned_data)
+        if not patient_changes and not study_changes:
+            messages.info(request, "Nothing was changed.")
+            return render(request, "pacsone/edit_study.html", {"form": form, "study": study})
+        as_text = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in {**patient_changes, **study_changes}.items()}
+        job = start_job(Job.Kind.EDIT, f"edit of {patient.patient_id} / {study.accession_number or study.pk}", request.user,
+                        "pacsone.editing.edit_job", study.pk,
+                        {k: as_text[k] for k in patient_changes}, {k: as_text[k] for k in study_changes},
+                        request.user.username)
+        record(Action.MODIFY, request=request, patient_id=patient.patient_id, study_uid=study.study_instance_uid,
+               target=f"job {job.pk}", detail="; ".join(f"{k}={v}" for k, v in as_text.items())[:2000])
+        return redirect("routing:job-detail", job.pk)
+    return render(request, "pacsone/edit_study.html", {"form": form, "study": study})
