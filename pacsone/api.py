@@ -5,14 +5,18 @@ A study or patient the caller may not see is 404, in lists it is simply absent. 
 read and change is journaled.
 """
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
+from accounts.api_permissions import privilege_permission
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
 from .models import Patient, Study
+from .stats import archive_stats
 from .study_search import search_studies
 from .visibility import set_patient_public, set_study_public
 
@@ -135,3 +139,12 @@ class StudyViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadOnl
         for name, value in changes.items():
             record(WRITABLE[name][1], request=request._request, detail=f"{name}={value}", **self.journal_subject(study))
         return Response(self.get_serializer(study).data)
+
+
+@extend_schema(responses={200: inline_serializer("Statistics", {
+    name: serializers.IntegerField() for name in ("patients", "studies", "series", "instances", "bytes")})})
+@api_view(["GET"])
+@permission_classes([privilege_permission(Privilege.MONITOR)])
+def statistics(request):
+    """What the whole archive holds (Monitor privilege): the figures of `archivestats`."""
+    return Response(archive_stats())

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
 from audit import api as audit_api
+from routing import api as routing_api
 
 from . import api as archive_api
 
@@ -16,9 +17,11 @@ router.register("groups", accounts_api.GroupViewSet, basename="group")
 router.register("patients", archive_api.PatientViewSet, basename="patient")
 router.register("studies", archive_api.StudyViewSet, basename="study")
 router.register("journal", audit_api.EntryViewSet, basename="journal")
+router.register("jobs", routing_api.JobViewSet, basename="job")
 
 urlpatterns = [
     path("auth/token/", accounts_api.obtain_token, name="api-token"),
+    path("statistics/", archive_api.statistics, name="api-statistics"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include(router.urls)),
 ]
