@@ -290,6 +290,8 @@ PACS_HL7_PORT = env_int("PACS_HL7_PORT", 2575, 1, 65535)
 PACS_ACCEPT_CALLING_AE = env_choice("PACS_ACCEPT_CALLING_AE", "any", ("any", "registered"))
 # What a re-sent SOP Instance UID does: "ignore" keeps the first copy, "replace" keeps the newest.
 PACS_DUPLICATE_POLICY = env_choice("PACS_DUPLICATE_POLICY", "ignore", ("ignore", "replace"))
+# C-FIND person-name matching: "insensitive" (default) or "sensitive" to case.
+PACS_NAME_MATCHING = env_choice("PACS_NAME_MATCHING", "insensitive", ("insensitive", "sensitive"))
 PACS_ROOT_PASSWORD = env_secret("PACS_ROOT_PASSWORD")
 # Auto-scan import: a folder scanned every few minutes; empty turns it off.
 PACS_AUTOSCAN_DIR = env_str("PACS_AUTOSCAN_DIR", "")

@@ -1,0 +1,472 @@
+"""DICOM query (C-FIND identifier) -> indexed database query -> response identifiers.
+
+Patient Root and Study Root, levels PATIENT / STUDY / SERIES / IMAGE (PS3.4 C.6). Matching
+(PS3.4 C.2.2.2): universal (empty or `*`), single value, wildcards `*` and `?`, list of UIDs,
+date/time ranges `A-B`, `-B`, `A-`; when both a date and its time are ranges they are matched
+as one combined date-time range (seed 004, "Range Matching by Date/Time"): StudyDate
+20240101-20240102 with StudyTime 1800-0600 means from Jan 1 18:00 to Jan 2 06:00.
+
+Keys on indexed columns become SQL conditions; a trailing-`*` pattern becomes a range on the
+index (`>= 'DOE' AND < 'DOF'`, which every database answers from its index, where SQLite's LIKE
+would not). Return keys come from the columns, from summary columns, or from the stored DICOM
+JSON header of one instance of the entity (any attribute asked for). Rows are read in keyset
+pages, so a broad query never loads the whole table.
+"""
+
+import datetime
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Count, Exists, Min, OuterRef, Q
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.tag import Tag
+
+from .. import matching
+from ..models import Instance, Patient, Series, Study
+
+log = logging.getLogger(__name__)
+
+PATIENT, STUDY, SERIES, IMAGE = "PATIENT", "STUDY", "SERIES", "IMAGE"
+LEVELS = (PATIENT, STUDY, SERIES, IMAGE)
+PATIENT_ROOT, STUDY_ROOT = "patient", "study"
+MODEL_LEVELS = {PATIENT_ROOT: LEVELS, STUDY_ROOT: LEVELS[1:]}
+PAGE_SIZE = 500
+
+# Failure statuses of C-FIND/C-MOVE/C-GET (PS3.4 C.4.1.1.4).
+IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+UNABLE_TO_PROCESS = 0xC000
+
+# Kinds of matching.
+TEXT, NAME, PERSON, UID, DATE, TIME, NUMBER = "text", "name", "person", "uid", "date", "time", "number"
+
+
+@dataclass(frozen=True)
+class Key:
+    level: str
+    column: str  # on the level's model
+    kind: str
+
+
+KEYS = {
+    "PatientID": Key(PATIENT, "patient_id", TEXT),
+    "PatientName": Key(PATIENT, "patient_name", NAME),
+    "IssuerOfPatientID": Key(PATIENT, "issuer_of_patient_id", TEXT),
+    "PatientBirthDate": Key(PATIENT, "birth_date", DATE),
+    "PatientSex": Key(PATIENT, "sex", TEXT),
+    "StudyInstanceUID": Key(STUDY, "study_instance_uid", UID),
+    "StudyDate": Key(STUDY, "study_date", DATE),
+    "StudyTime": Key(STUDY, "study_time", TIME),
+    "AccessionNumber": Key(STUDY, "accession_number", TEXT),
+    "StudyID": Key(STUDY, "study_id", TEXT),
+    "StudyDescription": Key(STUDY, "study_description", TEXT),
+    "ReferringPhysicianName": Key(STUDY, "referring_physician_name", PERSON),
+    "NameOfPhysiciansReadingStudy": Key(STUDY, "reading_physician_name", PERSON),
+    "SeriesInstanceUID": Key(SERIES, "series_instance_uid", UID),
+    "Modality": Key(SERIES, "modality", TEXT),
+    "SeriesNumber": Key(SERIES, "series_number", NUMBER),
+    "SeriesDescription": Key(SERIES, "series_description", TEXT),
+    "BodyPartExamined": Key(SERIES, "body_part_examined", TEXT),
+    "SeriesDate": Key(SERIES, "series_date", DATE),
+    "SeriesTime": Key(SERIES, "series_time", TIME),
+    "SOPInstanceUID": Key(IMAGE, "sop_instance_uid", UID),
+    "SOPClassUID": Key(IMAGE, "sop_class_uid", UID),
+    "InstanceNumber": Key(IMAGE, "instance_number", NUMBER),
+}
+# The time key that forms a combined date-time range with a date key.
+TIME_OF = {"StudyDate": "StudyTime", "SeriesDate": "SeriesTime"}
+
+# Return keys computed from summary columns or counts: keyword -> (level, column or count).
+COMPUTED = {
+    "NumberOfPatientRelatedStudies": (PATIENT, "n_studies"),
+    "NumberOfPatientRelatedSeries": (PATIENT, "n_series"),
+    "NumberOfPatientRelatedInstances": (PATIENT, "n_instances"),
+    "NumberOfStudyRelatedSeries": (STUDY, "number_of_series"),
+    "NumberOfStudyRelatedInstances": (STUDY, "number_of_instances"),
+    "ModalitiesInStudy": (STUDY, "modalities_in_study"),
+    "NumberOfSeriesRelatedInstances": (SERIES, "number_of_instances"),
+}
+PATIENT_COUNTS = {
+    "n_studies": Count("studies", distinct=True),
+    "n_series": Count("studies__series", distinct=True),
+    "n_instances": Count("studies__series__instances", distinct=True),
+}
+NOT_RETURNED = {"QueryRetrieveLevel", "SpecificCharacterSet"}
+
+MODEL_OF_LEVEL = {PATIENT: Patient, STUDY: Study, SERIES: Series, IMAGE: Instance}
+# The ORM path from a level's model to a (higher or same) level's model.
+PATH = {
+    PATIENT: {PATIENT: ""},
+    STUDY: {PATIENT: "patient__", STUDY: ""},
+    SERIES: {PATIENT: "study__patient__", STUDY: "study__", SERIES: ""},
+    IMAGE: {PATIENT: "series__study__patient__", STUDY: "series__study__", SERIES: "series__", IMAGE: ""},
+}
+# From Instance to the level's primary key: which instance's header answers other keys.
+INSTANCE_TO = {PATIENT: "series__study__patient_id", STUDY: "series__study_id", SERIES: "series_id", IMAGE: "id"}
+
+
+class QueryError(Exception):
+    """A query we cannot run; `status` is the DICOM failure status to answer with."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+# --- Matching -------------------------------------------------------------------------------------
+
+
+def name_matching_is_case_insensitive() -> bool:
+    return getattr(settings, "PACS_NAME_MATCHING", "insensitive") == "insensitive"
+
+
+def prefix_q(field_name: str, prefix: str) -> Q:
+    """`field` starts with `prefix`, as a range that any database answers from its index."""
+    last = prefix[-1]
+    if ord(last) >= 0x10FFFF:
+        return Q(**{f"{field_name}__startswith": prefix})
+    upper = prefix[:-1] + chr(ord(last) + 1)
+    return Q(**{f"{field_name}__gte": prefix, f"{field_name}__lt": upper})
+
+
+def text_q(field_name: str, pattern: str, case_insensitive: bool = False) -> Q:
+    """Single value or wildcard matching; the literal prefix before any wildcard narrows the
+    rows through the index before the full pattern is checked."""
+    if pattern.strip("*") == "":
+        return Q()
+    if case_insensitive:
+        return matching.wildcard_q(field_name, pattern, case_insensitive=True)
+    if not matching.has_wildcards(pattern):
+        return Q(**{field_name: pattern})
+    cut = min(i for i in (pattern.find("*"), pattern.find("?")) if i >= 0)
+    literal = pattern[:cut]
+    narrowed = prefix_q(field_name, literal) if literal else Q()
+    if pattern == literal + "*":
+        return narrowed
+    return narrowed & matching.wildcard_q(field_name, pattern)
+
+
+def _range_parts(value: str) -> tuple[str, str] | None:
+    """'A-B' -> ('A', 'B'), '-B' -> ('', 'B'), 'A-' -> ('A', ''); None for a single value."""
+    if "-" not in value:
+        return None
+    start, _, end = value.partition("-")
+    if "-" in end:
+        raise QueryError(UNABLE_TO_PROCESS, f"bad range {value!r}")
+    return start.strip(), end.strip()
+
+
+def _date(text: str) -> datetime.date:
+    day = matching.parse_date(text)
+    if day is None or "-" in text:
+        raise QueryError(UNABLE_TO_PROCESS, f"{text!r} is not a date (YYYYMMDD)")
+    return day
+
+
+def _time(text: str, upper: bool) -> str:
+    """A DICOM time bound as a comparable string; an upper bound covers its whole last unit
+    (1200 -> 120059.999999)."""
+    text = text.replace(":", "")
+    whole = text.split(".")[0]
+    if not whole.isdigit() or len(whole) not in (2, 4, 6):
+        raise QueryError(UNABLE_TO_PROCESS, f"{text!r} is not a time (HHMMSS)")
+    if not upper:
+        return text
+    filled = whole + "5959"[len(whole) - 2:] if len(whole) < 6 else whole
+    return filled + (text[len(whole):] if "." in text else ".999999")
+
+
+def date_q(field_name: str, value: str) -> Q:
+    parts = _range_parts(value)
+    if parts is None:
+        return Q(**{field_name: _date(value)})
+    start, end = parts
+    if not start and not end:
+        raise QueryError(UNABLE_TO_PROCESS, "a range needs at least one end")
+    condition = Q()
+    if start:
+        condition &= Q(**{f"{field_name}__gte": _date(start)})
+    if end:
+        condition &= Q(**{f"{field_name}__lte": _date(end)})
+    return condition
+
+
+def time_q(field_name: str, value: str) -> Q:
+    parts = _range_parts(value)
+    if parts is None:
+        # A single time matches that time at its precision: 1015 matches 101500..101559.
+        return Q(**{f"{field_name}__gte": _time(value, False), f"{field_name}__lte": _time(value, True)})
+    start, end = parts
+    if not start and not end:
+        raise QueryError(UNABLE_TO_PROCESS, "a range needs at least one end")
+    condition = Q()
+    if start:
+        condition &= Q(**{f"{field_name}__gte": _time(start, False)})
+    if end:
+        condition &= Q(**{f"{field_name}__lte": _time(end, True)})
+    return condition
+
+
+def combined_q(date_field: str, time_field: str, date_value: str, time_value: str) -> Q:
+    """A date range and a time range as one date-time range (PS3.4 C.2.2.2.5.1)."""
+    date_start, date_end = _range_parts(date_value)
+    time_start, time_end = _range_parts(time_value)
+    condition = Q()
+    if date_start:
+        day = _date(date_start)
+        after = Q(**{f"{date_field}__gt": day})
+        if time_start:
+            after |= Q(**{date_field: day, f"{time_field}__gte": _time(time_start, False)})
+        else:
+            after |= Q(**{date_field: day})
+        condition &= after
+    if date_end:
+        day = _date(date_end)
+        before = Q(**{f"{date_field}__lt": day})
+        if time_end:
+            before |= Q(**{date_field: day, f"{time_field}__lte": _time(time_end, True)})
+        else:
+            before |= Q(**{date_field: day})
+        condition &= before
+    return condition
+
+
+def _value_text(element: DataElement) -> str:
+    value = element.value
+    if value is None:
+        return ""
+    if isinstance(value, (list, MultiValue)):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def key_q(keyword: str, path: str, value: str) -> Q:
+    """The condition for one matching key at ORM path `path` (e.g. 'study__')."""
+    key = KEYS[keyword]
+    column = path + key.column
+    if key.kind == UID:
+        uids = [uid.strip() for uid in value.split("\\") if uid.strip()]
+        return Q(**{column: uids[0]}) if len(uids) == 1 else Q(**{f"{column}__in": uids})
+    if key.kind == DATE:
+        return date_q(column, value)
+    if key.kind == TIME:
+        return time_q(column, value)
+    if key.kind == NUMBER:
+        try:
+            return Q(**{column: int(value)})
+        except ValueError:
+            raise QueryError(UNABLE_TO_PROCESS, f"{keyword} must be a number, not {value!r}") from None
+    if key.kind == NAME:
+        if name_matching_is_case_insensitive():
+            return text_q(path + "patient_name_search", value.upper())
+        return text_q(column, value)
+    if key.kind == PERSON:
+        return text_q(column, value, case_insensitive=name_matching_is_case_insensitive())
+    return text_q(column, value)
+
+
+# --- The query -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Query:
+    level: str
+    model: str
+    identifier: Dataset
+    condition: Q = field(default_factory=Q)
+    matched_keys: list[str] = field(default_factory=list)
+
+    def queryset(self):
+        manager = MODEL_OF_LEVEL[self.level].objects
+        return manager.filter(self.condition)
+
+    def count(self) -> int:
+        return self.queryset().count()
+
+    def describe(self) -> str:
+        """For the journal: the keys that were matched on, with their values."""
+        parts = [f"{kw}={_value_text(self.identifier[kw])}" for kw in self.matched_keys]
+        return f"{self.model} root, {self.level}: " + (", ".join(parts) or "all")
+
+
+def parse_level(identifier: Dataset, model: str) -> str:
+    level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
+    if level not in MODEL_LEVELS[model]:
+        allowed = "/".join(MODEL_LEVELS[model])
+        raise QueryError(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                         f"QueryRetrieveLevel must be one of {allowed}, not {level!r}")
+    return level
+
+
+def build_query(identifier: Dataset, model: str) -> Query:
+    """Translate a C-FIND (or C-MOVE/C-GET) identifier. Keys below the level are ignored;
+    keys we do not index are return keys only (universal matching, as PS3.4 allows)."""
+    level = parse_level(identifier, model)
+    query = Query(level, model, identifier)
+    depth = LEVELS.index(level)
+    values: dict[str, str] = {}
+    for element in identifier:
+        keyword = element.keyword
+        key = KEYS.get(keyword)
+        if key is None or LEVELS.index(key.level) > depth:
+            continue
+        try:
+            text = _value_text(element)
+        except Exception:
+            raise QueryError(UNABLE_TO_PROCESS, f"cannot read the value of {keyword}") from None
+        if text and text.strip("*"):
+            values[keyword] = text
+    for keyword, text in values.items():
+        key = KEYS[keyword]
+        path = PATH[level][key.level]
+        time_keyword = TIME_OF.get(keyword)
+        if keyword in TIME_OF.values() and _combined(values, keyword):
+            continue  # matched together with its date
+        if time_keyword and _combined(values, time_keyword):
+            query.condition &= combined_q(path + key.column, path + KEYS[time_keyword].column,
+                                          text, values[time_keyword])
+        else:
+            query.condition &= key_q(keyword, path, text)
+        query.matched_keys.append(keyword)
+    if "ModalitiesInStudy" in identifier and level == STUDY:
+        modalities = [m for m in _value_text(identifier["ModalitiesInStudy"]).split("\\") if m.strip("*")]
+        if modalities:
+            series = Series.objects.filter(study=OuterRef("pk"), modality__in=modalities)
+            query.condition &= Q(Exists(series))
+            query.matched_keys.append("ModalitiesInStudy")
+    return query
+
+
+def _combined(values: dict[str, str], time_keyword: str) -> bool:
+    date_keyword = next(d for d, t in TIME_OF.items() if t == time_keyword)
+    return (date_keyword in values and time_keyword in values
+            and _range_parts(values[date_keyword]) is not None
+            and _range_parts(values[time_keyword]) is not None)
+
+
+# --- Answers ----------------------------------------------------------------------------------------------
+
+
+def _format(kind: str, value) -> str | int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.date):
+        return value.strftime("%Y%m%d")
+    return value
+
+
+class Answerer:
+    """Builds the response identifiers of a query, page by page."""
+
+    def __init__(self, query: Query, retrieve_ae_title: str = ""):
+        self.query = query
+        self.retrieve_ae_title = retrieve_ae_title
+        level = query.level
+        depth = LEVELS.index(level)
+        self.columns: dict[str, str] = {}  # keyword -> values() path
+        self.computed: dict[str, str] = {}
+        self.from_header: list[DataElement] = []
+        for element in query.identifier:
+            keyword = element.keyword
+            if keyword in NOT_RETURNED or element.tag.is_private or element.tag.group == 0x0002:
+                continue
+            key = KEYS.get(keyword)
+            if key is not None and LEVELS.index(key.level) <= depth:
+                self.columns[keyword] = PATH[level][key.level] + key.column
+            elif keyword in COMPUTED and COMPUTED[keyword][0] == level:
+                self.computed[keyword] = COMPUTED[keyword][1]
+            elif keyword not in ("RetrieveAETitle", "InstanceAvailability", "QueryRetrieveLevel"):
+                self.from_header.append(element)
+
+    def rows(self):
+        """(row, header) pairs in primary-key order, read PAGE_SIZE at a time."""
+        queryset = self.query.queryset()
+        if self.query.level == PATIENT and self.computed:
+            queryset = queryset.annotate(**{name: PATIENT_COUNTS[name] for name in self.computed.values()})
+        fields = ["pk", *self.columns.values(), *self.computed.values()]
+        last_pk = 0
+        while True:
+            page = list(queryset.filter(pk__gt=last_pk).order_by("pk").values(*fields)[:PAGE_SIZE])
+            if not page:
+                return
+            headers = self._headers([row["pk"] for row in page]) if self.from_header else {}
+            for row in page:
+                yield row, headers.get(row["pk"], {})
+            last_pk = page[-1]["pk"]
+
+    def _headers(self, pks: list[int]) -> dict[int, dict]:
+        """The header of one instance (the first stored) of each entity, in two queries."""
+        owner = INSTANCE_TO[self.query.level]
+        firsts = (Instance.objects.filter(**{f"{owner}__in": pks}).values(owner)
+                  .annotate(first=Min("id")).values_list(owner, "first"))
+        first_of = dict(firsts)
+        headers = dict(Instance.objects.filter(pk__in=first_of.values()).values_list("pk", "header"))
+        return {pk: headers.get(instance_pk, {}) for pk, instance_pk in first_of.items()}
+
+    def answer(self, row: dict, header: dict) -> Dataset:
+        ds = Dataset()
+        ds.QueryRetrieveLevel = self.query.level
+        for element in self.query.identifier:
+            if element.keyword in NOT_RETURNED:
+                continue
+            keyword = element.keyword
+            if keyword in self.columns:
+                value = _format(KEYS[keyword].kind, row[self.columns[keyword]])
+                ds.add_new(element.tag, element.VR, "" if value is None else value)
+            elif keyword in self.computed:
+                value = row[self.computed[keyword]]
+                if keyword == "ModalitiesInStudy":
+                    value = [m for m in value.split("\\") if m]
+                ds.add_new(element.tag, element.VR, value)
+            elif keyword == "RetrieveAETitle":
+                ds.RetrieveAETitle = self.retrieve_ae_title
+            elif keyword == "InstanceAvailability":
+                ds.InstanceAvailability = "ONLINE"
+        for element in self.from_header:
+            ds[element.tag] = _header_element(header, element)
+        if any(_is_not_ascii(v) for v in row.values()):
+            ds.SpecificCharacterSet = "ISO_IR 192"
+        return ds
+
+    def answers(self):
+        for row, header in self.rows():
+            yield self.answer(row, header)
+
+
+def _is_not_ascii(value) -> bool:
+    return isinstance(value, str) and not value.isascii()
+
+
+def _no_bulk_data(*_args) -> bytes:
+    return b""
+
+
+def _header_element(header: dict, asked: DataElement) -> DataElement:
+    """The asked attribute from a DICOM JSON header, or an empty one with the asked VR."""
+    tag_key = f"{Tag(asked.tag):08X}"
+    stored = header.get(tag_key)
+    if stored is not None:
+        try:
+            return Dataset.from_json({tag_key: stored}, bulk_data_uri_handler=_no_bulk_data)[asked.tag]
+        except Exception:
+            log.warning("unreadable stored attribute %s", tag_key)
+    return DataElement(asked.tag, asked.VR, [] if asked.VR == "SQ" else None)
+
+
+def find(identifier: Dataset, model: str, retrieve_ae_title: str = ""):
+    """(Query, iterator of answers). Raises QueryError for an identifier we cannot run."""
+    query = build_query(identifier, model)
+    return query, Answerer(query, retrieve_ae_title).answers()
+
+
+def instances_for(identifier: Dataset, model: str):
+    """(Query, queryset of the instances to send) for C-MOVE and C-GET."""
+    query = build_query(identifier, model)
+    matched = query.queryset().values("pk")
+    owner = INSTANCE_TO[query.level]
+    owner_field = owner if query.level != IMAGE else "pk"
+    instances = Instance.objects.filter(**{f"{owner_field}__in": matched}).select_related("storage_location")
+    return query, instances.order_by("series__study_id", "series_id", "instance_number", "pk")
