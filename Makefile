@@ -23,6 +23,7 @@ test: $(VENV)/.installed-test $(DB_DRIVER)
 # The benchmark measures SQLite and MariaDB, so it always needs the MariaDB driver.
 bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/web.py $(WEB_BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
