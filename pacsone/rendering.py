@@ -147,6 +147,17 @@ def _decode(ds: Dataset, frame: int) -> np.ndarray:
         raise RenderError(f"the pixel data ({syntax or 'unknown transfer syntax'}) cannot be decoded: {reason}") from None
 
 
+def auto_window(ds: Dataset, frame: int = 0) -> Window | None:
+    """The window that shows a grayscale frame's whole range (what the default rendering does
+    when the header names no window); None for colour images."""
+    pixels = _decode(ds, frame)
+    if pixels.ndim != 2 or str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
+        return None
+    values = apply_modality_lut(pixels, ds)
+    low, high = float(np.min(values)), float(np.max(values))
+    return Window((low + high + 1) / 2, max(high - low + 1, 1))
+
+
 def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
     """DICOM's linear window (PS3.3 C.11.2.1.2.1) onto 0..255."""
     low = window.center - 0.5 - (window.width - 1) / 2

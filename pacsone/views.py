@@ -1,18 +1,145 @@
+"""Browse pages: the study list (start page) with search, a patient, a study, a series.
+
+Every page reaches studies through `Study.objects.visible_to(user)` (invariant 2): a study,
+series, instance or patient the user may not see is a 404. Each page view is journaled.
+"""
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db.models import OuterRef, Subquery
+from django.shortcuts import get_object_or_404, render
 
+from accounts.privileges import Privilege, has_privilege
+from audit.journal import Action, record
+
+from .models import Instance, Patient, Series, Study
 from .stats import archive_stats
+from .study_search import search_studies
+
+STUDIES_PER_PAGE = 50
+INSTANCES_PER_PAGE = 120
+STATS_SECONDS = 60
+# Sort keys of the study list -> indexed columns (the newest first by default).
+SORTS = {
+    "date": ("study_date", "study_time"),
+    "name": ("patient__patient_name_search",),
+    "patient_id": ("patient__patient_id",),
+    "accession": ("accession_number",),
+    "referring": ("referring_physician_name",),
+    "received": ("received_at",),
+}
+DEFAULT_SORT = "-date"
+COLUMNS = [  # (label, sort key or "")
+    ("Patient", "name"), ("Patient ID", "patient_id"), ("Study date", "date"), ("Modality", ""),
+    ("Description", ""), ("Accession", "accession"), ("Referring physician", "referring"),
+    ("Images", ""), ("Received", "received"),
+]
+FILTERS = ("patient_name", "patient_id", "accession_number", "date_from", "date_to", "modality",
+           "referring_physician", "source_ae", "read", "public")
+
+
+def permissions(user) -> dict[str, bool]:
+    """What the user may do, for templates (the one privilege check)."""
+    return {privilege.value: has_privilege(user, privilege) for privilege in Privilege}
+
+
+def visible_study(request, study_uid: str) -> Study:
+    return get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"),
+                             study_instance_uid=study_uid)
+
+
+def visible_series(request, study_uid: str, series_uid: str) -> Series:
+    study = visible_study(request, study_uid)
+    series = get_object_or_404(Series, study=study, series_instance_uid=series_uid)
+    series.study = study  # already fetched, with its patient
+    return series
+
+
+def subject(study: Study) -> dict[str, str]:
+    """The journal's patient and study fields for a study."""
+    return {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
+
+
+def cached_archive_stats() -> dict[str, int]:
+    """Whole-archive figures for the summary bar; counted at most once a minute."""
+    return cache.get_or_set("pacsone:archive-stats", archive_stats, STATS_SECONDS)
+
+
+def _sort_links(request, current: str) -> list[dict]:
+    """Header cells of the study list: a click sorts by the column, a second click reverses."""
+    cells = []
+    for label, key in COLUMNS:
+        cell = {"label": label, "url": "", "arrow": ""}
+        if key:
+            params = request.GET.copy()
+            params.pop("page", None)
+            params["sort"] = f"-{key}" if current == key else key
+            cell["url"] = "?" + params.urlencode()
+            cell["arrow"] = "▲" if current == key else "▼" if current == f"-{key}" else ""
+        cells.append(cell)
+    return cells
+
+
+def with_first_instance(series_queryset):
+    """Each series with the SOP Instance UID of its first image (for its thumbnail), in one query."""
+    first = Instance.objects.filter(series=OuterRef("pk")).order_by("instance_number", "pk")
+    return series_queryset.annotate(first_sop=Subquery(first.values("sop_instance_uid")[:1]))
 
 
 @login_required
 def home(request):
-    """The start page: what the archive holds and where it listens."""
-    return render(
-        request,
-        "pacsone/home.html",
-        {
-            "stats": archive_stats(),
-            "dicom_instances": settings.PACS_DICOM_INSTANCES,
-        },
-    )
+    """The study list: search, sort, pages; what the archive holds in a summary bar."""
+    studies, problems = search_studies(Study.objects.visible_to(request.user), request.GET)
+    sort = request.GET.get("sort") or DEFAULT_SORT
+    if sort.lstrip("-") not in SORTS:
+        problems["sort"] = f"cannot sort by {sort!r}"
+        sort = DEFAULT_SORT
+    descending = sort.startswith("-")
+    order = [f"-{f}" if descending else f for f in SORTS[sort.lstrip("-")]] + ["-pk" if descending else "pk"]
+    studies = studies.select_related("patient").order_by(*order)
+    page = Paginator(studies, STUDIES_PER_PAGE).get_page(request.GET.get("page"))
+    criteria = {name: request.GET[name] for name in FILTERS if request.GET.get(name, "").strip()}
+    record(Action.SEARCH, request=request, target="study list",
+           detail=", ".join(f"{k}={v}" for k, v in criteria.items()) or "all studies")
+    return render(request, "pacsone/study_list.html", {
+        "page": page, "problems": problems, "params": request.GET, "columns": _sort_links(request, sort),
+        "searched": bool(criteria), "stats": cached_archive_stats(), "may": permissions(request.user),
+        "dicom_instances": settings.PACS_DICOM_INSTANCES,
+    })
+
+
+@login_required
+def patient_page(request, pk: int):
+    patient = get_object_or_404(Patient.objects.visible_to(request.user), pk=pk)
+    studies = Study.objects.visible_to(request.user).filter(patient=patient).order_by("-study_date", "-study_time", "-pk")
+    record(Action.VIEW, request=request, patient_id=patient.patient_id, target="patient")
+    return render(request, "pacsone/patient.html", {
+        "patient": patient, "studies": studies, "may": permissions(request.user),
+    })
+
+
+@login_required
+def study_page(request, study_uid: str):
+    study = visible_study(request, study_uid)
+    series = with_first_instance(study.series.select_related("equipment")).order_by("series_number", "pk")
+    record(Action.VIEW, request=request, target="study", **subject(study))
+    return render(request, "pacsone/study.html", {
+        "study": study, "patient": study.patient, "series_list": series, "may": permissions(request.user),
+        "notes_count": study.notes.count(),
+    })
+
+
+@login_required
+def series_page(request, study_uid: str, series_uid: str):
+    series = visible_series(request, study_uid, series_uid)
+    instances = series.instances.order_by("instance_number", "pk").only(
+        "sop_instance_uid", "instance_number", "transfer_syntax_uid", "series_id")
+    page = Paginator(instances, INSTANCES_PER_PAGE).get_page(request.GET.get("page"))
+    record(Action.VIEW, request=request, target=f"series {series.series_number or ''}".strip(),
+           **subject(series.study))
+    return render(request, "pacsone/series.html", {
+        "series": series, "study": series.study, "patient": series.study.patient, "page": page,
+        "may": permissions(request.user),
+    })

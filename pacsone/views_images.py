@@ -1,0 +1,175 @@
+"""Images in the browser: thumbnails, rendered frames, the viewer page and the header dump.
+
+Instances are reached through their visible study (invariant 2). Opening the viewer or a
+header is journaled as a VIEW; the frames and thumbnails a page then loads are not journaled
+one by one (the page's entry covers them).
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from audit.journal import Action, record
+
+from . import rendering
+from .models import Instance
+from .rendering import RenderError
+from .views import permissions, subject, visible_series, visible_study
+
+BROWSER_CACHE = "private, max-age=600"
+HEADER_VALUE_CHARS = 200
+# Window presets offered for every CT (centre, width), after the header's own windows.
+CT_PRESETS = [("Soft tissue", 40, 400), ("Lung", -600, 1500), ("Bone", 400, 1800), ("Brain", 40, 80),
+              ("Liver", 60, 160)]
+OVERLAY_FIELDS = ["PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
+                  "SeriesDescription", "Modality", "InstitutionName", "SliceThickness", "KVP"]
+
+
+def visible_instance(request, study_uid: str, sop_uid: str) -> Instance:
+    study = visible_study(request, study_uid)
+    instance = get_object_or_404(Instance.objects.select_related("storage_location"),
+                                 series__study=study, sop_instance_uid=sop_uid)
+    instance.study = study
+    return instance
+
+
+def _image_response(request, study_uid: str, sop_uid: str, *, thumbnail: bool) -> HttpResponse:
+    instance = visible_instance(request, study_uid, sop_uid)
+    try:
+        wanted = rendering.parse_request(request.GET, thumbnail=thumbnail)
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain")
+    try:
+        data = rendering.render(instance, wanted)
+    except RenderError as error:
+        # 422: the request was fine, this image cannot be shown; the viewer displays the reason.
+        response = HttpResponse(str(error), status=422, content_type="text/plain; charset=utf-8")
+        response["X-Render-Error"] = str(error)[:200].encode("ascii", "replace").decode()
+        return response
+    response = HttpResponse(data, content_type=rendering.content_type(wanted))
+    response["Cache-Control"] = BROWSER_CACHE
+    return response
+
+
+@login_required
+def thumbnail(request, study_uid: str, sop_uid: str):
+    return _image_response(request, study_uid, sop_uid, thumbnail=True)
+
+
+@login_required
+def frame(request, study_uid: str, sop_uid: str):
+    return _image_response(request, study_uid, sop_uid, thumbnail=False)
+
+
+def _header_value(element) -> str:
+    if element.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") or element.tag == 0x7FE00010:
+        length = len(element.value) if element.value is not None else 0
+        return f"({length} bytes)"
+    text = str(element.value)
+    return text if len(text) <= HEADER_VALUE_CHARS else text[:HEADER_VALUE_CHARS] + "…"
+
+
+def header_rows(ds: Dataset, depth: int = 0):
+    """(depth, tag, name, VR, value) for every element, sequence items nested."""
+    for element in ds:
+        if element.VR == "SQ":
+            yield depth, str(element.tag), element.name, "SQ", f"{len(element.value)} item(s)"
+            for number, item in enumerate(element.value, 1):
+                yield depth + 1, "", f"Item {number}", "", ""
+                yield from header_rows(item, depth + 2)
+        else:
+            yield depth, str(element.tag), element.name, element.VR, _header_value(element)
+
+
+@login_required
+def header_dump(request, study_uid: str, sop_uid: str):
+    """Every attribute of the stored file (without pixel data), as in dcmdump."""
+    instance = visible_instance(request, study_uid, sop_uid)
+    try:
+        ds = rendering.read_instance(instance, pixels=False)
+        rows = list(header_rows(ds.file_meta)) + list(header_rows(ds))
+        problem = ""
+    except (RenderError, InvalidDicomError, OSError) as error:
+        rows, problem = [], f"The file cannot be read: {error}"
+    record(Action.VIEW, request=request, target=f"header of {sop_uid}"[:255], **subject(instance.study))
+    return render(request, "pacsone/header.html", {
+        "instance": instance, "study": instance.study, "rows": rows, "problem": problem,
+    })
+
+
+def _presets(first: Instance | None, modality: str) -> list[dict]:
+    """Window presets: the header's own windows first, then the usual CT ones."""
+    presets = []
+    if first is not None:
+        centers = _values(first.header, "00281050")
+        widths = _values(first.header, "00281051")
+        explanations = _values(first.header, "00281055")
+        for number, (center, width) in enumerate(zip(centers, widths)):
+            label = explanations[number] if number < len(explanations) else f"Header {number + 1}"
+            presets.append({"label": str(label), "wc": float(center), "ww": float(width)})
+    if modality == "CT":
+        presets += [{"label": label, "wc": wc, "ww": ww} for label, wc, ww in CT_PRESETS]
+    return presets
+
+
+def _values(header: dict, tag: str) -> list:
+    """The values of one attribute in an instance's DICOM JSON header."""
+    values = (header.get(tag) or {}).get("Value") or []
+    return [v.get("Alphabetic", "") if isinstance(v, dict) else v for v in values]
+
+
+def _overlay(first: Instance | None) -> dict[str, str]:
+    if first is None:
+        return {}
+    overlay = {}
+    for keyword in OVERLAY_FIELDS:
+        values = _values(first.header, f"{tag_for_keyword(keyword):08X}")
+        if values:
+            overlay[keyword] = " ".join(str(v) for v in values).replace("^", " ").strip()
+    return overlay
+
+
+def _default_window(first: Instance | None) -> dict | None:
+    """The window the default rendering uses, as the starting point of window dragging."""
+    if first is None:
+        return None
+    centers, widths = _values(first.header, "00281050"), _values(first.header, "00281051")
+    if centers and widths:
+        return {"wc": float(centers[0]), "ww": float(widths[0])}
+    try:
+        window = rendering.auto_window(rendering.read_instance(first))
+    except (RenderError, InvalidDicomError, OSError):
+        return None
+    return {"wc": window.center, "ww": window.width} if window else None
+
+
+@login_required
+def viewer(request, study_uid: str, series_uid: str):
+    """The viewer of one series: its images (and their frames) as one stack."""
+    series = visible_series(request, study_uid, series_uid)
+    study = series.study
+    instances = list(series.instances.order_by("instance_number", "pk").only(
+        "sop_instance_uid", "instance_number", "header", "series_id", "storage_location_id", "file_path"))
+    stack = []
+    for instance in instances:
+        frames = _values(instance.header, "00280008")
+        base = reverse("instance-frame", args=[study.study_instance_uid, instance.sop_instance_uid])
+        stack.append({
+            "sop": instance.sop_instance_uid, "number": instance.instance_number,
+            "frames": max(int(frames[0]), 1) if frames else 1, "url": base,
+            "header": reverse("instance-header", args=[study.study_instance_uid, instance.sop_instance_uid]),
+            "location": (_values(instance.header, "00201041") or [""])[0],
+        })
+    first = instances[0] if instances else None
+    record(Action.VIEW, request=request, target=f"viewer series {series.series_number or ''}".strip(),
+           **subject(study))
+    return render(request, "pacsone/viewer.html", {
+        "series": series, "study": study, "patient": study.patient, "may": permissions(request.user),
+        "viewer_data": {"stack": stack, "presets": _presets(first, series.modality), "overlay": _overlay(first),
+                        "default_window": _default_window(first)},
+        "other_series": study.series.order_by("series_number", "pk"),
+    })
