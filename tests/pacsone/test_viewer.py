@@ -1,0 +1,170 @@
+"""The viewer's server side: viewer page data, rendered frames and thumbnails, header dump;
+visibility (404 for guessed or mismatched UIDs), bad parameters, undecodable images."""
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from audit.models import Entry
+from pacsone.ingest import Origin, ingest_file
+from pacsone.models import Instance, Study
+from tests.helpers import make_dataset, pydicom_file, write_dataset
+from tests.people import make_user
+
+pytestmark = pytest.mark.django_db
+
+STUDY, SERIES = "1.2.826.7.1", "1.2.826.7.1.1"
+HIDDEN_STUDY = "1.2.826.7.2"
+
+
+def ingest(path) -> Instance:
+    result = ingest_file(path, Origin("import"))
+    assert result.outcome.accepted, result.reason
+    return Instance.objects.get(pk=result.instance_pk)
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """Jane's private CT series of three images, and a study she may not see."""
+    for number in (3, 1, 2):
+        ds = make_dataset(study_uid=STUDY, series_uid=SERIES, sop_uid=f"{SERIES}.{number}", InstanceNumber=number,
+                          ReferringPhysicianName="SMITH^JANE", WindowCenter="40", WindowWidth="400",
+                          SliceLocation=str(number * 5))
+        ingest(write_dataset(ds, tmp_path / f"{number}.dcm"))
+    ingest(write_dataset(make_dataset(study_uid=HIDDEN_STUDY, sop_uid=f"{HIDDEN_STUDY}.1.1", patient_id="P2",
+                                      ReferringPhysicianName="JONES^BOB"), tmp_path / "hidden.dcm"))
+    return {"jane": make_user("jane", first_name="Jane", last_name="Smith")}
+
+
+def login(client, archive):
+    client.force_login(archive["jane"])
+
+
+def viewer_data(response) -> dict:
+    html = response.content.decode()
+    start = html.index('<script id="viewer-data" type="application/json">') + len('<script id="viewer-data" type="application/json">')
+    return json.loads(html[start:html.index("</script>", start)])
+
+
+def test_the_viewer_page_holds_the_ordered_stack_presets_and_overlay(client, archive):
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/series/{SERIES}/viewer")
+    assert response.status_code == 200
+    data = viewer_data(response)
+    assert [item["number"] for item in data["stack"]] == [1, 2, 3]
+    assert data["stack"][0]["url"] == f"/studies/{STUDY}/instances/{SERIES}.1/frame"
+    assert data["stack"][0]["frames"] == 1 and data["stack"][2]["location"] == 15
+    assert data["presets"][0] == {"label": "Header 1", "wc": 40.0, "ww": 400.0}
+    assert any(p["label"] == "Lung" for p in data["presets"])  # CT presets follow
+    assert data["default_window"] == {"wc": 40.0, "ww": 400.0}
+    assert data["overlay"]["PatientName"] == "DOE JOHN" and data["overlay"]["Modality"] == "CT"
+    assert b"viewer.js" in response.content
+    assert Entry.objects.filter(action="view", study_uid=STUDY, target__startswith="viewer").exists()
+
+
+def test_a_multi_frame_image_counts_its_frames(client, archive):
+    instance = ingest(pydicom_file("SC_rgb_rle_2frame.dcm"))
+    Study.objects.filter(pk=instance.series.study_id).update(public=True)
+    login(client, archive)
+    response = client.get(f"/studies/{instance.series.study.study_instance_uid}/series/{instance.series.series_instance_uid}/viewer")
+    data = viewer_data(response)
+    assert data["stack"][0]["frames"] == 2 and data["default_window"] is None  # colour: nothing to window
+    frame = client.get(data["stack"][0]["url"] + "?frame=1")
+    assert frame.status_code == 200 and frame["Content-Type"] == "image/png"
+
+
+def test_without_a_header_window_the_viewer_starts_from_the_images_range(client, archive, tmp_path):
+    ds = make_dataset(study_uid=STUDY, series_uid=SERIES + ".9", ReferringPhysicianName="SMITH^JANE")
+    ingest(write_dataset(ds, tmp_path / "nowindow.dcm"))
+    login(client, archive)
+    data = viewer_data(client.get(f"/studies/{STUDY}/series/{SERIES}.9/viewer"))
+    assert data["default_window"] == {"wc": 512.0, "ww": 1024.0}  # pixels 0..1023 of the 32x32 image
+
+
+def test_frames_and_thumbnails(client, archive):
+    login(client, archive)
+    frame = client.get(f"/studies/{STUDY}/instances/{SERIES}.1/frame", {"wc": "40", "ww": "400"})
+    assert frame.status_code == 200 and frame["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(frame.content)).size == (32, 32)
+    assert "private" in frame["Cache-Control"]
+    thumbnail = client.get(f"/studies/{STUDY}/instances/{SERIES}.1/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/jpeg"
+
+
+@pytest.mark.parametrize("path", [
+    f"/studies/{HIDDEN_STUDY}/instances/{HIDDEN_STUDY}.1.1/frame",  # not Jane's study
+    f"/studies/{STUDY}/instances/{HIDDEN_STUDY}.1.1/frame",  # her study's UID, another study's image
+    f"/studies/{STUDY}/instances/9.9.9/thumbnail",  # no such image
+    f"/studies/{HIDDEN_STUDY}/instances/{HIDDEN_STUDY}.1.1/thumbnail",
+    f"/studies/{HIDDEN_STUDY}/instances/{HIDDEN_STUDY}.1.1/header",
+    f"/studies/{HIDDEN_STUDY}/series/{SERIES}/viewer",
+    f"/studies/{STUDY}/series/9.9.9/viewer",
+])
+def test_what_jane_may_not_see_is_404(client, archive, path):
+    login(client, archive)
+    assert client.get(path).status_code == 404
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, archive):
+    for path in (f"/studies/{STUDY}/instances/{SERIES}.1/frame", f"/studies/{STUDY}/series/{SERIES}/viewer"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"frame": "two"}, b"whole numbers"), ({"ww": "0", "wc": "1"}, b"at least 1"), ({"format": "bmp"}, b"png or jpeg"),
+])
+def test_bad_frame_parameters_are_400_with_a_reason(client, archive, params, message):
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/instances/{SERIES}.1/frame", params)
+    assert response.status_code == 400 and message in response.content
+
+
+def test_a_frame_that_does_not_exist_or_cannot_be_decoded_is_422_with_a_reason(client, archive):
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/instances/{SERIES}.1/frame", {"frame": "5"})
+    assert response.status_code == 422 and b"has 1 frame" in response.content
+    lossy = ingest(pydicom_file("JPEG-lossy.dcm"))
+    Study.objects.filter(pk=lossy.series.study_id).update(public=True)
+    response = client.get(f"/studies/{lossy.series.study.study_instance_uid}/instances/{lossy.sop_instance_uid}/frame")
+    assert response.status_code == 422 and b"cannot be decoded" in response.content
+    assert "cannot be decoded" in response["X-Render-Error"]
+
+
+def test_the_header_dump_lists_every_attribute(client, archive):
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/instances/{SERIES}.2/header")
+    assert response.status_code == 200
+    page = response.content.decode()
+    for text in ("(0010,0010)", "Patient&#x27;s Name", "DOE^JOHN", "Transfer Syntax UID", "Window Center"):
+        assert text in page
+    assert Entry.objects.filter(action="view", target=f"header of {SERIES}.2").exists()
+
+
+def test_the_header_dump_nests_sequences(client, archive, tmp_path):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodeValue, item.CodeMeaning = "T-D1100", "Head"
+    ds = make_dataset(study_uid=STUDY, series_uid=SERIES, ReferringPhysicianName="SMITH^JANE", AnatomicRegionSequence=[item])
+    instance = ingest(write_dataset(ds, tmp_path / "seq.dcm"))
+    login(client, archive)
+    page = client.get(f"/studies/{STUDY}/instances/{instance.sop_instance_uid}/header").content.decode()
+    assert "Anatomic Region Sequence" in page and "Item 1" in page and "T-D1100" in page
+
+
+def test_the_series_page_shows_instance_thumbnails(client, archive):
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/series/{SERIES}/")
+    assert response.status_code == 200
+    assert response.content.count(b"/thumbnail") == 3
+    assert f"viewer#{SERIES}.2".encode() in response.content
+
+
+def test_the_study_page_shows_series_thumbnails(client, archive):
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/")
+    assert f"/studies/{STUDY}/instances/{SERIES}.1/thumbnail".encode() in response.content  # the first image
+    assert b"Open viewer" in response.content
