@@ -72,3 +72,24 @@ VISIBLE = {
     "sysadmin": {"public"},
     "root": {"public", "own", "other"},
 }
+
+
+def make_world_with_files(folder) -> World:
+    """The same people and studies, but with one stored image per study (through the one ingest
+    path), so thumbnails, frames, headers and downloads can be asked for."""
+    from pacsone.ingest import Origin, ingest_file
+    from pacsone.visibility import set_patient_public
+    from tests.helpers import make_file
+
+    world = make_world()
+    for name, study in world.studies.items():
+        Study.objects.filter(pk=study.pk).delete()
+        path = make_file(folder, f"{name}.dcm", study_uid=study.study_instance_uid,
+                         patient_id=study.patient.patient_id, patient_name=study.patient.patient_name,
+                         ReferringPhysicianName=study.referring_physician_name)
+        ingest_file(path, Origin("import"))
+        stored = Study.objects.get(study_instance_uid=study.study_instance_uid)
+        if study.public:
+            set_patient_public(stored.patient, True)
+        world.studies[name] = Study.objects.select_related("patient").get(pk=stored.pk)
+    return world
