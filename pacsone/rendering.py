@@ -26,6 +26,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.uid import UID
 
 from . import storage
 from .models import Instance
@@ -144,7 +145,8 @@ def _decode(ds: Dataset, frame: int) -> np.ndarray:
     except Exception as exc:  # decoders raise many kinds; the reason goes to the user
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         log.warning("render: cannot decode sop=%s syntax=%s: %s", ds.get("SOPInstanceUID"), syntax, exc)
-        raise RenderError(f"the pixel data ({syntax or 'unknown transfer syntax'}) cannot be decoded: {reason}") from None
+        name = UID(syntax).name if syntax else "unknown transfer syntax"
+        raise RenderError(f"the pixel data ({name}) cannot be decoded here: {reason}") from None
 
 
 def auto_window(ds: Dataset, frame: int = 0) -> Window | None:

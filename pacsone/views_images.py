@@ -129,7 +129,10 @@ def _overlay(first: Instance | None) -> dict[str, str]:
     for keyword in OVERLAY_FIELDS:
         values = _values(first.header, f"{tag_for_keyword(keyword):08X}")
         if values:
-            overlay[keyword] = " ".join(str(v) for v in values).replace("^", " ").strip()
+            text = " ".join(str(v) for v in values).replace("^", " ").strip()
+            if keyword.endswith("Date") and len(text) == 8 and text.isdigit():
+                text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+            overlay[keyword] = text
     return overlay
 
 
