@@ -88,6 +88,10 @@ def with_first_instance(series_queryset):
     return series_queryset.annotate(first_sop=Subquery(first.values("sop_instance_uid")[:1]))
 
 
+def _sees_whole_archive(user) -> bool:
+    return has_privilege(user, Privilege.VIEW) or has_privilege(user, Privilege.MONITOR)
+
+
 @login_required
 def home(request):
     """The study list: search, sort, pages; what the archive holds in a summary bar."""
@@ -105,7 +109,10 @@ def home(request):
            detail=", ".join(f"{k}={v}" for k, v in criteria.items()) or "all studies")
     return render(request, "pacsone/study_list.html", {
         "page": page, "problems": problems, "params": request.GET, "columns": _sort_links(request, sort),
-        "searched": bool(criteria), "stats": cached_archive_stats(), "may": permissions(request.user),
+        "searched": bool(criteria), "may": permissions(request.user),
+        # Whole-archive figures only for those who see every study or watch the server: for
+        # others they would count patients they may not see.
+        "stats": cached_archive_stats() if _sees_whole_archive(request.user) else None,
         "dicom_instances": settings.PACS_DICOM_INSTANCES,
     })
 

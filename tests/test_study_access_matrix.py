@@ -93,3 +93,5 @@ def test_study_list_and_counts_show_only_visible_studies(client, world, role):
     for name, study in world.studies.items():
         assert (study.patient.patient_id in page) == (name in VISIBLE[role]), (role, name)
     assert f"{len(VISIBLE[role])} in all" in page
+    # Whole-archive figures only for those who see every study (View) or watch the server (Monitor).
+    assert ("3</b> patients" in page) == (role in ("power", "sysadmin", "root"))
