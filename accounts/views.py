@@ -102,19 +102,23 @@ def user_toggle_active(request, pk):
     return redirect("accounts:user-list")
 
 
+def _confirm_delete(request, subject, kind: str, list_view: str):
+    """GET: ask to confirm; POST: delete, journal, back to the list. root is never deleted."""
+    if getattr(subject, "is_root", False):
+        messages.error(request, "root cannot be deleted.")
+        return redirect(list_view)
+    if request.method == "POST":
+        name = str(subject)
+        subject.delete()
+        _journal_admin(request, f"deleted {kind}", name)
+        messages.success(request, f"The {kind} {name} was deleted.")
+        return redirect(list_view)
+    return render(request, "accounts/confirm_delete.html", {"subject": subject, "kind": kind})
+
+
 @root_required
 def user_delete(request, pk):
-    user = get_object_or_404(User, pk=pk)
-    if user.is_root:
-        messages.error(request, "root cannot be deleted.")
-        return redirect("accounts:user-list")
-    if request.method == "POST":
-        username = user.username
-        user.delete()
-        _journal_admin(request, "deleted user", username)
-        messages.success(request, f"User {username} deleted.")
-        return redirect("accounts:user-list")
-    return render(request, "accounts/confirm_delete.html", {"subject": user, "kind": "user"})
+    return _confirm_delete(request, get_object_or_404(User, pk=pk), "user", "accounts:user-list")
 
 
 @root_required
@@ -137,11 +141,4 @@ def group_edit(request, pk=None):
 
 @root_required
 def group_delete(request, pk):
-    group = get_object_or_404(UserGroup, pk=pk)
-    if request.method == "POST":
-        name = group.name
-        group.delete()
-        _journal_admin(request, "deleted group", name)
-        messages.success(request, f"Group {name} deleted.")
-        return redirect("accounts:group-list")
-    return render(request, "accounts/confirm_delete.html", {"subject": group, "kind": "group"})
+    return _confirm_delete(request, get_object_or_404(UserGroup, pk=pk), "group", "accounts:group-list")

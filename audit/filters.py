@@ -7,7 +7,9 @@ from django.utils import timezone
 
 from .models import Entry
 
-FILTER_FIELDS = ("user", "action", "patient_id", "study_uid", "date_from", "date_to", "outcome")
+# parameter -> the column it must equal
+EXACT_FILTERS = {"user": "username", "action": "action", "outcome": "outcome", "patient_id": "patient_id",
+                 "study_uid": "study_uid"}
 
 
 def _day(value: str) -> datetime.date | None:
@@ -26,21 +28,10 @@ def filter_entries(params, entries: QuerySet | None = None) -> tuple[QuerySet, d
     problems found (field -> message), so a wrong date is reported, not silently ignored."""
     entries = Entry.objects.all() if entries is None else entries
     problems = {}
-    user = (params.get("user") or "").strip()
-    if user:
-        entries = entries.filter(username=user)
-    action = (params.get("action") or "").strip()
-    if action:
-        entries = entries.filter(action=action)
-    outcome = (params.get("outcome") or "").strip()
-    if outcome:
-        entries = entries.filter(outcome=outcome)
-    patient_id = (params.get("patient_id") or "").strip()
-    if patient_id:
-        entries = entries.filter(patient_id=patient_id)
-    study_uid = (params.get("study_uid") or "").strip()
-    if study_uid:
-        entries = entries.filter(study_uid=study_uid)
+    for name, field in EXACT_FILTERS.items():
+        value = (params.get(name) or "").strip()
+        if value:
+            entries = entries.filter(**{field: value})
     for name in ("date_from", "date_to"):
         raw = (params.get(name) or "").strip()
         if not raw:
