@@ -120,6 +120,7 @@
   }
 
   function setWindow(win) {
+    windowWanted = null; // a preset or reset wins over a drag still being rendered
     state.window = win;
     if (win) windowBase = win;
     show();
