@@ -26,6 +26,7 @@ from pydicom.tag import Tag
 
 from .. import matching
 from ..models import Instance, Patient, Series, Study
+from . import status
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,8 @@ PATIENT_ROOT, STUDY_ROOT = "patient", "study"
 MODEL_LEVELS = {PATIENT_ROOT: LEVELS, STUDY_ROOT: LEVELS[1:]}
 PAGE_SIZE = 500
 
-# Failure statuses of C-FIND/C-MOVE/C-GET (PS3.4 C.4.1.1.4).
-IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-UNABLE_TO_PROCESS = 0xC000
+IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+UNABLE_TO_PROCESS = status.UNABLE_TO_PROCESS
 
 # Kinds of matching.
 TEXT, NAME, PERSON, UID, DATE, TIME, NUMBER = "text", "name", "person", "uid", "date", "time", "number"
@@ -171,7 +171,9 @@ def _time(text: str, upper: bool) -> str:
     (1200 -> 120059.999999)."""
     text = text.replace(":", "")
     whole = text.split(".")[0]
-    if not whole.isdigit() or len(whole) not in (2, 4, 6):
+    units = [whole[i:i + 2] for i in range(0, len(whole), 2)]
+    if not whole.isdigit() or len(whole) not in (2, 4, 6) or any(
+            int(unit) > limit for unit, limit in zip(units, (23, 59, 60))):
         raise QueryError(UNABLE_TO_PROCESS, f"{text!r} is not a time (HHMMSS)")
     if not upper:
         return text

@@ -32,7 +32,7 @@ from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAsso
 
 from .. import storage
 from ..ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
-from . import registry, status
+from . import qr, registry, status
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ def supported_contexts() -> list[PresentationContext]:
         context.abstract_syntax = abstract_syntax
         context.transfer_syntax = list(syntaxes)
         contexts.append(context)
-    return contexts
+    qr.allow_get_role(contexts)
+    return contexts + qr.query_retrieve_contexts()
 
 
 def build_ae(ae_title: str) -> ArchiveAE:
@@ -227,6 +228,7 @@ def handle_rejected(event) -> None:
 
 HANDLERS = [
     (evt.EVT_C_STORE, handle_store),
+    *qr.HANDLERS,
     (evt.EVT_ESTABLISHED, handle_established),
     (evt.EVT_RELEASED, handle_finished),
     (evt.EVT_ABORTED, handle_finished),

@@ -9,38 +9,14 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from pacsone.dicom import query as q
-from pacsone.ingest import Origin, ingest_file
-from tests.helpers import make_file
+from tests.pacsone.qr_archive import STUDY_A, STUDY_B, STUDY_C, make_archive
 
 pytestmark = pytest.mark.django_db
-
-STUDY_A, STUDY_B, STUDY_C = "1.2.826.0.1.3680043.10.1", "1.2.826.0.1.3680043.10.2", "1.2.826.0.1.3680043.10.3"
 
 
 @pytest.fixture
 def archive(tmp_path):
-    """Three patients, three studies; study A has a CT series of 2 images and an MR series."""
-    files = [
-        dict(study_uid=STUDY_A, series_uid=STUDY_A + ".1", sop_uid=STUDY_A + ".1.1", patient_id="P1",
-             patient_name="Doe^John", StudyDate="20240105", StudyTime="101500", AccessionNumber="ACC1",
-             Modality="CT", SeriesNumber=1, InstanceNumber=1, StudyDescription="CHEST",
-             ReferringPhysicianName="Smith^Jane", InstitutionName="General Hospital"),
-        dict(study_uid=STUDY_A, series_uid=STUDY_A + ".1", sop_uid=STUDY_A + ".1.2", patient_id="P1",
-             patient_name="Doe^John", StudyDate="20240105", StudyTime="101500", Modality="CT",
-             SeriesNumber=1, InstanceNumber=2),
-        dict(study_uid=STUDY_A, series_uid=STUDY_A + ".2", sop_uid=STUDY_A + ".2.1", patient_id="P1",
-             patient_name="Doe^John", StudyDate="20240105", StudyTime="101500", Modality="MR",
-             SeriesNumber=2, InstanceNumber=1),
-        dict(study_uid=STUDY_B, series_uid=STUDY_B + ".1", sop_uid=STUDY_B + ".1.1", patient_id="P2",
-             patient_name="Doering^Anna", StudyDate="20240106", StudyTime="230000", AccessionNumber="ACC2",
-             Modality="CT", SeriesNumber=1),
-        dict(study_uid=STUDY_C, series_uid=STUDY_C + ".1", sop_uid=STUDY_C + ".1.1", patient_id="X3",
-             patient_name="Roe^Richard", StudyDate="20240110", StudyTime="080000", AccessionNumber="B77",
-             Modality="US", SeriesNumber=1),
-    ]
-    for i, kwargs in enumerate(files):
-        result = ingest_file(make_file(tmp_path, f"{i}.dcm", **kwargs), Origin("import"))
-        assert result.outcome.accepted, result.reason
+    make_archive(tmp_path)
 
 
 def ident(level: str, **keys) -> Dataset:
