@@ -200,26 +200,30 @@ def _can_send(assoc, sop_class: str, syntax: str) -> bool:
 
 
 def dataset_to_send(row: dict, assoc) -> Dataset:
-    """The stored file as the peer accepts it: as stored, else decompressed. A file that cannot
+    path = Path(row["storage_location__path"]) / row["file_path"]
+    return prepared(path, row["sop_class_uid"], row["transfer_syntax_uid"], assoc)
+
+
+def prepared(path: Path, sop_class: str, stored_syntax: str, assoc) -> Dataset:
+    """A stored file as the peer accepts it: as stored, else decompressed. A file that cannot
     be read or decoded comes back as a data set that pynetdicom cannot send, so it is counted
     as a failed sub-operation (with its SOP Instance UID in the failed list)."""
-    path = Path(row["storage_location__path"]) / row["file_path"]
     try:
         ds = dcmread(path)
     except Exception as error:
-        log.error("retrieve: cannot read stored file pk=%s error=%r", row["pk"], error)
+        log.error("retrieve: cannot read stored file %s error=%r", path, error)
         return _unsendable(None)
-    syntax = UID(row["transfer_syntax_uid"])
-    if _can_send(assoc, row["sop_class_uid"], syntax):
+    syntax = UID(stored_syntax)
+    if _can_send(assoc, sop_class, syntax):
         return ds
-    if syntax.is_compressed and _can_send(assoc, row["sop_class_uid"], ExplicitVRLittleEndian):
+    if syntax.is_compressed and _can_send(assoc, sop_class, ExplicitVRLittleEndian):
         try:
             ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
             return ds
         except Exception as error:
-            log.warning("retrieve: cannot decompress pk=%s syntax=%s error=%r", row["pk"], syntax, error)
+            log.warning("retrieve: cannot decompress %s syntax=%s error=%r", path, syntax, error)
     else:
-        log.warning("retrieve: the peer accepts neither %s nor uncompressed for pk=%s", syntax, row["pk"])
+        log.warning("retrieve: the peer accepts neither %s nor uncompressed for %s", syntax, path)
     return _unsendable(ds)
 
 

@@ -1,0 +1,183 @@
+"""What we ask of remote AEs: echo, find, move to us, store (forward). Used by pages, jobs and
+`manage.py aes`. Each call opens one association, does its work and releases it; a remote that
+cannot be reached, rejects us or answers a failure raises `ScuError` with a reason for people.
+
+Retrieved instances reach us as C-STORE sub-operations on our own SCP, which hands each to the
+one ingest path (pacsone.ingest.ingest_file): nothing retrieved bypasses it.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from ..models import RemoteAE
+from . import query, status
+from .qr import prepared, storage_contexts
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 30
+FIND = {query.PATIENT_ROOT: PatientRootQueryRetrieveInformationModelFind,
+        query.STUDY_ROOT: StudyRootQueryRetrieveInformationModelFind}
+MOVE = {query.PATIENT_ROOT: PatientRootQueryRetrieveInformationModelMove,
+        query.STUDY_ROOT: StudyRootQueryRetrieveInformationModelMove}
+MAX_FIND_ANSWERS = 5000  # a remote search stops (and cancels) beyond this
+
+
+class ScuError(Exception):
+    pass
+
+
+@dataclass
+class MoveResult:
+    status: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == status.SUCCESS and not self.failed
+
+    def summary(self) -> str:
+        return f"{self.completed} received, {self.warning} warning(s), {self.failed} failed (status 0x{self.status:04X})"
+
+
+@dataclass
+class StoreResult:
+    sent: int = 0
+    failed: list[str] = field(default_factory=list)  # reasons
+
+
+def _ae(*contexts) -> AE:
+    ae = AE(ae_title=settings.PACS_AE_TITLE)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT_SECONDS
+    for context in contexts:
+        ae.add_requested_context(context)
+    return ae
+
+
+def _associate(ae: AE, remote: RemoteAE):
+    assoc = ae.associate(remote.host, remote.port, ae_title=remote.ae_title, max_pdu=settings.PACS_MAX_PDU)
+    if not assoc.is_established:
+        if assoc.is_rejected:
+            raise ScuError(f"{remote.ae_title} rejected the association (AE titles or contexts not accepted)")
+        raise ScuError(f"{remote.ae_title} at {remote.host}:{remote.port} cannot be reached")
+    return assoc
+
+
+def _status_of(rsp: Dataset | None, what: str, remote: RemoteAE) -> int:
+    if rsp is None or "Status" not in rsp:
+        raise ScuError(f"{remote.ae_title} sent no valid answer to {what} (timeout or aborted)")
+    return int(rsp.Status)
+
+
+def echo(remote: RemoteAE) -> int:
+    """C-ECHO; returns the status (0 = success)."""
+    assoc = _associate(_ae(Verification), remote)
+    try:
+        return _status_of(assoc.send_c_echo(), "C-ECHO", remote)
+    finally:
+        assoc.release()
+
+
+def find(remote: RemoteAE, identifier: Dataset, model: str = query.STUDY_ROOT,
+         limit: int = MAX_FIND_ANSWERS) -> list[Dataset]:
+    """C-FIND; the answers (at most `limit`: the rest is cancelled)."""
+    sop_class = FIND[model]
+    assoc = _associate(_ae(sop_class), remote)
+    answers = []
+    try:
+        responses = assoc.send_c_find(identifier, sop_class)
+        for rsp, answer in responses:
+            code = _status_of(rsp, "C-FIND", remote)
+            if code in (0xFF00, 0xFF01):
+                answers.append(answer)
+                if len(answers) >= limit:
+                    assoc.send_c_cancel(1, query_model=sop_class)
+                continue
+            if code not in (status.SUCCESS, status.CANCEL):
+                comment = rsp.get("ErrorComment", "")
+                raise ScuError(f"{remote.ae_title} answered the query with status 0x{code:04X} {comment}".strip())
+    finally:
+        assoc.release()
+    return answers[:limit]
+
+
+def move_to_us(remote: RemoteAE, identifier: Dataset, model: str = query.STUDY_ROOT) -> MoveResult:
+    """C-MOVE with ourselves as destination: the remote must know our AE title's address."""
+    sop_class = MOVE[model]
+    assoc = _associate(_ae(sop_class), remote)
+    result = None
+    try:
+        for rsp, _identifier in assoc.send_c_move(identifier, settings.PACS_AE_TITLE, sop_class):
+            code = _status_of(rsp, "C-MOVE", remote)
+            result = MoveResult(code, rsp.get("NumberOfCompletedSuboperations", 0) or 0,
+                                rsp.get("NumberOfFailedSuboperations", 0) or 0,
+                                rsp.get("NumberOfWarningSuboperations", 0) or 0)
+    finally:
+        assoc.release()
+    if result is None:
+        raise ScuError(f"{remote.ae_title} sent no answer to C-MOVE")
+    if result.status == status.MOVE_DESTINATION_UNKNOWN:
+        raise ScuError(f"{remote.ae_title} does not know our AE title {settings.PACS_AE_TITLE} (0xA801): "
+                       "register it there as a move destination")
+    return result
+
+
+def study_identifier(study_uid: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = query.STUDY
+    ds.StudyInstanceUID = study_uid
+    return ds
+
+
+def retrieve_study(remote: RemoteAE, study_uid: str) -> MoveResult:
+    return move_to_us(remote, study_identifier(study_uid))
+
+
+def store(remote: RemoteAE, paths: list[Path]) -> StoreResult:
+    """C-STORE files (as stored; decompressed when the remote takes uncompressed only)."""
+    headers = []
+    for path in paths:
+        try:
+            ds = dcmread(path, stop_before_pixels=True)
+            headers.append({"path": path, "sop_class_uid": ds.SOPClassUID,
+                            "transfer_syntax_uid": ds.file_meta.TransferSyntaxUID})
+        except Exception as error:
+            headers.append({"path": path, "error": f"{path.name}: unreadable ({error})"})
+    result = StoreResult()
+    readable = [h for h in headers if "error" not in h]
+    result.failed += [h["error"] for h in headers if "error" in h]
+    if not readable:
+        return result
+    ae = _ae()
+    ae.requested_contexts = storage_contexts(readable)
+    assoc = _associate(ae, remote)
+    try:
+        for header in readable:
+            ds = prepared(header["path"], header["sop_class_uid"], header["transfer_syntax_uid"], assoc)
+            try:
+                code = _status_of(assoc.send_c_store(ds), "C-STORE", remote)
+            except (ValueError, AttributeError) as error:
+                result.failed.append(f"{header['path'].name}: {error}")
+                continue
+            if code in (status.SUCCESS, 0xB000, 0xB006, 0xB007):
+                result.sent += 1
+            else:
+                result.failed.append(f"{header['path'].name}: status 0x{code:04X}")
+    finally:
+        assoc.release()
+    return result
