@@ -1,0 +1,89 @@
+"""`manage.py aes add|list|remove|echo`: the remote AE registry from the shell."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from audit.journal import Action, Outcome, record
+from pacsone.dicom import scu
+from pacsone.dicom.forms import RemoteAEForm
+from pacsone.models import RemoteAE
+
+PERMISSIONS = (
+    ("store", "may_store", "may send images to us (C-STORE)"),
+    ("query", "may_query", "may query and retrieve from us (C-FIND, C-MOVE, C-GET)"),
+    ("move-destination", "is_move_destination", "may receive C-MOVE results"),
+    ("queryable", "is_queryable", "we may query and retrieve from it"),
+)
+
+
+def describe(ae: RemoteAE) -> str:
+    allowed = [flag for flag, field, _help in PERMISSIONS if getattr(ae, field)]
+    return f"{ae.ae_title} {ae.host}:{ae.port} [{', '.join(allowed) or 'nothing'}]"
+
+
+class Command(BaseCommand):
+    help = "Manage the remote AE registry: add (or update), list, remove, echo."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True)
+        add = actions.add_parser("add", help="Register a remote AE, or update the one with this AE title.")
+        add.add_argument("ae_title")
+        add.add_argument("host")
+        add.add_argument("port", type=int)
+        add.add_argument("--description", default=None)
+        for flag, field, text in PERMISSIONS:
+            add.add_argument(f"--{flag}", dest=field, action="store_true", default=None, help=text)
+            add.add_argument(f"--no-{flag}", dest=field, action="store_false", help=f"not: {text}")
+        actions.add_parser("list", help="List the registered remote AEs.")
+        remove = actions.add_parser("remove", help="Remove a remote AE.")
+        remove.add_argument("ae_title")
+        echo = actions.add_parser("echo", help="C-ECHO a registered remote AE.")
+        echo.add_argument("ae_title")
+
+    def handle(self, *args, **options):
+        getattr(self, f"do_{options['action']}")(options)
+
+    def _get(self, ae_title: str) -> RemoteAE:
+        ae = RemoteAE.objects.filter(ae_title=ae_title.strip()).first()
+        if ae is None:
+            raise CommandError(f"{ae_title} is not registered (see `aes list`)")
+        return ae
+
+    def do_add(self, options):
+        existing = RemoteAE.objects.filter(ae_title=options["ae_title"].strip()).first()
+        data = {"ae_title": options["ae_title"], "host": options["host"], "port": options["port"],
+                "description": options["description"] if options["description"] is not None
+                else (existing.description if existing else "")}
+        for _flag, field, _text in PERMISSIONS:
+            chosen = options[field]
+            default = getattr(existing, field) if existing else RemoteAE._meta.get_field(field).default
+            data[field] = default if chosen is None else chosen
+        form = RemoteAEForm(data, instance=existing)
+        if not form.is_valid():
+            problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+            raise CommandError(problems)
+        ae = form.save()
+        verb = "updated" if existing else "added"
+        record(Action.CONFIGURATION, username="(shell)", target=f"remote AE {ae.ae_title}", detail=f"{verb}: {describe(ae)}")
+        self.stdout.write(f"{verb} {describe(ae)}")
+
+    def do_list(self, options):
+        for ae in RemoteAE.objects.order_by("ae_title"):
+            line = describe(ae)
+            self.stdout.write(f"{line}  {ae.description}" if ae.description else line)
+
+    def do_remove(self, options):
+        ae = self._get(options["ae_title"])
+        text = describe(ae)
+        ae.delete()
+        record(Action.CONFIGURATION, username="(shell)", target=f"remote AE {ae.ae_title}", detail=f"removed: {text}")
+        self.stdout.write(f"removed {text}")
+
+    def do_echo(self, options):
+        ae = self._get(options["ae_title"])
+        try:
+            code = scu.echo(ae)
+        except scu.ScuError as error:
+            raise CommandError(str(error)) from None
+        if code != 0:
+            raise CommandError(f"{ae.ae_title} answered C-ECHO with status 0x{code:04X}")
+        self.stdout.write(f"{ae.ae_title} answered C-ECHO: success")
