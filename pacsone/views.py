@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
-from .models import Instance, Patient, Series, Study
+from .models import Instance, Patient, RemoteAE, Series, Study
 from .stats import archive_stats
 from .study_search import search_studies
 
@@ -135,6 +135,7 @@ def study_page(request, study_uid: str):
     return render(request, "pacsone/study.html", {
         "study": study, "patient": study.patient, "series_list": series, "may": permissions(request.user),
         "notes_count": study.notes.count(),
+        "remote_aes": RemoteAE.objects.order_by("ae_title") if has_privilege(request.user, Privilege.FORWARD) else [],
     })
 
 

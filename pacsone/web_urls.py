@@ -3,7 +3,7 @@ pacsone/urls.py: study_actions, edit_views, transfer_views, export_views, notes_
 
 from django.urls import path
 
-from . import views, views_images
+from . import views, views_forward, views_images
 
 STUDY = "studies/<str:study_uid>/"
 INSTANCE = STUDY + "instances/<str:sop_uid>/"
@@ -13,6 +13,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("patients/<int:pk>/", views.patient_page, name="patient"),
     path(STUDY, views.study_page, name="study"),
+    path(STUDY + "forward", views_forward.forward_study, name="study-forward"),
     path(SERIES, views.series_page, name="series"),
     path(SERIES + "viewer", views_images.viewer, name="viewer"),
     path(INSTANCE + "thumbnail", views_images.thumbnail, name="instance-thumbnail"),

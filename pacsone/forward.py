@@ -1,0 +1,39 @@
+"""Forward a study to a registered remote AE (C-STORE through pacsone.dicom.scu.store), as a job
+with a progress bar. Files go in batches, one association each, so progress moves and one bad
+batch does not stop the rest."""
+
+from audit.journal import Action, Outcome, record
+
+from .dicom import scu
+from .models import Instance, RemoteAE, Study
+from .rendering import instance_path
+
+BATCH = 25
+MAX_REASONS = 20
+
+
+def forward_job(progress, study_pk: int, remote_pk: int, username: str) -> str:
+    study = Study.objects.select_related("patient").get(pk=study_pk)
+    remote = RemoteAE.objects.get(pk=remote_pk)
+    instances = list(Instance.objects.filter(series__study=study).select_related("storage_location")
+                     .order_by("series_id", "instance_number", "pk"))
+    progress.start(len(instances))
+    sent, reasons = 0, []
+    for start in range(0, len(instances), BATCH):
+        paths = [instance_path(instance) for instance in instances[start:start + BATCH]]
+        try:
+            result = scu.store(remote, paths)
+            failed, problems = len(result.failed), result.failed
+        except scu.ScuError as error:  # unreachable or unwilling: the whole batch failed
+            result, failed, problems = None, len(paths), [str(error)]
+        sent += result.sent if result else 0
+        reasons += problems[: MAX_REASONS - len(reasons)]
+        progress.advance(len(paths) - failed, failed=failed)
+    failed_total = len(instances) - sent
+    record(Action.FORWARD, username=username, patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
+           target=f"to {remote.ae_title}", outcome=Outcome.FAILURE if failed_total else Outcome.SUCCESS,
+           detail=f"{sent} sent, {failed_total} failed")
+    summary = f"{sent} of {len(instances)} image(s) sent to {remote.ae_title}"
+    if failed_total:
+        raise RuntimeError("\n".join([summary, *reasons]))  # the job shows as failed, with the reasons
+    return summary
