@@ -33,6 +33,7 @@ from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAsso
 from .. import storage
 from ..ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
 from . import qr, registry, status
+from .transport import EventDrivenAssociation
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ _config.LOG_HANDLER_LEVEL = "none"
 
 STALE_TEMP_SECONDS = 24 * 3600
 SHUTDOWN_GRACE_SECONDS = 10
-DUL_POLL_SECONDS = 0.0005
 
 STATUS_FOR_OUTCOME = {
     Outcome.STORED: status.SUCCESS,
@@ -119,10 +119,8 @@ class TunedRequestHandler(RequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
         assoc.dul.socket.__class__ = BufferedAssociationSocket  # same state, faster recv()
-        # pynetdicom's network thread naps 1 ms each time data has not arrived yet, several
-        # times per image; a shorter nap costs a little idle CPU per open association.
-        assoc.dul._run_loop_delay = DUL_POLL_SECONDS
-        return assoc
+        # pynetdicom's threads poll with 1 ms naps; ours block until there is work (transport.py).
+        return EventDrivenAssociation.install(assoc)
 
 
 class CheaplyCopiedContext(PresentationContext):
