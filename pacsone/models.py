@@ -216,3 +216,23 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+
+class RemoteSync(models.Model):
+    """Remote study synchronization (seed 004): at the chosen hours, pull from a queryable remote
+    AE the studies we lack, of all time or of the last N days."""
+
+    remote = models.OneToOneField(RemoteAE, on_delete=models.CASCADE, related_name="sync")
+    enabled = models.BooleanField(default=False)
+    # The hours of the day (0-23) it runs at, e.g. "2,14": up to 24 hourly schedules.
+    hours = models.CharField(max_length=100, blank=True, default="")
+    # Only studies of the last N days (by study date); empty: all studies.
+    days = models.PositiveIntegerField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.TextField(blank=True, default="")
+
+    def hour_list(self) -> list[int]:
+        return sorted({int(h) for h in self.hours.split(",") if h.strip().isdigit() and int(h) < 24})
+
+    def __str__(self) -> str:
+        return f"Sync of {self.remote.ae_title}"

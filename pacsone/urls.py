@@ -23,5 +23,6 @@ urlpatterns = [
     path("import/", transfer_views.import_from_server, name="import"),
     path("notes/<str:study_uid>/", notes_views.study_notes, name="study-notes"),
     path("notes/attachment/<int:pk>/", notes_views.attachment_download, name="attachment-download"),
+    path("", include("pacsone.dicom.urls")),
     path("", include("pacsone.web_urls")),
 ]
