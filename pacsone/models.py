@@ -88,7 +88,10 @@ class Study(models.Model):
 
     class Meta:
         verbose_name_plural = "studies"
-        indexes = [models.Index(fields=["study_date", "study_time"], name="study_date_time")]
+        indexes = [
+            models.Index(fields=["study_date", "study_time"], name="study_date_time"),
+            models.Index(fields=["public"], name="study_public"),  # the visibility rule's OR
+        ]
 
     def __str__(self) -> str:
         return f"Study {self.study_instance_uid}"

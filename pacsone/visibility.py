@@ -1,6 +1,7 @@
 """The one visibility rule (DESIGN.md invariant 2, seed 004 "User Access Control").
 
-- Public studies (or studies of a public patient) are visible to every logged-in user.
+- Public studies are visible to every logged-in user (a patient made public makes all its
+  studies public; everything received later is private, as everything received is).
 - Private studies are visible to users with the View privilege; otherwise to a user whose
   first and last name match the study's Referring or Reading Physician; otherwise to a member
   of a group whose description matches the study's Institution Name.
@@ -49,7 +50,11 @@ def visible_studies(user, studies: QuerySet | None = None) -> QuerySet:
         return studies.none()
     if has_privilege(user, Privilege.VIEW):
         return studies
-    return studies.filter(Q(public=True) | Q(patient__public=True) | private_access(user))
+    # The study's own flag decides: a patient's flag is carried to all its studies when it
+    # changes (set_patient_public). Every term of this OR is an indexed lookup on the study
+    # table (`public IN (1)` rather than a bare `public`, which SQLite would scan), so the
+    # databases answer it by merging index lookups instead of scanning every study.
+    return studies.filter(Q(public__in=[True]) | private_access(user))
 
 
 def visible_patients(user, patients: QuerySet | None = None) -> QuerySet:
