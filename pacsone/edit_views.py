@@ -2,7 +2,7 @@
 
 from django import forms
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
@@ -10,7 +10,7 @@ from routing.jobs import start_job
 from routing.models import Job
 
 from .editing import changed_attributes
-from .models import Study
+from .visibility import visible_study_or_404
 
 
 class StudyEditForm(forms.Form):
@@ -34,7 +34,7 @@ class StudyEditForm(forms.Form):
 
 @privilege_required(Privilege.MODIFY)
 def edit_study(request, study_uid):
-    study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), study_instance_uid=study_uid)
+    study = visible_study_or_404(request, study_uid)
     patient = study.patient
     initial = {"patient_name": patient.patient_name, "birth_date": patient.birth_date, "sex": patient.sex,
                "study_description": study.study_description, "accession_number": study.accession_number,

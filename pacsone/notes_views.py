@@ -10,10 +10,7 @@ from audit.journal import Action, Outcome, record
 
 from .models import Attachment, Instance, Study
 from .notes import NoteError, add_note, attachment_file
-
-
-def visible_study(request, study_uid: str) -> Study:
-    return get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), study_instance_uid=study_uid)
+from .visibility import visible_study_or_404
 
 
 def _instance_of(study: Study, sop_uid: str) -> Instance | None:
@@ -27,7 +24,7 @@ def _instance_of(study: Study, sop_uid: str) -> Instance | None:
 
 @login_required
 def study_notes(request, study_uid):
-    study = visible_study(request, study_uid)
+    study = visible_study_or_404(request, study_uid)
     subject = {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
     instance = _instance_of(study, request.POST.get("instance") or request.GET.get("instance", ""))
     may_attach = has_privilege(request.user, Privilege.UPLOAD)

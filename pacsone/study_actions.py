@@ -12,7 +12,7 @@ from audit.journal import Action, record
 
 from .deletion import delete_study
 from .models import Patient, Study
-from .visibility import set_patient_public, set_study_public
+from .visibility import set_patient_public, set_study_public, visible_study_or_404
 
 TRUE_VALUES = {"1", "true", "on", "yes"}
 
@@ -24,10 +24,6 @@ def back(request, default="home"):
     return redirect(default)
 
 
-def visible_study(request, study_uid) -> Study:
-    return get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), study_instance_uid=study_uid)
-
-
 def _subject(study: Study) -> dict:
     return {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
 
@@ -35,7 +31,7 @@ def _subject(study: Study) -> dict:
 @require_POST
 @privilege_required(Privilege.MARK_STUDY)
 def mark_study(request, study_uid):
-    study = visible_study(request, study_uid)
+    study = visible_study_or_404(request, study_uid)
     study.read = request.POST.get("read", "1").lower() in TRUE_VALUES
     study.save(update_fields=["read", "updated_at"])
     record(Action.MARK, request=request, detail=f"read={study.read}", **_subject(study))
@@ -46,7 +42,7 @@ def mark_study(request, study_uid):
 @require_POST
 @privilege_required(Privilege.MODIFY)
 def study_visibility(request, study_uid):
-    study = visible_study(request, study_uid)
+    study = visible_study_or_404(request, study_uid)
     public = request.POST.get("public", "1").lower() in TRUE_VALUES
     set_study_public(study, public)
     record(Action.MODIFY, request=request, detail=f"public={public}", **_subject(study))
@@ -69,7 +65,7 @@ def patient_visibility(request, patient_pk):
 @require_POST
 @privilege_required(Privilege.MODIFY)
 def delete(request, study_uid):
-    study = visible_study(request, study_uid)
+    study = visible_study_or_404(request, study_uid)
     subject = _subject(study)
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Confirm the deletion first.")

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.http import JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.privileges import Privilege, privilege_required
@@ -17,12 +17,12 @@ from routing.jobs import start_job
 from routing.models import Job
 
 from .download import study_zip_chunks
-from .models import Study
+from .visibility import visible_study_or_404
 
 
 @privilege_required(Privilege.DOWNLOAD)
 def download_study(request, study_uid):
-    study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), study_instance_uid=study_uid)
+    study = visible_study_or_404(request, study_uid)
     record(Action.DOWNLOAD, request=request, patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
            target="study ZIP")
     response = StreamingHttpResponse(study_zip_chunks(study), content_type="application/zip")

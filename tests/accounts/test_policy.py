@@ -103,3 +103,16 @@ def test_password_validators_apply(client):
     assert response.status_code == 200
     assert b"too common" in response.content or b"entirely numeric" in response.content
     assert not User.objects.filter(username="weak").exists()
+
+
+def test_an_idle_session_end_is_journaled(client):
+    from accounts.sessions import journal_expired_sessions
+
+    make_user("jane")
+    log_in(client, "jane")
+    assert journal_expired_sessions() == "0 idle session(s) ended"
+    with later(minutes=11):
+        assert journal_expired_sessions() == "1 idle session(s) ended"
+    entry = Entry.objects.filter(action="logout", username="jane").get()
+    assert entry.target == "idle timeout"
+    assert client.get("/").status_code == 302  # the session is gone

@@ -86,3 +86,15 @@ def test_a_study_flag_reaches_the_patient_only_when_it_is_the_only_study():
     set_study_public(one, True)
     assert Patient.objects.get(patient_id="TWO").public is False
     assert Study.objects.get(study_instance_uid="1.2.3.6").public is False
+
+
+def test_a_guessed_study_url_is_404_and_journaled_as_denied(client):
+    from audit.models import Entry
+
+    jane = make_user("jane", first_name="Jane", last_name="Smith")
+    hidden = make_study("1.2.3.4", "P1", referring="Jones^Bob")
+    client.force_login(jane)
+    assert client.get(f"/notes/{hidden.study_instance_uid}/").status_code == 404
+    assert client.get("/notes/9.9.9/").status_code == 404
+    denied = Entry.objects.filter(username="jane", outcome="denied").order_by("id")
+    assert [e.study_uid for e in denied] == ["1.2.3.4", "9.9.9"]

@@ -3,6 +3,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
+from accounts import sessions
 from accounts.root import ensure_root
 from audit.report import ensure_schedule as ensure_journal_report_schedule
 from pacsone import autoscan, storage
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         location = storage.default_location()
         ensure_journal_report_schedule()
         autoscan.ensure_schedule()
+        sessions.ensure_schedule()
         password = ensure_root()
         if password:
             line = "=" * 64
