@@ -24,6 +24,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
 from . import storage
+from .header_json import header_json
 from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
 
 log = logging.getLogger(__name__)
@@ -436,9 +437,6 @@ def _bulk_data_reference(element) -> str:
 
 
 def _header_json(ds: Dataset) -> dict:
-    """DICOM JSON of the header; bulk data is replaced by a reference, bad elements are skipped."""
-    return ds.to_json_dict(
-        bulk_data_threshold=BULK_DATA_THRESHOLD,
-        bulk_data_element_handler=_bulk_data_reference,
-        suppress_invalid_tags=True,
-    )
+    """DICOM JSON of the header; bulk data is replaced by a reference, elements that cannot
+    be converted are skipped (see header_json.py: pydicom's JSON, built faster)."""
+    return header_json(ds, BULK_DATA_THRESHOLD, _bulk_data_reference)

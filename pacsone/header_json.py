@@ -1,0 +1,158 @@
+"""DICOM JSON (PS3.18 Annex F) of an instance's header, fast: what `Instance.header` holds.
+
+pydicom's `Dataset.to_json_dict()` first turns every raw element into a DataElement (value
+conversion, validation, MultiValue, UID and IS/DS objects) and then into JSON: about 60 µs per
+element, several milliseconds per image, on the SCP's critical path. Most header elements are
+plain ASCII strings and binary numbers, whose DICOM JSON can be built straight from the raw
+bytes. `header_json()` does that for those, and hands every other element (sequences, person
+names with several components, binary VRs, AT, non-ASCII or ISO 2022 text, implicit-VR
+ambiguities, anything unusual) to pydicom, element by element. The result is the same JSON as
+pydicom's: tests/pacsone/test_header_json.py compares both on every pydicom test file.
+"""
+
+import logging
+import re
+import struct
+from typing import Callable
+
+from pydicom import config
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+# Characters sets in which printable ASCII bytes decode as ASCII, without escape sequences.
+ASCII_CHARSETS = {"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"}
+STRING_VRS = {"AE", "AS", "CS", "DA", "DT", "TM", "UI"}  # pydicom decodes these as ASCII
+TEXT_VRS = {"SH", "LO", "UC"}  # multi-valued text: decoded with the character set
+SINGLE_TEXT_VRS = {"LT", "ST", "UT"}  # one value, backslashes are text
+NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
+PRINTABLE = re.compile(rb"[\x20-\x7e\x00]*\Z")
+INTEGER = re.compile(r"[+-]?[0-9]+\Z")
+DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
+UNDEFINED_LENGTH = 0xFFFFFFFF
+CHARSET_TAG = 0x00080005
+
+
+class _Fallback(Exception):
+    """This element needs pydicom's conversion."""
+
+
+def header_json(
+    ds: Dataset, bulk_data_threshold: int, bulk_data_element_handler: Callable
+) -> dict:
+    """`ds.to_json_dict(bulk_data_threshold, bulk_data_element_handler,
+    suppress_invalid_tags=True)`, computed from raw elements where that is exact."""
+    ascii_text = _charset_is_ascii(ds)
+    plain = not (config.datetime_conversion or config.use_DS_numpy or config.use_IS_numpy)
+    result = {}
+    for tag in ds.keys():
+        raw = ds._dict[tag]
+        element = None
+        if plain and isinstance(raw, RawDataElement):
+            try:
+                element = _raw_element_json(raw, ascii_text)
+            except Exception:  # _Fallback, or a value that is not what its VR says
+                element = None
+        if element is None:
+            try:
+                element = ds[tag].to_json_dict(bulk_data_element_handler, bulk_data_threshold)
+            except Exception as exc:  # as pydicom's suppress_invalid_tags: skip the element
+                log.warning("Error while processing tag %08X: %s", tag, exc)
+                continue
+        result[f"{tag:08X}"] = element
+    return result
+
+
+def _charset_is_ascii(ds: Dataset) -> bool:
+    raw = ds._dict.get(CHARSET_TAG)
+    if raw is None:
+        return True
+    value = raw.value if isinstance(raw, RawDataElement) else raw.value
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+    if not isinstance(value, str):  # several character sets (a MultiValue)
+        return False
+    return value.strip(" \0") in ASCII_CHARSETS
+
+
+def _raw_element_json(raw: RawDataElement, ascii_text: bool) -> dict:
+    vr = raw.VR
+    if vr is None or raw.is_implicit_VR:
+        try:
+            vr = dictionary_VR(raw.tag)
+        except KeyError:
+            raise _Fallback
+    value = raw.value
+    if value is None or raw.length == UNDEFINED_LENGTH:
+        raise _Fallback
+    if not value:
+        if vr == "SQ":
+            raise _Fallback
+        return {"vr": vr}
+    number_format = NUMBER_FORMATS.get(vr)
+    if number_format is not None:
+        return {"vr": vr, "Value": _numbers(value, number_format, raw.is_little_endian)}
+    if vr in STRING_VRS or vr in TEXT_VRS or vr in SINGLE_TEXT_VRS or vr in ("IS", "DS", "PN"):
+        if not PRINTABLE.match(value):
+            raise _Fallback
+        if not ascii_text and vr not in STRING_VRS and vr not in ("IS", "DS"):
+            raise _Fallback
+        return _text_json(vr, value.decode("ascii"))
+    raise _Fallback
+
+
+def _numbers(value: bytes, number_format: str, little_endian: bool) -> list:
+    size = struct.calcsize("<" + number_format)
+    if len(value) % size:
+        raise _Fallback
+    count = len(value) // size
+    numbers = struct.unpack(f"{'<' if little_endian else '>'}{count}{number_format}", value)
+    if number_format in "fd":
+        return [float(n) for n in numbers]
+    return list(numbers)
+
+
+def _text_json(vr: str, text: str) -> dict:
+    if vr in SINGLE_TEXT_VRS:
+        text = text.rstrip("\0 ")
+        return {"vr": vr, "Value": [text]} if text else {"vr": vr}
+    if vr == "DS":
+        text = text.strip()
+    text = text.rstrip(" \0")
+    if not text:
+        return {"vr": vr}
+    values = text.split("\\")
+    if vr == "AE":
+        values = [v.strip() for v in values]
+    elif vr in TEXT_VRS or vr == "PN":
+        values = [v.rstrip("\0 ") for v in values]
+    if not all(values):  # empty values inside a multi-valued element: pydicom's rules apply
+        raise _Fallback
+    if vr == "IS":
+        return {"vr": vr, "Value": [_integer(v) for v in values]}
+    if vr == "DS":
+        return {"vr": vr, "Value": [_decimal(v) for v in values]}
+    if vr == "PN":
+        if len(values) > 1 or "=" in values[0]:
+            raise _Fallback
+        return {"vr": vr, "Value": [{"Alphabetic": values[0]}]}
+    return {"vr": vr, "Value": values}
+
+
+def _integer(text: str) -> int:
+    text = text.strip()
+    if not INTEGER.match(text):
+        raise _Fallback
+    return int(text)
+
+
+def _decimal(text: str) -> float:
+    text = text.strip()
+    if not DECIMAL.match(text):
+        raise _Fallback
+    return float(text)
