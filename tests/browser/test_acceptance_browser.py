@@ -54,9 +54,11 @@ def test_upload_find_view_export_and_note(live_server, tmp_path):
         page.click("header >> text=Studies")
         page.fill("input[name=patient_name]", "new*")
         page.click("#search button[type=submit]")
+        page.wait_for_url("**/?patient_name=new*")
         page.click("text=NEWMAN^NORA")
+        page.wait_for_url(f"**/studies/{STUDY}/")
         page.click("text=Open viewer")
-        page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+        page.wait_for_function("document.getElementById('image')?.naturalWidth > 0")
         page.hover("#viewport")
         page.mouse.wheel(0, 120)
         page.wait_for_function("document.getElementById('ov-bl').textContent.includes('(2/4)')")
@@ -64,6 +66,7 @@ def test_upload_find_view_export_and_note(live_server, tmp_path):
         assert "WL 40  WW 400" in page.inner_text("#ov-br")
 
         page.click("text=← Study")
+        page.wait_for_url(f"**/studies/{STUDY}/")
         page.click("text=Export DICOMDIR ZIP")
         wait_for_job(page)
         with page.expect_download() as info:

@@ -47,7 +47,7 @@ def overlay(page, corner: str) -> str:
 
 
 def wait_for_image(page) -> None:
-    page.wait_for_function("document.getElementById('image').complete && document.getElementById('image').naturalWidth > 0")
+    page.wait_for_function("document.getElementById('image')?.complete && document.getElementById('image').naturalWidth > 0")
 
 
 def test_a_radiologist_finds_views_windows_marks_and_downloads_a_study(live_server, ct_study, tmp_path):
