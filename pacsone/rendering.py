@@ -7,8 +7,9 @@ first Window Center/Width) or the header's VOI LUT table (pydicom's `apply_voi_l
 frame's own range; MONOCHROME1 is inverted. Colour (RGB, YBR converted by pydicom, palette)
 is shown as stored. What cannot be decoded raises `RenderError` with a reason for the user.
 
-Rendered images are kept under `<data>/cache/<aa>/<content-sha256>/`, named from validated
-numbers only (invariant 5); a replaced file has a new SHA-256, so stale images are never served.
+Rendered images in their default window (and thumbnails) are kept under
+`<data>/cache/<aa>/<content-sha256>/`, named from validated numbers only (invariant 5); a
+replaced file has a new SHA-256, so stale images are never served.
 """
 
 import io
@@ -224,14 +225,18 @@ def cache_folder(instance: Instance) -> Path:
 
 
 def render(instance: Instance, request: RenderRequest) -> bytes:
-    """The encoded image, from the cache when it has been rendered before."""
+    """The encoded image, from the cache when it has been rendered before. Only the default
+    window is kept on disk: a window dragged in the viewer makes a new one at every step,
+    which would fill the disk with images nobody asks for again."""
     cached = cache_folder(instance) / request.cache_name()
-    try:
-        return cached.read_bytes()
-    except FileNotFoundError:
-        pass
+    if request.window is None:
+        try:
+            return cached.read_bytes()
+        except FileNotFoundError:
+            pass
     data = encode(to_image(read_instance(instance), request.frame, request.window), request)
-    _write_cache(cached, data)
+    if request.window is None:
+        _write_cache(cached, data)
     return data
 
 

@@ -136,6 +136,12 @@ def test_thumbnails_are_small_jpegs_and_cached(tmp_path):
     assert not cached.exists()
 
 
+def test_a_chosen_window_is_not_kept_on_disk():
+    instance = ingest(pydicom_file("CT_small.dcm"))
+    render(instance, RenderRequest(window=Window(40, 400)))
+    assert not rendering.cache_folder(instance).exists()
+
+
 def test_a_missing_file_is_reported():
     instance = ingest(pydicom_file("CT_small.dcm"))
     rendering.instance_path(instance).unlink()
