@@ -177,3 +177,13 @@ def server_env(**extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def ingest_instance(path: Path):
+    """Import one file through the one ingest path; its Instance row."""
+    from pacsone.ingest import Origin, ingest_file
+    from pacsone.models import Instance
+
+    result = ingest_file(path, Origin("import"))
+    assert result.outcome.accepted, result.reason
+    return Instance.objects.get(pk=result.instance_pk)

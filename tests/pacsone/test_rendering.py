@@ -10,20 +10,13 @@ from django.conf import settings
 from PIL import Image
 
 from pacsone import rendering
-from pacsone.ingest import Origin, ingest_file
 from pacsone.models import Instance
 from pacsone.rendering import RenderError, RenderRequest, Window, parse_request, render
-from tests.helpers import COMPRESSED_TEST_FILES, make_dataset, pydicom_file, write_dataset
+from tests.helpers import ingest_instance as ingest, COMPRESSED_TEST_FILES, make_dataset, pydicom_file, write_dataset
 
 pytestmark = pytest.mark.django_db
 
 DECODABLE = [name for name in COMPRESSED_TEST_FILES if name != "JPEG-lossy.dcm"]
-
-
-def ingest(path) -> Instance:
-    result = ingest_file(path, Origin("import"))
-    assert result.outcome.accepted, result.reason
-    return Instance.objects.get(pk=result.instance_pk)
 
 
 def ingest_dataset(tmp_path, ds, name="image.dcm") -> Instance:

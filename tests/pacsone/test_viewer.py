@@ -8,21 +8,14 @@ import pytest
 from PIL import Image
 
 from audit.models import Entry
-from pacsone.ingest import Origin, ingest_file
-from pacsone.models import Instance, Study
-from tests.helpers import make_dataset, pydicom_file, write_dataset
+from pacsone.models import Study
+from tests.helpers import ingest_instance as ingest, make_dataset, pydicom_file, write_dataset
 from tests.people import make_user
 
 pytestmark = pytest.mark.django_db
 
 STUDY, SERIES = "1.2.826.7.1", "1.2.826.7.1.1"
 HIDDEN_STUDY = "1.2.826.7.2"
-
-
-def ingest(path) -> Instance:
-    result = ingest_file(path, Origin("import"))
-    assert result.outcome.accepted, result.reason
-    return Instance.objects.get(pk=result.instance_pk)
 
 
 @pytest.fixture
