@@ -120,7 +120,7 @@ def _first(value):
 
 
 def header_window(ds: Dataset) -> Window | None:
-    """The first Window Center/Width of the header (several may be given)."""
+    """The first Window Center/Width of a header or functional group (several may be given)."""
     center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
     if center is None or width is None:
         return None
@@ -150,15 +150,38 @@ def _decode(ds: Dataset, frame: int) -> np.ndarray:
         raise RenderError(f"the pixel data ({name}) cannot be decoded here: {reason}") from None
 
 
-def auto_window(ds: Dataset, frame: int = 0) -> Window | None:
-    """The window that shows a grayscale frame's whole range (what the default rendering does
-    when the header names no window); None for colour images."""
+def default_window(ds: Dataset, frame: int = 0) -> Window | None:
+    """The window a grayscale frame is shown in by default: the header's, the frame's (enhanced
+    images), else the frame's whole range. None for colour images."""
     pixels = _decode(ds, frame)
     if pixels.ndim != 2 or str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
         return None
-    values = apply_modality_lut(pixels, ds)
+    named = header_window(ds) or header_window(frame_group(ds, frame, "FrameVOILUTSequence"))
+    if named is not None:
+        return named
+    values = modality_values(ds, pixels, frame)
     low, high = float(np.min(values)), float(np.max(values))
     return Window((low + high + 1) / 2, max(high - low + 1, 1))
+
+
+def frame_group(ds: Dataset, frame: int, keyword: str) -> Dataset:
+    """An enhanced multi-frame image's functional group (e.g. its window or rescale) for one
+    frame: per-frame first, then shared; an empty dataset if there is none."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    shared = ds.get("SharedFunctionalGroupsSequence") or []
+    for groups in ([per_frame[frame]] if frame < len(per_frame) else []) + list(shared[:1]):
+        if groups.get(keyword):
+            return groups[keyword][0]
+    return Dataset()
+
+
+def modality_values(ds: Dataset, pixels: np.ndarray, frame: int) -> np.ndarray:
+    """Stored values to modality units (e.g. Hounsfield), with the header's rescale or LUT, or
+    for enhanced images the frame's Pixel Value Transformation."""
+    transform = frame_group(ds, frame, "PixelValueTransformationSequence")
+    if "RescaleSlope" in transform and "RescaleSlope" not in ds:
+        return pixels * float(transform.RescaleSlope) + float(transform.get("RescaleIntercept", 0))
+    return apply_modality_lut(pixels, ds).astype(np.float64)
 
 
 def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
@@ -194,8 +217,8 @@ def to_image(ds: Dataset, frame: int = 0, window: Window | None = None) -> Image
     if pixels.ndim != 2:
         raise RenderError(f"unsupported pixel layout {pixels.shape} ({photometric})")
 
-    values = apply_modality_lut(pixels, ds).astype(np.float64)
-    window = window or header_window(ds)
+    values = modality_values(ds, pixels, frame)
+    window = window or header_window(ds) or header_window(frame_group(ds, frame, "FrameVOILUTSequence"))
     if window is not None:
         gray = apply_window(values, window)
     elif "VOILUTSequence" in ds:

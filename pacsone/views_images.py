@@ -144,7 +144,7 @@ def _default_window(first: Instance | None) -> dict | None:
     if centers and widths:
         return {"wc": float(centers[0]), "ww": float(widths[0])}
     try:
-        window = rendering.auto_window(rendering.read_instance(first))
+        window = rendering.default_window(rendering.read_instance(first))
     except (RenderError, InvalidDicomError, OSError):
         return None
     return {"wc": window.center, "ww": window.width} if window else None

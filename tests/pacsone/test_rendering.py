@@ -106,6 +106,31 @@ def test_palette_colour():
     assert image.mode == "RGB"
 
 
+def test_enhanced_multi_frame_uses_each_frames_window_and_rescale(tmp_path):
+    from pydicom.dataset import Dataset
+
+    def group(**attributes):
+        item = Dataset()
+        for keyword, value in attributes.items():
+            setattr(item, keyword, value)
+        return item
+
+    ds = make_dataset(rows=2, Columns=4, NumberOfFrames=2)
+    ds.PixelData = np.array([[0, 1024, 1064, 2048]] * 4, dtype=np.int16).tobytes()  # HU -1024, 0, 40, 1024
+    shared = group(PixelValueTransformationSequence=[group(RescaleSlope="1", RescaleIntercept="-1024")])
+    ds.SharedFunctionalGroupsSequence = [shared]
+    ds.PerFrameFunctionalGroupsSequence = [
+        group(FrameVOILUTSequence=[group(WindowCenter="40", WindowWidth="2")]),  # 40 HU and up white
+        group(FrameVOILUTSequence=[group(WindowCenter="-1000", WindowWidth="2")]),  # all but air white
+    ]
+    instance = ingest_dataset(tmp_path, ds)
+    first = np.asarray(decoded(render(instance, RenderRequest(frame=0))))
+    second = np.asarray(decoded(render(instance, RenderRequest(frame=1))))
+    assert first[0].tolist() == [0, 0, 255, 255]
+    assert second[0].tolist() == [0, 255, 255, 255]
+    assert rendering.default_window(rendering.read_instance(instance), 1) == Window(-1000, 2)
+
+
 def test_multi_frame_frames_and_out_of_range(tmp_path):
     instance = ingest(pydicom_file("SC_rgb_rle_2frame.dcm"))
     first = np.asarray(decoded(render(instance, RenderRequest(frame=0))))
