@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Exists, Min, OuterRef, Q
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -132,21 +133,31 @@ def prefix_q(field_name: str, prefix: str) -> Q:
     return Q(**{f"{field_name}__gte": prefix, f"{field_name}__lt": upper})
 
 
-def text_q(field_name: str, pattern: str, case_insensitive: bool = False) -> Q:
+def text_q(field_name: str, pattern: str, case_insensitive: bool = False, folded: bool = False) -> Q:
     """Single value or wildcard matching; the literal prefix before any wildcard narrows the
-    rows through the index before the full pattern is checked."""
+    rows through the index before the full pattern is checked. `folded`: the column and the
+    pattern are both upper-case, so the collation's case rules do not matter."""
     if pattern.strip("*") == "":
         return Q()
     if case_insensitive:
         return matching.wildcard_q(field_name, pattern, case_insensitive=True)
     if not matching.has_wildcards(pattern):
-        return Q(**{field_name: pattern})
+        return Q(**{field_name: pattern}) & _same_case(field_name, pattern, folded)
     cut = min(i for i in (pattern.find("*"), pattern.find("?")) if i >= 0)
     literal = pattern[:cut]
     narrowed = prefix_q(field_name, literal) if literal else Q()
     if pattern == literal + "*":
-        return narrowed
+        return narrowed & _same_case(field_name, literal, folded)
     return narrowed & matching.wildcard_q(field_name, pattern)
+
+
+def _same_case(field_name: str, literal: str, folded: bool) -> Q:
+    """MySQL/MariaDB compare (=, >=, <) with the column's case-insensitive collation; Django's
+    startswith there is LIKE BINARY, which restores DICOM's case-sensitive matching on the
+    rows the index found. Other databases compare case-sensitively already."""
+    if connection.vendor != "mysql" or not literal or folded:
+        return Q()
+    return Q(**{f"{field_name}__startswith": literal})
 
 
 def _range_parts(value: str) -> tuple[str, str] | None:
@@ -263,7 +274,7 @@ def key_q(keyword: str, path: str, value: str) -> Q:
             raise QueryError(UNABLE_TO_PROCESS, f"{keyword} must be a number, not {value!r}") from None
     if key.kind == NAME:
         if name_matching_is_case_insensitive():
-            return text_q(path + "patient_name_search", value.upper())
+            return text_q(path + "patient_name_search", value.upper(), folded=True)
         return text_q(column, value)
     if key.kind == PERSON:
         return text_q(column, value, case_insensitive=name_matching_is_case_insensitive())
