@@ -150,6 +150,19 @@ def _default_window(first: Instance | None) -> dict | None:
     return {"wc": window.center, "ww": window.width} if window else None
 
 
+def _cine_rate(first: Instance | None) -> int | None:
+    """Frames per second the modality recorded (Cine Rate, else Frame Time), for cine."""
+    if first is None:
+        return None
+    try:
+        rate = float((_values(first.header, "00180040") or [0])[0])
+        frame_time = float((_values(first.header, "00181063") or [0])[0])
+    except (TypeError, ValueError):
+        return None
+    fps = rate or (1000 / frame_time if frame_time > 0 else 0)
+    return max(1, min(60, round(fps))) if fps else None
+
+
 @login_required
 def viewer(request, study_uid: str, series_uid: str):
     """The viewer of one series: its images (and their frames) as one stack."""
@@ -173,6 +186,6 @@ def viewer(request, study_uid: str, series_uid: str):
     return render(request, "pacsone/viewer.html", {
         "series": series, "study": study, "patient": study.patient, "may": permissions(request.user),
         "viewer_data": {"stack": stack, "presets": _presets(first, series.modality), "overlay": _overlay(first),
-                        "default_window": _default_window(first)},
+                        "default_window": _default_window(first), "fps": _cine_rate(first)},
         "other_series": study.series.order_by("series_number", "pk"),
     })

@@ -64,8 +64,16 @@ def test_a_multi_frame_image_counts_its_frames(client, archive):
     response = client.get(f"/studies/{instance.series.study.study_instance_uid}/series/{instance.series.series_instance_uid}/viewer")
     data = viewer_data(response)
     assert data["stack"][0]["frames"] == 2 and data["default_window"] is None  # colour: nothing to window
+    assert data["fps"] is None  # the file records no cine rate
     frame = client.get(data["stack"][0]["url"] + "?frame=1")
     assert frame.status_code == 200 and frame["Content-Type"] == "image/png"
+
+
+def test_cine_runs_at_the_recorded_rate(client, archive, tmp_path):
+    ds = make_dataset(study_uid=STUDY, series_uid=SERIES + ".8", ReferringPhysicianName="SMITH^JANE", FrameTime="40")
+    ingest(write_dataset(ds, tmp_path / "cine.dcm"))
+    login(client, archive)
+    assert viewer_data(client.get(f"/studies/{STUDY}/series/{SERIES}.8/viewer"))["fps"] == 25
 
 
 def test_without_a_header_window_the_viewer_starts_from_the_images_range(client, archive, tmp_path):

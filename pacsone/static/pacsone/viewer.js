@@ -176,6 +176,7 @@
     setWindow(presetChoice.value === "" ? null : { wc: preset.wc, ww: preset.ww });
     viewport.focus();
   });
+  if (data.fps) $("fps").value = data.fps; // as recorded by the modality
   slider.max = Math.max(slices.length - 1, 0);
   slider.addEventListener("input", () => go(Number(slider.value)));
   playButton.addEventListener("click", togglePlay);
