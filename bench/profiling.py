@@ -5,10 +5,10 @@ so the shares are of wall time, not only of CPU time) and writes "raw" collapsed
 per distinct stack, `thread (tid): name;outermost frame;...;innermost frame COUNT`.
 
 Over one association, the worker has two busy threads, and they form a pipeline with the sender:
-- the **DUL thread** (pynetdicom's DULServiceProvider.run_reactor) reads PDUs from the socket and
-  writes each data set's fragments to a temp file;
-- the **association thread** (Association._run_reactor) takes each complete C-STORE request off a
-  queue, calls our handler (the ingest path) and sends the response.
+- the **DUL thread** (pynetdicom's DULServiceProvider.run_reactor, or our EventDrivenDUL's) reads
+  PDUs from the socket and writes each data set's fragments to a temp file;
+- the **association thread** (Association._run_reactor, or our EventDrivenAssociation's) takes each
+  complete C-STORE request off a queue, calls our handler (the ingest path) and sends the response.
 The other threads (main thread, listening socket, request handler) only wait and are left out.
 
 For each of the two threads the summary gives the share of its samples in which a function is
@@ -27,9 +27,10 @@ from pathlib import Path
 PY_SPY = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "py-spy"
 SAMPLE_RATE = 200  # per second
 
+# The frame that marks each thread: pynetdicom's own loops, or ours (pacsone/dicom/transport.py).
 ROLES = {
-    "association": "Association._run_reactor",
-    "dul": "DULServiceProvider.run_reactor",
+    "association": ("Association._run_reactor", "EventDrivenAssociation._run_reactor"),
+    "dul": ("DULServiceProvider.run_reactor", "EventDrivenDUL.run_reactor"),
 }
 FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
@@ -82,8 +83,8 @@ def parse_raw(path: Path) -> list[tuple[list[str], int]]:
 
 
 def role_of(frames: list[str]) -> str:
-    for role, marker in ROLES.items():
-        if any(frame.startswith(marker + " ") for frame in frames):
+    for role, markers in ROLES.items():
+        if any(frame.startswith(marker + " ") for frame in frames for marker in markers):
             return role
     return "other"
 
@@ -132,12 +133,12 @@ def summarize(path: Path, top: int = 25) -> Profile:
 def format_profile(profile: Profile, instances: int) -> str:
     """The summary as text; "ms/inst" is the share times the thread's wall time per instance."""
     lines = []
-    for role, marker in ROLES.items():
+    for role, markers in ROLES.items():
         if role not in profile.inclusive:
             continue
         seconds = profile.samples.get(role, 0) / SAMPLE_RATE
         per_instance_ms = seconds * 1000 / instances
-        lines.append(f"\n{role} thread ({marker}): {seconds:.1f} s of wall time = {per_instance_ms:.2f} ms"
+        lines.append(f"\n{role} thread ({' or '.join(markers)}): {seconds:.1f} s of wall time = {per_instance_ms:.2f} ms"
                      f" per instance; with the function on the stack:")
         lines.append(f"  {'share':>6}  {'ms/inst':>7}  function")
         lines += [f"  {share:6.1%}  {share * per_instance_ms:7.2f}  {function}"

@@ -108,11 +108,14 @@ def ingest_file(
     *,
     adopt: bool = False,
     batch: PostIngestBatch | None = None,
+    received: storage.IncomingFile | None = None,
 ) -> IngestResult:
     """Store and index one DICOM file.
 
     `adopt=True` hands over a file already inside the storage's temp folder (the SCP receives
     straight into it): it is moved, not copied. Otherwise the file is copied and left alone.
+    `received` is the file at `path` as the SCP wrote it: it knows its SHA-256 and may have
+    been synced already; used only if that file is stored as it is.
     """
     path = Path(path)
     location = storage.default_location()
@@ -130,9 +133,14 @@ def ingest_file(
     sop_uid = uids["SOPInstanceUID"]
     try:
         temp = _temp_copy(path, ds, is_part10, location, adopt)
-        content_sha256, size = storage.checksum(temp)
+        as_received = received is not None and temp == path
+        if as_received:
+            content_sha256, size = received.checksum()
+            received.sync()
+        else:
+            content_sha256, size = storage.checksum(temp)
         relative_path = storage.relative_path_for(uids["StudyInstanceUID"], content_sha256)
-        storage.place(temp, location, relative_path)
+        storage.place(temp, location, relative_path, synced=as_received)
     except OSError as exc:
         _discard(path, adopt)
         log.error("ingest write failed sop=%s error=%r", sop_uid, exc)
@@ -273,6 +281,17 @@ def _insert_or_replace(
     transaction made obsolete (the new copy of an ignored duplicate, or a replaced copy)."""
     sop_uid = uids["SOPInstanceUID"]
     new_file = (fields["storage_location"], fields["file_path"])
+    cached = _parents.cached(uids["SeriesInstanceUID"])
+    if cached is not None:
+        # The parents exist already: a transaction of one INSERT, without a savepoint. A
+        # duplicate (or a stale cache entry) rolls it back and takes the full path below.
+        study_pk, series_pk = cached
+        try:
+            with transaction.atomic():
+                instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
+            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
+        except IntegrityError:
+            pass
     with transaction.atomic():
         study_pk, series_pk = _parents.resolve(ds, uids, origin, fields["storage_location"])
         try:
@@ -302,6 +321,9 @@ class _ParentCache:
 
     def __init__(self):
         self._series: dict[str, tuple[int, int]] = {}
+
+    def cached(self, series_uid: str) -> tuple[int, int] | None:
+        return self._series.get(series_uid)
 
     def resolve(self, ds: Dataset, uids: dict[str, str], origin: Origin, location: StorageLocation) -> tuple[int, int]:
         series_uid = uids["SeriesInstanceUID"]

@@ -5,9 +5,13 @@ Invariant 5: a file is never named after untrusted input. Paths are
 Study Instance UID, so a study's files sit together while no UID or patient field appears.
 """
 
+import errno
 import hashlib
+import itertools
 import os
+import secrets
 import tempfile
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -50,6 +54,78 @@ def new_temp_path(location: StorageLocation) -> Path:
     return Path(name)
 
 
+class IncomingFile:
+    """A new file in a temp folder that keeps the SHA-256 and size of what is written to it,
+    so that it need not be read again to be stored. File-like as far as pynetdicom's
+    chunked C-STORE receive needs (`name`, `write`, `file.flush`, `close`).
+
+    `sync()` makes the data durable (fdatasync) once, whichever thread asks first: the SCP's
+    network thread asks as soon as the data set is complete, so that the disk works while the
+    association thread parses the header; the ingest asks again before renaming the file, and
+    waits for that first sync (or does it itself) and gets its error, if any."""
+
+    _counter = itertools.count()
+
+    def __init__(self, folder: Path, suffix: str = ".part"):
+        self.name = str(folder / f"{os.getpid()}-{next(self._counter)}-{secrets.token_hex(4)}{suffix}")
+        self._fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.file = self  # pynetdicom flushes `file.file` after each fragment
+        self._lock = threading.Lock()
+        self._sync_state = "pending"  # -> "running" -> "done"; "closed" if closed unsynced
+        self._sync_done = threading.Event()
+        self._sync_error: OSError | None = None
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self._digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # unbuffered
+
+    def checksum(self) -> tuple[str, int]:
+        """SHA-256 and size of what was written, as `checksum(path)` would return them."""
+        return self._digest.hexdigest(), self.size
+
+    def _claim(self, pending_becomes: str) -> str:
+        """The sync state as it was; "pending" turns into `pending_becomes`."""
+        with self._lock:
+            state = self._sync_state
+            if state == "pending":
+                self._sync_state = pending_becomes
+        return state
+
+    def sync(self) -> None:
+        """fdatasync what was written (once); raise OSError if that failed or the file is closed."""
+        state = self._claim("running")
+        if state == "closed":
+            raise OSError(errno.EBADF, "the received file was closed before it was synced")
+        if state == "pending":
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                self._sync_error = exc
+            self._sync_state = "done"
+            self._sync_done.set()
+        else:
+            self._sync_done.wait()
+        if self._sync_error is not None:
+            raise self._sync_error
+
+    def close(self) -> None:
+        state = self._claim("closed")
+        if state == "running":
+            self._sync_done.wait()  # the descriptor is in use
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
@@ -74,18 +150,21 @@ def checksum(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
-    fd = os.open(path, flags)
+def _fsync_path(path: Path, sync=os.fsync) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        sync(fd)
     finally:
         os.close(fd)
 
 
-def place(temp_path: Path, location: StorageLocation, relative_path: str) -> Path:
-    """Durably move a finished temp file to its final name: fsync, rename, fsync the folder."""
+def place(temp_path: Path, location: StorageLocation, relative_path: str, synced: bool = False) -> Path:
+    """Durably move a finished temp file to its final name: fsync, rename, fsync the folder.
+    (fdatasync for the file: its data and size, not its timestamps, must be on disk; `synced`
+    when the caller made sure of that already.)"""
     final = absolute_path(location, relative_path)
-    _fsync_path(temp_path)
+    if not synced:
+        _fsync_path(temp_path, os.fdatasync)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(temp_path, final)
     _fsync_path(final.parent)

@@ -33,6 +33,8 @@ from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 
+from .dimse_fast import FastDIMSEProvider
+
 # pynetdicom's own loggers, so that its messages read as before.
 DUL_LOGGER = logging.getLogger("pynetdicom.dul")
 ASSOC_LOGGER = logging.getLogger("pynetdicom.association")
@@ -178,6 +180,7 @@ class EventDrivenAssociation(Association):
         dul._idle_timer = old._idle_timer
         for event in old.event_queue.queue:
             dul.event_queue.put(event)
+        assoc.dimse.__class__ = FastDIMSEProvider  # struct-built C-STORE messages (dimse_fast.py)
         assoc.dimse.msg_queue = NotifyingQueue(assoc._pacs_wakeup.set)
         return assoc
 
