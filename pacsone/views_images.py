@@ -5,6 +5,8 @@ header is journaled as a VIEW; the frames and thumbnails a page then loads are n
 one by one (the page's entry covers them).
 """
 
+from itertools import chain, islice
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
@@ -22,6 +24,7 @@ from .views import permissions, subject, visible_series, visible_study
 
 BROWSER_CACHE = "private, max-age=600"
 HEADER_VALUE_CHARS = 200
+MAX_HEADER_ROWS = 5000
 # Window presets offered for every CT (centre, width), after the header's own windows.
 CT_PRESETS = [("Soft tissue", 40, 400), ("Lung", -600, 1500), ("Bone", 400, 1800), ("Brain", 40, 80),
               ("Liver", 60, 160)]
@@ -91,8 +94,10 @@ def header_dump(request, study_uid: str, sop_uid: str):
     instance = visible_instance(request, study_uid, sop_uid)
     try:
         ds = rendering.read_instance(instance, pixels=False)
-        rows = list(header_rows(ds.file_meta)) + list(header_rows(ds))
+        rows = list(islice(chain(header_rows(ds.file_meta), header_rows(ds)), MAX_HEADER_ROWS + 1))
         problem = ""
+        if len(rows) > MAX_HEADER_ROWS:  # e.g. a structure set with thousands of contours
+            rows, problem = rows[:MAX_HEADER_ROWS], f"Only the first {MAX_HEADER_ROWS} rows are shown."
     except (RenderError, InvalidDicomError, OSError) as error:
         rows, problem = [], f"The file cannot be read: {error}"
     record(Action.VIEW, request=request, target=f"header of {sop_uid}"[:255], **subject(instance.study))

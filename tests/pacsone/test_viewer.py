@@ -156,6 +156,13 @@ def test_the_header_dump_nests_sequences(client, archive, tmp_path):
     assert "Anatomic Region Sequence" in page and "Item 1" in page and "T-D1100" in page
 
 
+def test_a_huge_header_is_cut_with_a_note(client, archive, monkeypatch):
+    monkeypatch.setattr("pacsone.views_images.MAX_HEADER_ROWS", 10)
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/instances/{SERIES}.2/header")
+    assert len(response.context["rows"]) == 10 and b"Only the first 10 rows are shown." in response.content
+
+
 def test_the_series_page_shows_instance_thumbnails(client, archive):
     login(client, archive)
     response = client.get(f"/studies/{STUDY}/series/{SERIES}/")
