@@ -142,3 +142,15 @@ def test_an_undecodable_image_shows_its_reason_and_the_header_still_opens(live_s
         screenshot(page, "viewer-undecodable")
         page.goto(f"{live_server.url}{page.get_attribute('#header-link', 'href')}")
         assert "Transfer Syntax UID" in page.inner_text("main")
+
+
+def test_an_ended_session_is_explained_in_the_viewer(live_server, ct_study):
+    make_user("viewer", ["view"])
+    with browser_page() as page:
+        log_in(page, live_server.url, "viewer", PASSWORD)
+        page.goto(f"{live_server.url}/studies/{STUDY}/series/{SERIES}/viewer")
+        wait_for_image(page)
+        page.context.clear_cookies()  # as when the idle session times out
+        page.keyboard.press("End")
+        page.wait_for_selector("#message:not([hidden])")
+        assert "session has ended" in page.inner_text("#message")

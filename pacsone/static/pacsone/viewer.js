@@ -23,17 +23,30 @@
     return url;
   }
 
-  async function fetchImage(url) {
+  const pending = new Map(); // url -> promise of a fetch under way (preload and show share it)
+
+  function fetchImage(url) {
     if (cache.has(url)) {
       const hit = cache.get(url);
       cache.delete(url);
       cache.set(url, hit); // most recently used last
-      return hit;
+      return Promise.resolve(hit);
     }
+    if (!pending.has(url)) {
+      pending.set(url, download(url).finally(() => pending.delete(url)));
+    }
+    return pending.get(url);
+  }
+
+  async function download(url) {
     const response = await fetch(url, { credentials: "same-origin" });
     if (!response.ok) {
       const text = (await response.text()).slice(0, 300);
       throw new Error(text || `The server answered ${response.status}.`);
+    }
+    if (!(response.headers.get("Content-Type") || "").startsWith("image/")) {
+      // An idle session ends: the server answered with the login page instead.
+      throw new Error("Your session has ended. Reload the page to log in again.");
     }
     const objectUrl = URL.createObjectURL(await response.blob());
     cache.set(url, objectUrl);
