@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
 from pacsone import storage
 from pacsone.ingest import forget_cached_parents
@@ -15,6 +16,7 @@ def _fresh_storage():
     """Each test starts with an empty database, so it starts with empty storage too."""
     storage.forget_default_location()
     forget_cached_parents()
+    cache.clear()  # e.g. the study list's cached archive figures
     shutil.rmtree(settings.STORAGE_DIR, ignore_errors=True)
     yield
     storage.forget_default_location()
