@@ -150,6 +150,7 @@ def test_an_ended_session_is_explained_in_the_viewer(live_server, ct_study):
         log_in(page, live_server.url, "viewer", PASSWORD)
         page.goto(f"{live_server.url}/studies/{STUDY}/series/{SERIES}/viewer")
         wait_for_image(page)
+        page.wait_for_load_state("networkidle")  # no preload in flight would bring a cookie back
         page.context.clear_cookies()  # as when the idle session times out
         page.keyboard.press("End")
         page.wait_for_selector("#message:not([hidden])")
