@@ -23,9 +23,10 @@ from .study_search import search_studies
 STUDIES_PER_PAGE = 50
 INSTANCES_PER_PAGE = 120
 STATS_SECONDS = 60
-# Sort keys of the study list -> columns, each ending in a unique tie-breaker that its index
-# already holds (an index carries the row id), so a page is read from the index in order
-# instead of sorting every study: the study's pk, or for patient columns the patient's.
+# Sort keys of the study list -> columns, each ending in a tie-breaker that its index already
+# holds (an index carries the row id), so a page is read from the index in order instead of
+# sorting every study: the study's pk, or for patient columns the patient's (one patient's
+# studies then follow each other in the order of the study table's patient index).
 SORTS = {
     "date": ("study_date", "study_time", "pk"),
     "name": ("patient__patient_name_search", "patient row"),
