@@ -106,16 +106,26 @@ def header_dump(request, study_uid: str, sop_uid: str):
     })
 
 
+def _header_windows(first: Instance) -> list[dict]:
+    """The windows the header names (Window Center/Width, with their explanations); values
+    that are not numbers, or a width below 1, are left out rather than failing the page."""
+    centers, widths = _values(first.header, "00281050"), _values(first.header, "00281051")
+    explanations = _values(first.header, "00281055")
+    windows = []
+    for number, (center, width) in enumerate(zip(centers, widths)):
+        try:
+            center, width = float(center), float(width)
+        except (TypeError, ValueError):
+            continue
+        if width >= 1:
+            label = explanations[number] if number < len(explanations) else f"Header {number + 1}"
+            windows.append({"label": str(label), "wc": center, "ww": width})
+    return windows
+
+
 def _presets(first: Instance | None, modality: str) -> list[dict]:
     """Window presets: the header's own windows first, then the usual CT ones."""
-    presets = []
-    if first is not None:
-        centers = _values(first.header, "00281050")
-        widths = _values(first.header, "00281051")
-        explanations = _values(first.header, "00281055")
-        for number, (center, width) in enumerate(zip(centers, widths)):
-            label = explanations[number] if number < len(explanations) else f"Header {number + 1}"
-            presets.append({"label": str(label), "wc": float(center), "ww": float(width)})
+    presets = _header_windows(first) if first is not None else []
     if modality == "CT":
         presets += [{"label": label, "wc": wc, "ww": ww} for label, wc, ww in CT_PRESETS]
     return presets
@@ -145,9 +155,9 @@ def _default_window(first: Instance | None) -> dict | None:
     """The window the default rendering uses, as the starting point of window dragging."""
     if first is None:
         return None
-    centers, widths = _values(first.header, "00281050"), _values(first.header, "00281051")
-    if centers and widths:
-        return {"wc": float(centers[0]), "ww": float(widths[0])}
+    named = _header_windows(first)
+    if named:
+        return {"wc": named[0]["wc"], "ww": named[0]["ww"]}
     try:
         window = rendering.default_window(rendering.read_instance(first))
     except (RenderError, InvalidDicomError, OSError):

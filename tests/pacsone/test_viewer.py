@@ -69,6 +69,18 @@ def test_a_multi_frame_image_counts_its_frames(client, archive):
     assert frame.status_code == 200 and frame["Content-Type"] == "image/png"
 
 
+def test_a_header_window_that_is_not_a_number_is_left_out(client, archive):
+    from pacsone.models import Instance
+
+    instance = Instance.objects.get(sop_instance_uid=f"{SERIES}.1")
+    instance.header["00281051"] = {"vr": "DS", "Value": [None]}
+    instance.save(update_fields=["header"])
+    login(client, archive)
+    data = viewer_data(client.get(f"/studies/{STUDY}/series/{SERIES}/viewer"))
+    assert data["presets"][0]["label"] == "Soft tissue"  # only the CT presets
+    assert data["default_window"] == {"wc": 40.0, "ww": 400.0}  # from the file, as rendered
+
+
 def test_cine_runs_at_the_recorded_rate(client, archive, tmp_path):
     ds = make_dataset(study_uid=STUDY, series_uid=SERIES + ".8", ReferringPhysicianName="SMITH^JANE", FrameTime="40")
     ingest(write_dataset(ds, tmp_path / "cine.dcm"))
