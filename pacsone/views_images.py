@@ -165,6 +165,13 @@ def _default_window(first: Instance | None) -> dict | None:
     return {"wc": window.center, "ww": window.width} if window else None
 
 
+def _frame_count(instance: Instance) -> int:
+    try:
+        return max(int((_values(instance.header, "00280008") or [1])[0]), 1)
+    except (TypeError, ValueError):
+        return 1  # an unreadable Number of Frames: show the first
+
+
 def _cine_rate(first: Instance | None) -> int | None:
     """Frames per second the modality recorded (Cine Rate, else Frame Time), for cine."""
     if first is None:
@@ -187,11 +194,10 @@ def viewer(request, study_uid: str, series_uid: str):
         "sop_instance_uid", "instance_number", "header", "series_id", "storage_location_id", "file_path"))
     stack = []
     for instance in instances:
-        frames = _values(instance.header, "00280008")
         base = reverse("instance-frame", args=[study.study_instance_uid, instance.sop_instance_uid])
         stack.append({
             "sop": instance.sop_instance_uid, "number": instance.instance_number,
-            "frames": max(int(frames[0]), 1) if frames else 1, "url": base,
+            "frames": _frame_count(instance), "url": base,
             "header": reverse("instance-header", args=[study.study_instance_uid, instance.sop_instance_uid]),
             "location": (_values(instance.header, "00201041") or [""])[0],
         })
