@@ -181,3 +181,28 @@ def test_parse_request_reads_window_and_format():
     assert request == RenderRequest(3, Window(40.0, 400.0), 256, "jpeg")
     assert request.cache_name() == "f3_c40_w400_s256.jpeg"
 
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("program,options,syntax", [
+    ("dcmcjpeg", ["+el"], "1.2.840.10008.1.2.4.57"),  # JPEG lossless, process 14
+    ("dcmcjpeg", ["+e1"], "1.2.840.10008.1.2.4.70"),  # JPEG lossless SV1
+    ("dcmcjpeg", ["+ee"], "1.2.840.10008.1.2.4.51"),  # JPEG extended 12-bit, made by dcmtk
+    ("dcmcjpls", ["+en"], "1.2.840.10008.1.2.4.81"),  # JPEG-LS near-lossless (unsigned only)
+])
+def test_files_compressed_by_dcmtk_render(tmp_path, program, options, syntax):
+    import subprocess
+
+    from pydicom import dcmread
+
+    from tests.helpers import dcmtk_program
+
+    signed = 0 if program == "dcmcjpls" else 1
+    ds = make_dataset(rows=64, WindowCenter="1000", WindowWidth="2000", PixelRepresentation=signed)
+    plain = write_dataset(ds, tmp_path / "plain.dcm")
+    target = tmp_path / "compressed.dcm"
+    done = subprocess.run([dcmtk_program(program), *options, str(plain), str(target)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert dcmread(target, stop_before_pixels=True).file_meta.TransferSyntaxUID == syntax
+    image = decoded(render(ingest(target), RenderRequest()))
+    assert image.size == (64, 64) and len(np.unique(np.asarray(image))) > 2
