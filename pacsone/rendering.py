@@ -275,6 +275,25 @@ def _write_cache(path: Path, data: bytes) -> None:
         log.warning("render cache not written %s: %s", path, exc)
 
 
+def warm_study_thumbnails(study_pk: int) -> int:
+    """Render the thumbnail of each series' first image ahead of the first visit to the study's
+    page (queued after ingest). What cannot be rendered is skipped: the page explains it."""
+    from .models import Series
+
+    thumbnail = parse_request({}, thumbnail=True)
+    made = 0
+    for series in Series.objects.filter(study_id=study_pk):
+        first = series.instances.select_related("storage_location").order_by("instance_number", "pk").first()
+        if first is None or (cache_folder(first) / thumbnail.cache_name()).exists():
+            continue
+        try:
+            render(first, thumbnail)
+            made += 1
+        except RenderError:
+            pass
+    return made
+
+
 def forget(instance: Instance) -> None:
     """Drop an instance's rendered images (when it is deleted)."""
     shutil.rmtree(cache_folder(instance), ignore_errors=True)

@@ -24,11 +24,23 @@ def queue_after_ingest(study_pk: int, stored: int = 0, origin=None) -> None:
 
 
 def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> None:
-    """Refresh the study's summary columns (counts, size, modalities) used by study lists, and
-    journal what was stored, by whom (one entry per study and association or import)."""
+    """Refresh the study's summary columns (counts, size, modalities) used by study lists,
+    journal what was stored, by whom (one entry per study and association or import), and
+    render the study page's thumbnails."""
     refresh_study_summary(study_pk)
     if stored:
         journal_store(study_pk, stored, sender or {})
+        warm_thumbnails(study_pk)
+
+
+def warm_thumbnails(study_pk: int) -> None:
+    """The study page's series thumbnails, rendered before anyone opens it; never fatal."""
+    from .rendering import warm_study_thumbnails
+
+    try:
+        warm_study_thumbnails(study_pk)
+    except Exception:
+        log.exception("thumbnails not rendered study_pk=%s", study_pk)
 
 
 # Edits are journaled by the page that made them (as Modify), not again here.

@@ -154,10 +154,29 @@ def test_thumbnails_are_small_jpegs_and_cached(tmp_path):
     assert not cached.exists()
 
 
+def test_series_thumbnails_are_rendered_after_ingest(tmp_path):
+    from pacsone.models import Series
+
+    for number in (2, 1):
+        ds = make_dataset(study_uid="1.2.3.4", series_uid="1.2.3.4.1", sop_uid=f"1.2.3.4.1.{number}", InstanceNumber=number)
+        ingest_dataset(tmp_path, ds, f"{number}.dcm")  # tests run the queued work inline
+    first = Series.objects.get(series_instance_uid="1.2.3.4.1").instances.get(instance_number=1)
+    thumbnail = parse_request({}, thumbnail=True)
+    assert (rendering.cache_folder(first) / thumbnail.cache_name()).exists()
+    assert rendering.warm_study_thumbnails(first.series.study_id) == 0  # already there
+
+
+def test_thumbnails_of_what_cannot_be_rendered_are_skipped():
+    instance = ingest(pydicom_file("JPEG-lossy.dcm"))
+    assert rendering.warm_study_thumbnails(instance.series.study_id) == 0
+    assert not rendering.cache_folder(instance).exists()
+
+
 def test_a_chosen_window_is_not_kept_on_disk():
     instance = ingest(pydicom_file("CT_small.dcm"))
-    render(instance, RenderRequest(window=Window(40, 400)))
-    assert not rendering.cache_folder(instance).exists()
+    windowed = RenderRequest(window=Window(40, 400))
+    render(instance, windowed)
+    assert not (rendering.cache_folder(instance) / windowed.cache_name()).exists()
 
 
 def test_a_missing_file_is_reported():
