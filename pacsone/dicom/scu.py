@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelMove,
@@ -24,7 +24,7 @@ from pynetdicom.sop_class import (
 
 from ..models import RemoteAE
 from . import query, status
-from .qr import prepared, storage_contexts
+from .qr import no_delay, prepared, storage_contexts
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ def _ae(*contexts) -> AE:
 
 
 def _associate(ae: AE, remote: RemoteAE):
-    assoc = ae.associate(remote.host, remote.port, ae_title=remote.ae_title, max_pdu=settings.PACS_MAX_PDU)
+    assoc = ae.associate(remote.host, remote.port, ae_title=remote.ae_title, max_pdu=settings.PACS_MAX_PDU,
+                         evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)])
     if not assoc.is_established:
         if assoc.is_rejected:
             raise ScuError(f"{remote.ae_title} rejected the association (AE titles or contexts not accepted)")
