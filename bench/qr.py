@@ -39,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(BENCH_DIR)]
 import servers  # noqa: E402
 import synth  # noqa: E402
 from sending import dcmtk_tool  # noqa: E402
+from web import mariadb_reachable, percentile  # noqa: E402
 
 OUT_DIR = BENCH_DIR / "out"
 LOG_DIR = OUT_DIR / "logs"
@@ -72,11 +73,6 @@ def with_return_keys(keys: list[str]) -> list[str]:
         return keys
     asked = {k.split("=")[0] for k in keys}
     return keys + [k for k in RETURN_KEYS if k not in asked]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def time_findscu(ae_title: str, port: int, keys: list[str], repeat: int) -> list[float]:
@@ -352,14 +348,6 @@ def report(runs: list[dict], repeat: int) -> bool:
                 print(f"{run['target']} / Orthanc: C-MOVE {ratio['C-MOVE']:.2f}x, C-GET {ratio['C-GET']:.2f}x")
     return not any(q["selective"] and q["findscu_p95_ms"] > TARGET_SELECTIVE_P95_MS
                    for run in runs if run["target"].startswith("ours") for q in run["queries"])
-
-
-def mariadb_reachable() -> bool:
-    try:
-        import MySQLdb  # noqa: F401
-    except ImportError:
-        return False
-    return subprocess.run(["mariadb-admin", "-h127.0.0.1", "-uroot", "ping"], capture_output=True).returncode == 0
 
 
 def main() -> int:

@@ -32,7 +32,6 @@ from pynetdicom.sop_class import (
 
 from audit.journal import Action, Outcome, record
 
-from .. import storage
 from . import query, registry, status
 
 log = logging.getLogger(__name__)
@@ -187,6 +186,20 @@ def _matched(event, models: dict) -> tuple[query.Query, list]:
     return found, rows
 
 
+def _allowed_and_matched(event, models: dict, action, peer: Peer, target: str) -> tuple[query.Query, list]:
+    """The instances of a C-MOVE/C-GET the peer may have; a refusal is journaled and raised."""
+    if not _allowed(peer):
+        record(action, ae_title=peer.ae_title, address=peer.address, target=target,
+               outcome=Outcome.DENIED, detail="calling AE may not retrieve")
+        raise Refused(f"{peer.ae_title} may not retrieve")
+    try:
+        return _matched(event, models)
+    except Refused as refused:
+        record(action, ae_title=peer.ae_title, address=peer.address, target=target,
+               outcome=Outcome.FAILURE, detail=str(refused))
+        raise
+
+
 def storage_contexts(rows: list[dict]) -> list[PresentationContext]:
     """What to propose to a move destination: each SOP class uncompressed (so that anything can
     be sent decompressed) and in each stored compressed syntax (sent as stored when accepted)."""
@@ -324,16 +337,7 @@ def handle_move(event):
                outcome=Outcome.FAILURE, detail="move destination unknown (0xA801)")
         yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
         return
-    if not _allowed(peer):
-        record(Action.MOVE, ae_title=peer.ae_title, address=peer.address, target=target,
-               outcome=Outcome.DENIED, detail="calling AE may not retrieve")
-        raise Refused(f"{peer.ae_title} may not retrieve")
-    try:
-        found, rows = _matched(event, MOVE_MODELS)
-    except Refused as refused:
-        record(Action.MOVE, ae_title=peer.ae_title, address=peer.address, target=target,
-               outcome=Outcome.FAILURE, detail=str(refused))
-        raise
+    found, rows = _allowed_and_matched(event, MOVE_MODELS, Action.MOVE, peer, target)
     journal = RetrieveJournal(Action.MOVE, peer, f"{target} ({found.level})", rows)
     sub_association = {}
 
@@ -366,16 +370,7 @@ def handle_move(event):
 def handle_get(event):
     peer = Peer.of(event)
     target = "C-GET"
-    if not _allowed(peer):
-        record(Action.RETRIEVE, ae_title=peer.ae_title, address=peer.address, target=target,
-               outcome=Outcome.DENIED, detail="calling AE may not retrieve")
-        raise Refused(f"{peer.ae_title} may not retrieve")
-    try:
-        found, rows = _matched(event, GET_MODELS)
-    except Refused as refused:
-        record(Action.RETRIEVE, ae_title=peer.ae_title, address=peer.address, target=target,
-               outcome=Outcome.FAILURE, detail=str(refused))
-        raise
+    found, rows = _allowed_and_matched(event, GET_MODELS, Action.RETRIEVE, peer, target)
     journal = RetrieveJournal(Action.RETRIEVE, peer, f"{target} ({found.level})", rows)
     assoc = event.assoc
     streaming(assoc)

@@ -192,35 +192,27 @@ def _time(text: str, upper: bool) -> str:
     return filled + (text[len(whole):] if "." in text else ".999999")
 
 
-def date_q(field_name: str, value: str) -> Q:
-    parts = _range_parts(value)
-    if parts is None:
-        return Q(**{field_name: _date(value)})
-    start, end = parts
+def _bounded_q(field_name: str, value: str, bound) -> Q:
+    """A value or a range `A-B`, `-B`, `A-`, whose ends `bound(text, upper)` turns into
+    comparable values. A single value is the range from itself to itself, so that it matches
+    at its precision (time 1015 matches 101500 to 101559.999999)."""
+    start, end = _range_parts(value) or (value, value)
     if not start and not end:
         raise QueryError(UNABLE_TO_PROCESS, "a range needs at least one end")
     condition = Q()
     if start:
-        condition &= Q(**{f"{field_name}__gte": _date(start)})
+        condition &= Q(**{f"{field_name}__gte": bound(start, False)})
     if end:
-        condition &= Q(**{f"{field_name}__lte": _date(end)})
+        condition &= Q(**{f"{field_name}__lte": bound(end, True)})
     return condition
+
+
+def date_q(field_name: str, value: str) -> Q:
+    return _bounded_q(field_name, value, lambda text, _upper: _date(text))
 
 
 def time_q(field_name: str, value: str) -> Q:
-    parts = _range_parts(value)
-    if parts is None:
-        # A single time matches that time at its precision: 1015 matches 101500..101559.
-        return Q(**{f"{field_name}__gte": _time(value, False), f"{field_name}__lte": _time(value, True)})
-    start, end = parts
-    if not start and not end:
-        raise QueryError(UNABLE_TO_PROCESS, "a range needs at least one end")
-    condition = Q()
-    if start:
-        condition &= Q(**{f"{field_name}__gte": _time(start, False)})
-    if end:
-        condition &= Q(**{f"{field_name}__lte": _time(end, True)})
-    return condition
+    return _bounded_q(field_name, value, _time)
 
 
 def combined_q(date_field: str, time_field: str, date_value: str, time_value: str) -> Q:

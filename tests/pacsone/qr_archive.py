@@ -1,5 +1,7 @@
 """The small archive the Query/Retrieve tests search and retrieve from."""
 
+from pydicom.dataset import Dataset
+
 from pacsone.ingest import Origin, ingest_file
 from tests.helpers import make_file
 
@@ -29,3 +31,12 @@ def make_archive(tmp_path) -> None:
     for i, kwargs in enumerate(files):
         result = ingest_file(make_file(tmp_path, f"{i}.dcm", **kwargs), Origin("import"))
         assert result.outcome.accepted, result.reason
+
+
+def identifier(level: str, **keys) -> Dataset:
+    """A C-FIND/C-MOVE/C-GET identifier: the level and keyword=value keys."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds

@@ -17,7 +17,7 @@ from audit.models import Entry
 from pacsone.dicom import query
 from pacsone.models import RemoteAE
 from tests.helpers import echo_status
-from tests.pacsone.qr_archive import STUDY_A, STUDY_B, STUDY_C, make_archive
+from tests.pacsone.qr_archive import STUDY_A, STUDY_B, STUDY_C, identifier, make_archive
 from tests.pacsone.test_dcmtk_interop import dcmtk
 
 A1, A2 = STUDY_A + ".1", STUDY_A + ".2"
@@ -105,12 +105,6 @@ def associate(port: int, calling: str = "PYFIND"):
     return assoc
 
 
-def identifier(level: str, **keys) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 def statuses(assoc, ds, model=StudyRootQueryRetrieveInformationModelFind) -> list[int]:

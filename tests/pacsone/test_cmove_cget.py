@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, StoragePresentationContexts, build_role, evt
+from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
     CTImageStorage,
     MRImageStorage,
@@ -22,7 +22,7 @@ from pacsone.dicom import qr
 from pacsone.ingest import Origin, ingest_file
 from pacsone.models import RemoteAE
 from tests.helpers import dcmtk_program, echo_status, free_port, pydicom_file
-from tests.pacsone.qr_archive import STUDY_A, make_archive
+from tests.pacsone.qr_archive import STUDY_A, identifier, make_archive
 from tests.pacsone.test_dcmtk_interop import DCMTK_ENV, dcmtk, wait_for_port
 
 A1 = STUDY_A + ".1"
@@ -114,12 +114,6 @@ def move(port: int, destination: str, ds: Dataset, model=StudyRootQueryRetrieveI
         assoc.release()
 
 
-def level(name: str, **keys) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = name
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 def test_unknown_destination_is_a801_at_once(archive_scp):
@@ -127,7 +121,7 @@ def test_unknown_destination_is_a801_at_once(archive_scp):
     RemoteAE.objects.create(ae_title="NOMOVE", host="127.0.0.1", port=1, is_move_destination=False)
     for destination in ("NOBODY", "NOMOVE"):
         started = time.monotonic()
-        responses = move(port, destination, level("STUDY", StudyInstanceUID=STUDY_A))
+        responses = move(port, destination, identifier("STUDY", StudyInstanceUID=STUDY_A))
         assert [r.Status for r in responses] == [0xA801]
         assert time.monotonic() - started < 2
     assert Entry.objects.filter(action="move", outcome="failure", target="C-MOVE to NOBODY").exists()
@@ -136,7 +130,7 @@ def test_unknown_destination_is_a801_at_once(archive_scp):
 
 def test_pynetdicom_move_counts(archive_scp, storescp):
     _ae, port = archive_scp
-    responses = move(port, "STORESCP", level("PATIENT", PatientID="P1"), PatientRootQueryRetrieveInformationModelMove)
+    responses = move(port, "STORESCP", identifier("PATIENT", PatientID="P1"), PatientRootQueryRetrieveInformationModelMove)
     pending = [r for r in responses if r.Status == 0xFF00]
     final = responses[-1]
     assert len(pending) == 3 and [r.NumberOfRemainingSuboperations for r in pending] == [2, 1, 0]
@@ -146,15 +140,15 @@ def test_pynetdicom_move_counts(archive_scp, storescp):
 
 def test_no_match_is_success_with_nothing_sent(archive_scp, storescp):
     _ae, port = archive_scp
-    responses = move(port, "STORESCP", level("STUDY", StudyInstanceUID="1.2.3.4"))
+    responses = move(port, "STORESCP", identifier("STUDY", StudyInstanceUID="1.2.3.4"))
     assert responses[-1].Status == 0x0000 and received(storescp) == []
 
 
 def test_bad_identifier_is_refused_without_sub_operations(archive_scp, storescp):
     _ae, port = archive_scp
-    responses = move(port, "STORESCP", level("STUDY", StudyDate="soon"))
+    responses = move(port, "STORESCP", identifier("STUDY", StudyDate="soon"))
     assert len(responses) == 1 and 0xC000 <= responses[0].Status <= 0xCFFF
-    responses = move(port, "STORESCP", level("WARD"))
+    responses = move(port, "STORESCP", identifier("WARD"))
     assert len(responses) == 1 and 0xC000 <= responses[0].Status <= 0xCFFF
     assert received(storescp) == []
     assert echo_status(port) == 0x0000
@@ -163,7 +157,7 @@ def test_bad_identifier_is_refused_without_sub_operations(archive_scp, storescp)
 def test_unreachable_destination(archive_scp):
     _ae, port = archive_scp
     RemoteAE.objects.create(ae_title="GONE", host="127.0.0.1", port=free_port())
-    responses = move(port, "GONE", level("STUDY", StudyInstanceUID=STUDY_A))
+    responses = move(port, "GONE", identifier("STUDY", StudyInstanceUID=STUDY_A))
     assert responses[-1].Status == 0xA801
     entry = Entry.objects.filter(action="move", target__startswith="C-MOVE to GONE").latest("id")
     assert entry.outcome == "failure" and "did not accept" in entry.detail
@@ -182,7 +176,7 @@ def test_cancel_move(archive_scp, storescp, monkeypatch):
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     assoc = ae.associate("127.0.0.1", port, ae_title="PACSONE")
     try:
-        responses = assoc.send_c_move(level("STUDY", StudyInstanceUID=STUDY_A), "STORESCP",
+        responses = assoc.send_c_move(identifier("STUDY", StudyInstanceUID=STUDY_A), "STORESCP",
                                       StudyRootQueryRetrieveInformationModelMove)
         first, _ = next(responses)
         assert first.Status == 0xFF00
@@ -235,7 +229,7 @@ def get(port: int, ds: Dataset, syntaxes=None):
 def test_get_decompresses_for_a_peer_that_takes_uncompressed_only(compressed_scp):
     _ae, port = compressed_scp
     rle = dcmread(pydicom_file("MR_small_RLE.dcm"))
-    responses, arrived = get(port, level("STUDY", StudyInstanceUID=rle.StudyInstanceUID))
+    responses, arrived = get(port, identifier("STUDY", StudyInstanceUID=rle.StudyInstanceUID))
     final = responses[-1]
     assert final.NumberOfCompletedSuboperations == 1 and final.Status == 0x0000
     (got,) = arrived
@@ -246,7 +240,7 @@ def test_get_decompresses_for_a_peer_that_takes_uncompressed_only(compressed_scp
 def test_get_sends_as_stored_when_accepted(compressed_scp):
     _ae, port = compressed_scp
     rle = dcmread(pydicom_file("MR_small_RLE.dcm"))
-    responses, arrived = get(port, level("STUDY", StudyInstanceUID=rle.StudyInstanceUID),
+    responses, arrived = get(port, identifier("STUDY", StudyInstanceUID=rle.StudyInstanceUID),
                              syntaxes=["1.2.840.10008.1.2.5"])
     assert responses[-1].Status == 0x0000
     assert arrived[0].file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"
@@ -255,7 +249,7 @@ def test_get_sends_as_stored_when_accepted(compressed_scp):
 def test_undecodable_counts_as_failed(compressed_scp):
     _ae, port = compressed_scp
     lossy = dcmread(pydicom_file("JPEG-lossy.dcm"), stop_before_pixels=True)
-    responses, arrived = get(port, level("IMAGE", SOPInstanceUID=lossy.SOPInstanceUID))
+    responses, arrived = get(port, identifier("IMAGE", SOPInstanceUID=lossy.SOPInstanceUID))
     final = responses[-1]
     # All sub-operations failed: A702 (pynetdicom's choice; B000 when some succeed).
     assert arrived == [] and final.Status == 0xA702 and final.NumberOfFailedSuboperations == 1

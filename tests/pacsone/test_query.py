@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from pacsone.dicom import query as q
-from tests.pacsone.qr_archive import STUDY_A, STUDY_B, STUDY_C, make_archive
+from tests.pacsone.qr_archive import STUDY_A, STUDY_B, STUDY_C, identifier, make_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -19,16 +19,10 @@ def archive(tmp_path):
     make_archive(tmp_path)
 
 
-def ident(level: str, **keys) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 def found(level: str, model: str = q.STUDY_ROOT, **keys) -> list[Dataset]:
-    _query, answers = q.find(ident(level, **keys), model)
+    _query, answers = q.find(identifier(level, **keys), model)
     return list(answers)
 
 
@@ -113,7 +107,7 @@ def test_patient_level_in_patient_root_with_counts(archive):
 
 def test_patient_level_is_not_in_study_root(archive):
     with pytest.raises(q.QueryError) as error:
-        q.build_query(ident("PATIENT"), q.STUDY_ROOT)
+        q.build_query(identifier("PATIENT"), q.STUDY_ROOT)
     assert error.value.status == 0xA900
 
 
@@ -165,16 +159,16 @@ def test_keys_below_the_level_are_ignored(archive):
 ])
 def test_malformed_values_are_refused(archive, keys):
     with pytest.raises(q.QueryError) as error:
-        list(q.find(ident("STUDY", **keys), q.STUDY_ROOT)[1])
+        list(q.find(identifier("STUDY", **keys), q.STUDY_ROOT)[1])
     assert error.value.status == 0xC000
 
 
 def test_a_number_that_is_no_number_is_refused(archive):
-    identifier = ident("SERIES")
+    ds = identifier("SERIES")
     # As it would arrive from the network: undecoded bytes, converted when read.
-    identifier[0x00200011] = RawDataElement(Tag(0x00200011), "IS", 3, b"one", 0, False, True)
+    ds[0x00200011] = RawDataElement(Tag(0x00200011), "IS", 3, b"one", 0, False, True)
     with pytest.raises(q.QueryError) as error:
-        q.build_query(identifier, q.STUDY_ROOT)
+        q.build_query(ds, q.STUDY_ROOT)
     assert error.value.status == 0xC000
 
 
@@ -193,11 +187,11 @@ def test_queries_are_indexed_sql_with_few_round_trips(archive):
 
 
 def test_instances_for_retrieve(archive):
-    query, instances = q.instances_for(ident("STUDY", StudyInstanceUID=STUDY_A), q.STUDY_ROOT)
+    query, instances = q.instances_for(identifier("STUDY", StudyInstanceUID=STUDY_A), q.STUDY_ROOT)
     assert instances.count() == 3
-    query, instances = q.instances_for(ident("SERIES", SeriesInstanceUID=STUDY_A + ".1"), q.STUDY_ROOT)
+    query, instances = q.instances_for(identifier("SERIES", SeriesInstanceUID=STUDY_A + ".1"), q.STUDY_ROOT)
     assert instances.count() == 2
-    query, instances = q.instances_for(ident("IMAGE", SOPInstanceUID=STUDY_C + ".1.1"), q.STUDY_ROOT)
+    query, instances = q.instances_for(identifier("IMAGE", SOPInstanceUID=STUDY_C + ".1.1"), q.STUDY_ROOT)
     assert [i.sop_instance_uid for i in instances] == [STUDY_C + ".1.1"]
-    query, instances = q.instances_for(ident("PATIENT", PatientID="P1"), q.PATIENT_ROOT)
+    query, instances = q.instances_for(identifier("PATIENT", PatientID="P1"), q.PATIENT_ROOT)
     assert instances.count() == 3
