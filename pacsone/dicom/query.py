@@ -221,22 +221,21 @@ def combined_q(date_field: str, time_field: str, date_value: str, time_value: st
     time_start, time_end = _range_parts(time_value)
     condition = Q()
     if date_start:
-        day = _date(date_start)
-        after = Q(**{f"{date_field}__gt": day})
-        if time_start:
-            after |= Q(**{date_field: day, f"{time_field}__gte": _time(time_start, False)})
-        else:
-            after |= Q(**{date_field: day})
-        condition &= after
+        condition &= _within(date_field, time_field, date_start, time_start, upper=False)
     if date_end:
-        day = _date(date_end)
-        before = Q(**{f"{date_field}__lt": day})
-        if time_end:
-            before |= Q(**{date_field: day, f"{time_field}__lte": _time(time_end, True)})
-        else:
-            before |= Q(**{date_field: day})
-        condition &= before
+        condition &= _within(date_field, time_field, date_end, time_end, upper=True)
     return condition
+
+
+def _within(date_field: str, time_field: str, day_text: str, time_text: str, upper: bool) -> Q:
+    """On the inner side of one end of a combined range: a later (for the upper end: earlier)
+    day, or that very day from (until) the end's time."""
+    day = _date(day_text)
+    other_days = Q(**{f"{date_field}__{'lt' if upper else 'gt'}": day})
+    that_day = Q(**{date_field: day})
+    if time_text:
+        that_day &= Q(**{f"{time_field}__{'lte' if upper else 'gte'}": _time(time_text, upper)})
+    return other_days | that_day
 
 
 def _value_text(element: DataElement) -> str:
