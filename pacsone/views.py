@@ -19,6 +19,7 @@ from audit.journal import Action, record
 from .models import Instance, Patient, RemoteAE, Series, Study
 from .stats import archive_stats
 from .study_search import search_studies
+from .visibility import visible_study_or_404
 
 STUDIES_PER_PAGE = 50
 INSTANCES_PER_PAGE = 120
@@ -50,13 +51,8 @@ def permissions(user) -> dict[str, bool]:
     return {privilege.value: has_privilege(user, privilege) for privilege in Privilege}
 
 
-def visible_study(request, study_uid: str) -> Study:
-    return get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"),
-                             study_instance_uid=study_uid)
-
-
 def visible_series(request, study_uid: str, series_uid: str) -> Series:
-    study = visible_study(request, study_uid)
+    study = visible_study_or_404(request, study_uid)
     series = get_object_or_404(Series, study=study, series_instance_uid=series_uid)
     series.study = study  # already fetched, with its patient
     return series
@@ -151,7 +147,7 @@ def patient_page(request, pk: int):
 
 @login_required
 def study_page(request, study_uid: str):
-    study = visible_study(request, study_uid)
+    study = visible_study_or_404(request, study_uid)
     series = with_first_instance(study.series.select_related("equipment")).order_by("series_number", "pk")
     record(Action.VIEW, request=request, target="study", **subject(study))
     return render(request, "pacsone/study.html", {

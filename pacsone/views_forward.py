@@ -10,13 +10,14 @@ from routing.jobs import start_job
 from routing.models import Job
 
 from .models import RemoteAE
-from .views import subject, visible_study
+from .views import subject
+from .visibility import visible_study_or_404
 
 
 @require_POST
 @privilege_required(Privilege.FORWARD)
 def forward_study(request, study_uid: str):
-    study = visible_study(request, study_uid)
+    study = visible_study_or_404(request, study_uid)
     ae = request.POST.get("ae", "")
     remote = RemoteAE.objects.filter(pk=int(ae)).first() if ae.isdigit() else None
     if remote is None:

@@ -20,7 +20,8 @@ from audit.journal import Action, record
 from . import rendering
 from .models import Instance
 from .rendering import RenderError
-from .views import permissions, subject, visible_series, visible_study
+from .views import permissions, subject, visible_series
+from .visibility import visible_study_or_404
 
 BROWSER_CACHE = "private, max-age=600"
 HEADER_VALUE_CHARS = 200
@@ -33,7 +34,7 @@ OVERLAY_FIELDS = ["PatientName", "PatientID", "PatientBirthDate", "PatientSex", 
 
 
 def visible_instance(request, study_uid: str, sop_uid: str) -> Instance:
-    study = visible_study(request, study_uid)
+    study = visible_study_or_404(request, study_uid)
     instance = get_object_or_404(Instance.objects.select_related("storage_location"),
                                  series__study=study, sop_instance_uid=sop_uid)
     instance.study = study
