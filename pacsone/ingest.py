@@ -136,10 +136,13 @@ def ingest_file(
         as_received = received is not None and temp == path
         if as_received:
             content_sha256, size = received.checksum()
-            received.sync()
         else:
             content_sha256, size = storage.checksum(temp)
         relative_path = storage.relative_path_for(uids["StudyInstanceUID"], content_sha256)
+        # The row's values (the header's DICOM JSON above all) while the disk syncs the file.
+        fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size)
+        if as_received:
+            received.sync()
         storage.place(temp, location, relative_path, synced=as_received)
     except OSError as exc:
         _discard(path, adopt)
@@ -147,7 +150,7 @@ def ingest_file(
         return IngestResult(Outcome.FAILED, f"could not write the file: {exc.strerror or exc}", sop_uid)
 
     try:
-        result = _index(ds, uids, origin, location, relative_path, content_sha256, size)
+        result = _index(ds, uids, origin, fields)
     except Exception as exc:  # the database failed: the file must not outlive its index row
         _remove_unreferenced(location, relative_path)
         log.exception("ingest index failed sop=%s", sop_uid)
@@ -243,7 +246,7 @@ def _remove_unreferenced(location: StorageLocation, relative_path: str) -> None:
 # --- Indexing -----------------------------------------------------------------------------------------
 
 
-def _index(
+def _instance_fields(
     ds: Dataset,
     uids: dict[str, str],
     origin: Origin,
@@ -251,8 +254,8 @@ def _index(
     relative_path: str,
     content_sha256: str,
     size: int,
-) -> IngestResult:
-    fields = {
+) -> dict:
+    return {
         "sop_class_uid": uids["SOPClassUID"],
         "instance_number": _integer(ds, "InstanceNumber"),
         "transfer_syntax_uid": str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")),
@@ -263,6 +266,9 @@ def _index(
         "header": _header_json(ds),
         "source_ae": origin.ae_title[:16],
     }
+
+
+def _index(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> IngestResult:
     try:
         result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
     except IntegrityError:

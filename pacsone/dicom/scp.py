@@ -17,6 +17,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from django.conf import settings
@@ -79,7 +80,13 @@ class TunedAssociationServer(ThreadedAssociationServer):
 
     def __init__(self, *args, listen_fd: int | None = None, **kwargs):
         self.listen_fd = listen_fd
+        self._connections: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         super().__init__(*args, **kwargs)
+
+    def open_connections(self) -> int:
+        """Connections this worker accepted and has not closed yet (an association thread
+        starts only a moment after its accept: counting those threads would miss a burst)."""
+        return sum(1 for connection in list(self._connections) if connection.fileno() != -1)
 
     def server_bind(self) -> None:
         if self.listen_fd is None:
@@ -100,10 +107,11 @@ class TunedAssociationServer(ThreadedAssociationServer):
         if self.listen_fd is not None:
             # All workers wake up for a new connection; one that is already serving holds back a
             # little so that an idle worker takes it (otherwise 4 associations often split 3+1).
-            busy = min(len(self.active_associations), BUSY_ACCEPT_MAX_STEPS)
+            busy = min(self.open_connections(), BUSY_ACCEPT_MAX_STEPS)
             if busy:
                 time.sleep(BUSY_ACCEPT_DELAY_SECONDS * busy)
         client_socket, address = super().get_request()  # OSError if another worker took it
+        self._connections.add(client_socket)
         client_socket.setblocking(True)
         client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client_socket, address
