@@ -53,6 +53,10 @@ MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts in one associatio
 MAX_SUB_OPERATIONS = 65535  # the counts are US
 # send_c_store(path) streams the file's data set from disk (only StoredFile items are paths).
 _config.STORE_SEND_CHUNKED_DATASET = True
+# pynetdicom formats every request and response identifier for its log, whatever the level:
+# a few percent of each C-FIND answer. We journal what was asked and how many answers went out.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
 
 
 class Refused(Exception):
