@@ -24,6 +24,11 @@ def back(request, default="home"):
     return redirect(default)
 
 
+def _posted_flag(request, name: str) -> bool:
+    """A yes/no field of the form; absent means yes (the buttons post the new value)."""
+    return request.POST.get(name, "1").lower() in TRUE_VALUES
+
+
 def _subject(study: Study) -> dict:
     return {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
 
@@ -32,7 +37,7 @@ def _subject(study: Study) -> dict:
 @privilege_required(Privilege.MARK_STUDY)
 def mark_study(request, study_uid):
     study = visible_study_or_404(request, study_uid)
-    study.read = request.POST.get("read", "1").lower() in TRUE_VALUES
+    study.read = _posted_flag(request, "read")
     study.save(update_fields=["read", "updated_at"])
     record(Action.MARK, request=request, detail=f"read={study.read}", **_subject(study))
     messages.success(request, f"Marked {'read' if study.read else 'unread'}.")
@@ -43,7 +48,7 @@ def mark_study(request, study_uid):
 @privilege_required(Privilege.MODIFY)
 def study_visibility(request, study_uid):
     study = visible_study_or_404(request, study_uid)
-    public = request.POST.get("public", "1").lower() in TRUE_VALUES
+    public = _posted_flag(request, "public")
     set_study_public(study, public)
     record(Action.MODIFY, request=request, detail=f"public={public}", **_subject(study))
     messages.success(request, f"The study is now {'public' if public else 'private'}.")
@@ -54,7 +59,7 @@ def study_visibility(request, study_uid):
 @privilege_required(Privilege.MODIFY)
 def patient_visibility(request, patient_pk):
     patient = get_object_or_404(Patient.objects.visible_to(request.user), pk=patient_pk)
-    public = request.POST.get("public", "1").lower() in TRUE_VALUES
+    public = _posted_flag(request, "public")
     set_patient_public(patient, public)
     record(Action.MODIFY, request=request, patient_id=patient.patient_id, target=f"patient {patient.pk}",
            detail=f"public={public} (all its studies too)")
