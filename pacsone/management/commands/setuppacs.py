@@ -7,6 +7,7 @@ from accounts import sessions
 from accounts.root import ensure_root
 from audit.report import ensure_schedule as ensure_journal_report_schedule
 from pacsone import autoscan, storage
+from pacsone.dicom.remote import ensure_sync_schedule
 
 
 def create_database_if_missing() -> None:
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         ensure_journal_report_schedule()
         autoscan.ensure_schedule()
         sessions.ensure_schedule()
+        ensure_sync_schedule()  # remote study synchronization, hourly
         password = ensure_root()
         if password:
             line = "=" * 64
