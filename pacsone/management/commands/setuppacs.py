@@ -41,7 +41,7 @@ class Command(BaseCommand):
             line = "=" * 64
             self.stdout.write(
                 f"{line}\n  Created the administrator 'root' with the password:\n\n      {password}\n\n"
-                f"  It is shown only this once. Change it after logging in, or set\n"
-                f"  PACS_ROOT_PASSWORD before the first start.\n{line}"
+                f"  It is shown only this once: log in at /accounts/login/ with it and choose\n"
+                f"  your own (or set PACS_ROOT_PASSWORD before the first start).\n{line}"
             )
         self.stdout.write(f"Database ready; storing images in {location.path}")
