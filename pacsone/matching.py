@@ -40,8 +40,28 @@ def parse_date(value: str) -> datetime.date | None:
     return None
 
 
+def range_parts(value: str) -> tuple[str, str] | None:
+    """A DICOM range: 'A-B' -> ('A', 'B'), '-B' -> ('', 'B'), 'A-' -> ('A', ''); None for a
+    single value; ValueError for more than one dash."""
+    if "-" not in value:
+        return None
+    start, _, end = value.partition("-")
+    if "-" in end:
+        raise ValueError(f"bad range {value!r}")
+    return start.strip(), end.strip()
+
+
+def dicom_date(text: str) -> datetime.date:
+    """YYYYMMDD only (a range's end); ValueError otherwise."""
+    day = parse_date(text)
+    if day is None or "-" in text:
+        raise ValueError(f"{text!r} is not a date (YYYYMMDD)")
+    return day
+
+
 def date_range_q(field: str, value: str) -> Q:
-    """A DICOM date or range: `D`, `A-B`, `-B`, `A-`. Raises ValueError on a malformed value."""
+    """A date (DICOM, or ISO as web forms send it) or a DICOM range `A-B`, `-B`, `A-`.
+    Raises ValueError on a malformed value."""
     value = value.strip()
     if not value:
         return Q()
@@ -49,20 +69,18 @@ def date_range_q(field: str, value: str) -> Q:
     single = parse_date(value)
     if single is not None:
         return Q(**{field: single})
-    start_text, sep, end_text = value.partition("-") if "-" in value and len(value.split("-")) == 2 else ("", "", "")
-    if not sep:
+    try:
+        parts = range_parts(value)
+    except ValueError:
+        parts = None
+    if parts is None:
         raise ValueError(f"{value!r} is not a date or a date range (YYYYMMDD-YYYYMMDD)")
-    condition = Q()
-    if start_text:
-        start = parse_date(start_text)
-        if start is None:
-            raise ValueError(f"{start_text!r} is not a date (YYYYMMDD)")
-        condition &= Q(**{f"{field}__gte": start})
-    if end_text:
-        end = parse_date(end_text)
-        if end is None:
-            raise ValueError(f"{end_text!r} is not a date (YYYYMMDD)")
-        condition &= Q(**{f"{field}__lte": end})
-    if not start_text and not end_text:
+    start, end = parts
+    if not start and not end:
         raise ValueError("a date range needs at least one end")
+    condition = Q()
+    if start:
+        condition &= Q(**{f"{field}__gte": dicom_date(start)})
+    if end:
+        condition &= Q(**{f"{field}__lte": dicom_date(end)})
     return condition

@@ -161,20 +161,17 @@ def _same_case(field_name: str, literal: str, folded: bool) -> Q:
 
 
 def _range_parts(value: str) -> tuple[str, str] | None:
-    """'A-B' -> ('A', 'B'), '-B' -> ('', 'B'), 'A-' -> ('A', ''); None for a single value."""
-    if "-" not in value:
-        return None
-    start, _, end = value.partition("-")
-    if "-" in end:
-        raise QueryError(UNABLE_TO_PROCESS, f"bad range {value!r}")
-    return start.strip(), end.strip()
+    try:
+        return matching.range_parts(value)
+    except ValueError as error:
+        raise QueryError(UNABLE_TO_PROCESS, str(error)) from None
 
 
 def _date(text: str) -> datetime.date:
-    day = matching.parse_date(text)
-    if day is None or "-" in text:
-        raise QueryError(UNABLE_TO_PROCESS, f"{text!r} is not a date (YYYYMMDD)")
-    return day
+    try:
+        return matching.dicom_date(text)
+    except ValueError as error:
+        raise QueryError(UNABLE_TO_PROCESS, str(error)) from None
 
 
 def _time(text: str, upper: bool) -> str:
