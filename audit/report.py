@@ -3,7 +3,6 @@ an e-mail server is configured. Run by a django-q2 schedule (see `ensure_schedul
 
 import csv
 import datetime
-import io
 import logging
 from collections import Counter
 
@@ -26,13 +25,24 @@ def previous_month(today: datetime.date) -> tuple[datetime.date, datetime.date]:
     return last_month, this_month
 
 
-def entries_csv(entries) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+class _Line:
+    """A file for csv.writer whose write() hands the formatted line back."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def csv_lines(entries):
+    """The journal entries as CSV lines, oldest first, header first: streamed by the page's
+    export and joined for the monthly mail."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(CSV_COLUMNS)
     for entry in entries.order_by("id").iterator(chunk_size=2000):
-        writer.writerow([getattr(entry, column) for column in CSV_COLUMNS])
-    return buffer.getvalue()
+        yield writer.writerow([getattr(entry, column) for column in CSV_COLUMNS])
+
+
+def entries_csv(entries) -> str:
+    return "".join(csv_lines(entries))
 
 
 def send_monthly_report(today: datetime.date | None = None) -> str:
