@@ -30,7 +30,7 @@ STUDY_ATTRIBUTES = {
 }
 
 
-def dicom_value(field: str, value):
+def dicom_value(value) -> str:
     if isinstance(value, datetime.date):
         return value.strftime("%Y%m%d")
     return "" if value is None else str(value)
@@ -63,8 +63,8 @@ def edit_job(progress, study_pk: int, patient_changes: dict, study_changes: dict
         for field in ("birth_date", "study_date"):
             if changes.get(field):
                 changes[field] = datetime.date.fromisoformat(str(changes[field]))
-    keywords_for_patient = {PATIENT_ATTRIBUTES[f]: dicom_value(f, v) for f, v in patient_changes.items()}
-    keywords_for_study = {STUDY_ATTRIBUTES[f]: dicom_value(f, v) for f, v in study_changes.items()}
+    keywords_for_patient = {PATIENT_ATTRIBUTES[f]: dicom_value(v) for f, v in patient_changes.items()}
+    keywords_for_study = {STUDY_ATTRIBUTES[f]: dicom_value(v) for f, v in study_changes.items()}
     studies = list(patient.studies.all()) if patient_changes else [study]
     instances = list(Instance.objects.filter(series__study__in=studies).select_related("storage_location", "series"))
     progress.start(len(instances))

@@ -10,6 +10,7 @@ from routing.jobs import start_job
 from routing.models import Job
 
 from .models import Study
+from .study_actions import back
 
 MAX_STUDIES_PER_EXPORT = 500
 
@@ -21,10 +22,10 @@ def export_studies(request):
     studies = list(Study.objects.visible_to(request.user).filter(study_instance_uid__in=uids).select_related("patient"))
     if not studies or len(studies) != len(set(uids)):
         messages.error(request, "Choose one or more studies you may see to export.")
-        return redirect(request.POST.get("next") or "home")
+        return back(request)
     if len(studies) > MAX_STUDIES_PER_EXPORT:
         messages.error(request, f"Export at most {MAX_STUDIES_PER_EXPORT} studies at a time.")
-        return redirect(request.POST.get("next") or "home")
+        return back(request)
     zipped = request.POST.get("zipped", "on") == "on"
     with_viewer = request.POST.get("viewer", "on") == "on"
     first = studies[0].patient.patient_name.replace("^", " ") or studies[0].patient.patient_id

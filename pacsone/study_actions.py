@@ -12,9 +12,9 @@ from audit.journal import Action, record
 
 from .deletion import delete_study
 from .models import Patient, Study
+from .study_search import TRUE_WORDS
 from .visibility import set_patient_public, set_study_public, visible_study_or_404
 
-TRUE_VALUES = {"1", "true", "on", "yes"}
 
 
 def back(request, default="home"):
@@ -26,7 +26,7 @@ def back(request, default="home"):
 
 def _posted_flag(request, name: str) -> bool:
     """A yes/no field of the form; absent means yes (the buttons post the new value)."""
-    return request.POST.get(name, "1").lower() in TRUE_VALUES
+    return request.POST.get(name, "1").lower() in TRUE_WORDS
 
 
 def _subject(study: Study) -> dict:

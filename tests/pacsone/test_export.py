@@ -110,3 +110,9 @@ def test_jobs_are_seen_by_their_owner_and_system_administrators_only(client, arc
         assert client.get(f"/jobs/{job.pk}/result").status_code == expected
         listing = client.get("/jobs/")
         assert (b"test export" in listing.content) == (expected == 200)
+
+
+def test_a_refused_export_does_not_redirect_off_site(client, archive):
+    client.force_login(make_user("blind", ["export"]))
+    response = client.post("/export/", {"study": "9.9.9", "next": "https://evil.example/"})
+    assert response.status_code == 302 and response["Location"] == "/"
