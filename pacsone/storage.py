@@ -125,6 +125,14 @@ class IncomingFile:
             os.close(self._fd)
             self._fd = -1
 
+    def discard(self) -> None:
+        """Close and delete: the data set never arrived whole, or nobody will store it."""
+        self.close()
+        try:
+            os.unlink(self.name)
+        except FileNotFoundError:
+            pass
+
 
 def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -1,20 +1,25 @@
-"""The DICOM SCP: Verification and Storage, one process per worker, several workers per port.
+"""The DICOM SCP: Verification, Storage and Query/Retrieve, one process per worker, several
+workers per port.
 
-Tuned for throughput (see the closing note of issue 3 and `make bench`):
-- datasets are received straight into a file in the storage's temp folder
-  (pynetdicom's STORE_RECV_CHUNKED_DATASET) and the ingest path renames that file into place,
-  so pixel data is never decoded nor copied in memory;
+Tuned for throughput (see docs/benchmarks.md and `make bench`):
+- each association is served by one thread that reads and writes its socket itself
+  (acceptor.py), not by pynetdicom's two threads and their queues;
+- datasets are received straight into a file in the storage's temp folder and the ingest path
+  renames that file into place, so pixel data is never decoded nor copied in memory; the
+  file's fdatasync starts as soon as it is complete, while the header is parsed;
 - a large maximum PDU, so an image arrives in a few reads;
 - TCP_NODELAY on every association's socket;
 - several worker processes accepting from one listening socket (opened by the supervisor),
   so associations spread over the CPUs.
 """
 
+import concurrent.futures
 import copy
 import logging
 import os
 import signal
 import socket
+import socketserver
 import threading
 import time
 import weakref
@@ -22,33 +27,27 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connections
-from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, _config, dimse_messages, evt
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
-from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from .. import storage
 from ..ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
-from . import qr, registry, status
-from .dimse_fast import install_file_meta_writer
-from .transport import EventDrivenAssociation
+from . import commands, qr, registry, status
+from .acceptor import AcceptedAssociation, AcceptedContext, AcceptorSettings, Message
+from .file_meta import PREAMBLE, file_meta_bytes
 
 log = logging.getLogger(__name__)
-
-# Receive C-STORE data sets into a temp file instead of decoding them in memory.
-_config.STORE_RECV_CHUNKED_DATASET = True
-# pynetdicom's standard handlers format a log line for every PDU and DIMSE message, whatever
-# the log level; we log each association and instance ourselves.
-_config.LOG_HANDLER_LEVEL = "none"
-# The File Meta Information written in front of each received data set: struct, not pydicom.
-install_file_meta_writer()
 
 STALE_TEMP_SECONDS = 24 * 3600
 SHUTDOWN_GRACE_SECONDS = 10
 BUSY_ACCEPT_DELAY_SECONDS = 0.005  # per association a worker serves, up to BUSY_ACCEPT_MAX_STEPS
 BUSY_ACCEPT_MAX_STEPS = 4
+MAX_ASSOCIATIONS = 64  # per worker process
+# fdatasync of received files, started as soon as a data set is complete so that the disk works
+# while the association's thread parses the header (os.fdatasync releases the GIL).
+SYNC_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
 
 STATUS_FOR_OUTCOME = {
     Outcome.STORED: status.SUCCESS,
@@ -60,28 +59,28 @@ STATUS_FOR_OUTCOME = {
 }
 
 
-class ArchiveAE(AE):
-    """An AE whose calling-AE policy is read from the registry at each association."""
-
-    @property
-    def require_calling_aet(self) -> list[str]:
-        if settings.PACS_ACCEPT_CALLING_AE != "registered":
-            return []
-        # A non-empty list that no real AE title matches rejects everyone while none is registered.
-        return registry.registered_ae_titles() or [""]
+def accepts_calling_ae(ae_title: str) -> bool:
+    """The calling-AE policy, read from the registry at each association."""
+    return settings.PACS_ACCEPT_CALLING_AE != "registered" or ae_title.strip() in registry.registered_ae_titles()
 
 
-class TunedAssociationServer(ThreadedAssociationServer):
-    """An SCP worker's server. Under `runpacs` every worker of a port accepts from one listening
-    socket that the supervisor opened and passed down (`listen_fd`): an idle worker picks up the
-    next association first, so work spreads evenly. Started alone, it binds the port itself
-    with SO_REUSEPORT. Nagle is turned off on every association. A worker that is busy lets
-    idle workers accept first."""
+class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """An SCP worker's server: a thread per association. Under `runpacs` every worker of a port
+    accepts from one listening socket that the supervisor opened and passed down (`listen_fd`):
+    an idle worker picks up the next association first, so work spreads evenly. Started alone, it
+    binds the port itself with SO_REUSEPORT. Nagle is turned off on every association. A worker
+    that is busy lets idle workers accept first."""
 
-    def __init__(self, *args, listen_fd: int | None = None, **kwargs):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address, acceptor_settings: AcceptorSettings, listen_fd: int | None = None):
         self.listen_fd = listen_fd
+        self.acceptor_settings = acceptor_settings
+        self.active_associations: set[AcceptedAssociation] = set()
         self._connections: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        super().__init__(*args, **kwargs)
+        super().__init__(address, AssociationHandler)
 
     def open_connections(self) -> int:
         """Connections this worker accepted and has not closed yet (an association thread
@@ -116,35 +115,30 @@ class TunedAssociationServer(ThreadedAssociationServer):
         client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client_socket, address
 
+    def handle_error(self, request, client_address) -> None:
+        log.exception("association from %s failed", client_address)
 
-class BufferedAssociationSocket(AssociationSocket):
-    """Reads a PDU with as few recv() calls as the network allows, into one buffer
-    (pynetdicom reads 4 kB at a time: 32 calls and copies for a 128 kB PDU)."""
-
-    def recv(self, nr_bytes: int) -> bytearray:
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
-        nr_read = 0
-        while nr_read < nr_bytes:
-            received = self.socket.recv_into(view[nr_read:])
-            if received == 0:  # connection closed: return what arrived, as pynetdicom does
-                return buffer[:nr_read]
-            nr_read += received
-        return buffer
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.server_close()
 
 
-class TunedRequestHandler(RequestHandler):
-    def _create_association(self):
-        assoc = super()._create_association()
-        assoc.dul.socket.__class__ = BufferedAssociationSocket  # same state, faster recv()
-        # pynetdicom's threads poll with 1 ms naps; ours block until there is work (transport.py).
-        return EventDrivenAssociation.install(assoc)
+class AssociationHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        server: DicomServer = self.server
+        assoc = AcceptedAssociation(self.request, self.client_address, server.acceptor_settings,
+                                    too_many=lambda: len(server.active_associations) > MAX_ASSOCIATIONS)
+        server.active_associations.add(assoc)
+        try:
+            assoc.serve()
+        finally:
+            server.active_associations.discard(assoc)
 
 
 class CheaplyCopiedContext(PresentationContext):
-    """pynetdicom deep-copies the SCP's presentation contexts for every association: for our
-    ~170 contexts of 45 transfer syntaxes that took tens of milliseconds per association.
-    UIDs are immutable strings, so copying the list of syntaxes is a complete copy."""
+    """pynetdicom's negotiation copies our contexts for every association: for our ~170 contexts
+    of 45 transfer syntaxes a deep copy took tens of milliseconds. UIDs are immutable strings,
+    so copying the list of syntaxes is a complete copy."""
 
     def __deepcopy__(self, memo):
         clone = copy.copy(self)
@@ -154,8 +148,8 @@ class CheaplyCopiedContext(PresentationContext):
 
 def preferred_transfer_syntaxes() -> list[str]:
     """Every transfer syntax pynetdicom knows, so that compressed data is accepted and stored
-    as it was sent. Where a peer offers several in one context, pynetdicom picks the first of
-    ours: Explicit VR Little Endian first (private elements keep their VR), Implicit last."""
+    as it was sent. Where a peer offers several in one context, the first of ours is picked:
+    Explicit VR Little Endian first (private elements keep their VR), Implicit last."""
     others = [ts for ts in ALL_TRANSFER_SYNTAXES if ts not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)]
     return [ExplicitVRLittleEndian, *others, ImplicitVRLittleEndian]
 
@@ -174,99 +168,119 @@ def supported_contexts() -> list[PresentationContext]:
     return contexts + qr.query_retrieve_contexts()
 
 
-def build_ae(ae_title: str) -> ArchiveAE:
-    ae = ArchiveAE(ae_title=ae_title)
-    ae.maximum_pdu_size = settings.PACS_MAX_PDU
-    ae.network_timeout = 60
-    ae.acse_timeout = 30
-    ae.dimse_timeout = 60
-    ae.maximum_associations = 64
-    return ae
+# --- Services -----------------------------------------------------------------------------------
 
 
-# --- Handlers -----------------------------------------------------------------------------------
-
-
-def _batch(assoc) -> PostIngestBatch:
-    batch = getattr(assoc, "pacs_batch", None)
+def _batch(assoc: AcceptedAssociation) -> PostIngestBatch:
+    batch = assoc.extra.get("batch")
     if batch is None:
-        batch = assoc.pacs_batch = PostIngestBatch()
+        batch = assoc.extra["batch"] = PostIngestBatch()
     return batch
 
 
-def failure_status(code: int, reason: str) -> Dataset:
-    rsp = Dataset()
-    rsp.Status = code
-    rsp.ErrorComment = reason[:64]
-    return rsp
-
-
-def status_for(result: IngestResult) -> int | Dataset:
+def status_for(result: IngestResult) -> tuple[int, str | None]:
     code = STATUS_FOR_OUTCOME[result.outcome]
-    if code == status.SUCCESS:
-        return code
-    return failure_status(code, result.reason)
+    return code, (None if code == status.SUCCESS else result.reason[:64])
 
 
-def handle_store(event) -> int | Dataset:
+def open_store_file(temp_folder: Path):
+    """Where a C-STORE's data set is written as it arrives: a temp file in the storage's temp
+    folder (so that storing it is a rename), preamble and File Meta Information first."""
+
+    def open_file(context: AcceptedContext, command: dict) -> storage.IncomingFile:
+        received = storage.IncomingFile(temp_folder, ".dcm")
+        meta = file_meta_bytes(command.get(commands.AFFECTED_SOP_CLASS_UID, ""),
+                               command.get(commands.AFFECTED_SOP_INSTANCE_UID, ""), context.transfer_syntax)
+        received.write(PREAMBLE + meta)
+        return received
+
+    return open_file
+
+
+def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
     """C-STORE: hand the received file to the one ingest path; answer only after it returns."""
-    assoc = event.assoc
     calling_ae = assoc.requestor.ae_title
-    if settings.PACS_ACCEPT_CALLING_AE == "registered" and not registry.may_store(calling_ae):
-        event.dataset_path.unlink(missing_ok=True)
-        return failure_status(status.NOT_AUTHORIZED, f"{calling_ae} may not store here")
-    origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
-    received = event.request._dataset_file
-    if not isinstance(received, storage.IncomingFile):
-        received = None
-    result = ingest_file(event.dataset_path, origin, adopt=True, batch=_batch(assoc), received=received)
-    return status_for(result)
+    received: storage.IncomingFile = message.file
+    sop_instance = message.command.get(commands.AFFECTED_SOP_INSTANCE_UID)
+    if received is None:  # a C-STORE-RQ without a data set
+        code, reason = status.CANNOT_UNDERSTAND, "the C-STORE request has no data set"
+    elif settings.PACS_ACCEPT_CALLING_AE == "registered" and not registry.may_store(calling_ae):
+        received.discard()
+        code, reason = status.NOT_AUTHORIZED, f"{calling_ae} may not store here"
+    else:
+        SYNC_POOL.submit(_sync_quietly, received)
+        origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
+        try:
+            result = ingest_file(Path(received.name), origin, adopt=True, batch=_batch(assoc), received=received)
+        finally:
+            received.close()
+        code, reason = status_for(result)
+    assoc.send_response(message, commands.C_STORE_RSP, code, affected_sop_instance_uid=sop_instance,
+                        error_comment=reason)
 
 
-def handle_established(event) -> None:
+def _sync_quietly(received: storage.IncomingFile) -> None:
+    try:
+        received.sync()
+    except OSError:
+        pass  # the ingest's own sync() raises it again and fails the C-STORE
+
+
+def handle_echo(assoc: AcceptedAssociation, message: Message) -> None:
+    assoc.send_response(message, commands.C_ECHO_RSP, status.SUCCESS)
+
+
+def handle_established(assoc: AcceptedAssociation) -> None:
     close_old_connections()
-    requestor = event.assoc.requestor
+    requestor = assoc.requestor
     log.info("association established calling_ae=%s address=%s", requestor.ae_title, requestor.address)
 
 
-def handle_finished(event) -> None:
-    """Released, aborted or dropped: queue the follow-up work (once: the batch empties) and
-    release this thread's database connection."""
-    assoc = event.assoc
-    batch = getattr(assoc, "pacs_batch", None)
+def handle_finished(assoc: AcceptedAssociation) -> None:
+    """Released, aborted or dropped: queue the follow-up work and release this thread's
+    database connection."""
+    batch = assoc.extra.get("batch")
     if batch is not None and batch.study_pks:
         batch.flush()
     connections.close_all()
 
 
-def handle_rejected(event) -> None:
-    log.warning("association rejected calling_ae=%s address=%s", event.assoc.requestor.ae_title,
-                event.assoc.requestor.address)
+def handle_rejected(assoc: AcceptedAssociation) -> None:
+    log.warning("association rejected calling_ae=%s address=%s", assoc.requestor.ae_title, assoc.requestor.address)
     connections.close_all()  # the calling-AE check may have opened one
 
 
-HANDLERS = [
-    (evt.EVT_C_STORE, handle_store),
-    *qr.HANDLERS,
-    (evt.EVT_ESTABLISHED, handle_established),
-    (evt.EVT_RELEASED, handle_finished),
-    (evt.EVT_ABORTED, handle_finished),
-    (evt.EVT_CONN_CLOSE, handle_finished),  # also a peer that just drops the connection
-    (evt.EVT_REJECTED, handle_rejected),
-]
+SERVICES = {
+    commands.C_ECHO_RQ: handle_echo,
+    commands.C_STORE_RQ: handle_store,
+    **qr.SERVICES,
+}
+
+
+def acceptor_settings(ae_title: str, temp_folder: Path) -> AcceptorSettings:
+    return AcceptorSettings(
+        ae_title=ae_title,
+        contexts=supported_contexts(),
+        services=SERVICES,
+        max_pdu=settings.PACS_MAX_PDU,
+        acse_timeout=30,
+        network_timeout=60,
+        accepts_calling_ae=accepts_calling_ae,
+        open_store_file=open_store_file(temp_folder),
+        on_established=handle_established,
+        on_finished=handle_finished,
+        on_rejected=handle_rejected,
+    )
 
 
 # --- Running ----------------------------------------------------------------------------------------
 
 
 def prepare_temp_folder() -> Path:
-    """Point pynetdicom's received-dataset files at the storage's temp folder (so that storing
-    them is a rename on one filesystem) and clear files left there by a crash."""
+    """The storage's temp folder, where received data sets are written (so that storing them
+    is a rename on one filesystem), cleared of files left there by a crash."""
     folder = storage.temp_dir(storage.default_location())
     folder.mkdir(parents=True, exist_ok=True)
-    # pynetdicom has no option for this folder; it calls the NamedTemporaryFile it imported.
-    # Ours hashes what it writes, so that the ingest need not read the file again.
-    dimse_messages.NamedTemporaryFile = lambda suffix=".dcm", **_: storage.IncomingFile(folder, suffix)
     cutoff = time.time() - STALE_TEMP_SECONDS
     for leftover in folder.iterdir():
         try:
@@ -277,36 +291,24 @@ def prepare_temp_folder() -> Path:
     return folder
 
 
-def start_server(
-    ae_title: str, port: int, host: str = "0.0.0.0", listen_fd: int | None = None
-) -> TunedAssociationServer:
+def start_server(ae_title: str, port: int, host: str = "0.0.0.0", listen_fd: int | None = None) -> DicomServer:
     """Start a non-blocking SCP (used by `runscp` and by the tests)."""
-    prepare_temp_folder()
+    folder = prepare_temp_folder()
     connections.close_all()  # each association thread opens its own connection
-    ae = build_ae(ae_title)
-    server = ae.make_server(
-        (host, port),
-        ae_title=ae_title,
-        contexts=supported_contexts(),
-        evt_handlers=HANDLERS,
-        server_class=TunedAssociationServer,
-        request_handler=TunedRequestHandler,
-        listen_fd=listen_fd,
-    )
-    ae._servers.append(server)  # as AE.start_server() does; server.shutdown() expects it
+    server = DicomServer((host, port), acceptor_settings(ae_title, folder), listen_fd=listen_fd)
     thread = threading.Thread(target=server.serve_forever, name=f"scp-{ae_title}-{port}", daemon=True)
     thread.start()
     log.info("dicom scp listening ae=%s port=%d max_pdu=%d", ae_title, port, settings.PACS_MAX_PDU)
     return server
 
 
-def stop_server(server: TunedAssociationServer, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+def stop_server(server: DicomServer, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
     """Stop accepting, let running associations finish for a while, then abort the rest."""
     server.shutdown()
     deadline = time.monotonic() + grace_seconds
     while server.active_associations and time.monotonic() < deadline:
         time.sleep(0.1)
-    for assoc in server.active_associations:
+    for assoc in list(server.active_associations):
         assoc.abort()
 
 

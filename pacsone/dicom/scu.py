@@ -7,6 +7,7 @@ one ingest path (pacsone.ingest.ingest_file): nothing retrieved bypasses it.
 """
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from pynetdicom.sop_class import (
 )
 
 from ..models import RemoteAE
-from . import query, status
-from .qr import no_delay, prepared, storage_contexts
+from . import query, sending, status
+from .qr import storage_contexts
+from .requestor import AssociationRefused, StoreAssociation
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,12 @@ def _ae(*contexts) -> AE:
     for context in contexts:
         ae.add_requested_context(context)
     return ae
+
+
+def no_delay(event) -> None:
+    """EVT_CONN_OPEN: Nagle's algorithm would hold each small PDU back until the peer's delayed
+    ACK (~40 ms per message)."""
+    event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _associate(ae: AE, remote: RemoteAE):
@@ -151,34 +159,36 @@ def retrieve_study(remote: RemoteAE, study_uid: str) -> MoveResult:
 
 def store(remote: RemoteAE, paths: list[Path]) -> StoreResult:
     """C-STORE files (as stored; decompressed when the remote takes uncompressed only)."""
-    headers = []
+    instances = []
+    result = StoreResult()
     for path in paths:
         try:
             ds = dcmread(path, stop_before_pixels=True)
-            headers.append({"path": path, "sop_class_uid": ds.SOPClassUID,
-                            "transfer_syntax_uid": ds.file_meta.TransferSyntaxUID})
+            instances.append(sending.Instance(path, ds.SOPClassUID, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID))
         except Exception as error:
-            headers.append({"path": path, "error": f"{path.name}: unreadable ({error})"})
-    result = StoreResult()
-    readable = [h for h in headers if "error" not in h]
-    result.failed += [h["error"] for h in headers if "error" in h]
-    if not readable:
+            result.failed.append(f"{path.name}: unreadable ({error})")
+    if not instances:
         return result
-    ae = _ae()
-    ae.requested_contexts = storage_contexts(readable)
-    assoc = _associate(ae, remote)
+    rows = [{"sop_class_uid": i.sop_class, "transfer_syntax_uid": i.transfer_syntax} for i in instances]
+    association = StoreAssociation(remote.host, remote.port, settings.PACS_AE_TITLE, remote.ae_title,
+                                   storage_contexts(rows), settings.PACS_MAX_PDU, TIMEOUT_SECONDS)
     try:
-        for header in readable:
-            ds = prepared(header["path"], header["sop_class_uid"], header["transfer_syntax_uid"], assoc)
+        association.open()
+    except AssociationRefused as refused:
+        raise ScuError(str(refused)) from None
+    try:
+        for message_id, instance in enumerate(instances, 1):
             try:
-                code = _status_of(assoc.send_c_store(ds), "C-STORE", remote)
-            except (ValueError, AttributeError) as error:
-                result.failed.append(f"{header['path'].name}: {error}")
+                code = sending.send_instance(association, instance, message_id, as_scu=True)
+            except sending.Unsendable as error:
+                result.failed.append(f"{instance.path.name}: {error}")
                 continue
-            if code in (status.SUCCESS, 0xB000, 0xB006, 0xB007):
+            if code in (status.SUCCESS, *sending.WARNING_STATUSES):
                 result.sent += 1
             else:
-                result.failed.append(f"{header['path'].name}: status 0x{code:04X}")
+                result.failed.append(f"{instance.path.name}: status 0x{code:04X}")
+    except AssociationRefused as lost:
+        raise ScuError(str(lost)) from None
     finally:
-        assoc.release()
+        association.release()
     return result

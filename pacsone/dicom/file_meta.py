@@ -1,0 +1,52 @@
+"""The File Meta Information written in front of each received data set (Explicit VR Little
+Endian, group 0002), built with struct: pydicom's FileMetaDataset and writer cost ~2 ms per
+instance. Byte-identical to pydicom's `write_file_meta_info(create_file_meta(...))` (see
+tests/pacsone/test_file_meta.py); unusual UIDs take pydicom's own path."""
+
+import struct
+from io import BytesIO
+
+from pydicom.filewriter import write_file_meta_info
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+from pynetdicom.dsutils import create_file_meta
+
+_US = struct.Struct("<H")
+_UL = struct.Struct("<L")
+PREAMBLE = b"\0" * 128 + b"DICM"
+
+
+def _explicit(group_element: int, vr: bytes, value: bytes) -> bytes:
+    if len(value) > 0xFFFF:
+        raise ValueError("value too long for a short explicit VR element")
+    return _UL.pack(((group_element & 0xFFFF) << 16) | (group_element >> 16)) + vr + _US.pack(len(value)) + value
+
+
+def _padded(text: str, pad: bytes) -> bytes:
+    value = text.encode("ascii")
+    return value + pad if len(value) % 2 else value
+
+
+def _struct_built(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    body = (
+        b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01"  # (0002,0001) version 00 01
+        + _explicit(0x00020002, b"UI", _padded(sop_class_uid, b"\0"))
+        + _explicit(0x00020003, b"UI", _padded(sop_instance_uid, b"\0"))
+        + _explicit(0x00020010, b"UI", _padded(transfer_syntax, b"\0"))
+        + _explicit(0x00020012, b"UI", _padded(PYNETDICOM_IMPLEMENTATION_UID, b"\0"))
+        + _explicit(0x00020013, b"SH", _padded(PYNETDICOM_IMPLEMENTATION_VERSION, b" "))
+    )
+    return b"\x02\x00\x00\x00UL\x04\x00" + _UL.pack(len(body)) + body
+
+
+def file_meta_bytes(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    """Group 0002 for a received instance, as pydicom would write it."""
+    try:
+        if sop_class_uid and sop_instance_uid:
+            return _struct_built(sop_class_uid, sop_instance_uid, transfer_syntax)
+    except (ValueError, UnicodeEncodeError):
+        pass
+    buffer = BytesIO()
+    meta = create_file_meta(sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
+                            transfer_syntax=transfer_syntax)
+    write_file_meta_info(buffer, meta, enforce_standard=False)
+    return buffer.getvalue()

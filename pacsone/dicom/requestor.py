@@ -1,0 +1,154 @@
+"""An association we request to a C-MOVE destination, to send it C-STORE sub-operations.
+
+Like the acceptor it runs on the calling thread (the one serving the C-MOVE): pynetdicom encodes
+the A-ASSOCIATE-RQ and decodes the answer, and the C-STOREs go straight over the socket.
+"""
+
+import socket
+
+from pydicom.uid import UID
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+from pynetdicom.pdu import A_ASSOCIATE_AC as AssociateAcceptPDU
+from pynetdicom.pdu import A_ASSOCIATE_RQ as AssociateRequestPDU
+from pynetdicom.pdu_primitives import (
+    A_ASSOCIATE,
+    ImplementationClassUIDNotification,
+    ImplementationVersionNameNotification,
+    MaximumLengthNotification,
+)
+from pynetdicom.presentation import PresentationContext
+
+from . import commands, wire
+from .acceptor import APPLICATION_CONTEXT, AcceptedContext, Message, Assembly
+
+
+class AssociationRefused(Exception):
+    """The destination could not be reached, rejected us, or answered nonsense."""
+
+
+class StoreAssociation:
+    def __init__(self, host: str, port: int, calling_ae: str, called_ae: str, contexts: list[PresentationContext],
+                 max_pdu: int, timeout: float = 30):
+        self.host, self.port = host, port
+        self.calling_ae, self.called_ae = calling_ae, called_ae
+        self.proposed = contexts
+        self.max_pdu = max_pdu
+        self.timeout = timeout
+        self.contexts: dict[int, AcceptedContext] = {}
+        self.connection: wire.Connection | None = None
+
+    def open(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as error:
+            raise AssociationRefused(f"{self.called_ae} at {self.host}:{self.port} cannot be reached: {error}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connection = wire.Connection(sock, self.max_pdu)
+        try:
+            self.connection.sock.sendall(self._request_pdu())
+            pdu_type, body = self.connection.read_pdu()
+            if pdu_type == wire.A_ASSOCIATE_RJ:
+                raise AssociationRefused(f"{self.called_ae} rejected the association (AE titles or contexts not "
+                                         f"accepted; result/source/reason {bytes(body[1:4]).hex()})")
+            if pdu_type != wire.A_ASSOCIATE_AC:
+                raise AssociationRefused(f"{self.called_ae} answered PDU type 0x{pdu_type:02x}")
+            self._take_accept(body)
+        except AssociationRefused:
+            self.connection.close()
+            raise
+        except (OSError, wire.ConnectionClosed, wire.ProtocolError) as error:
+            self.connection.close()
+            raise AssociationRefused(f"association with {self.called_ae} failed: {error}") from None
+        if not self.contexts:
+            self.release()
+            raise AssociationRefused(f"{self.called_ae} accepted none of the proposed presentation contexts")
+
+    def _request_pdu(self) -> bytes:
+        primitive = A_ASSOCIATE()
+        primitive.application_context_name = UID(APPLICATION_CONTEXT)
+        primitive.calling_ae_title = self.calling_ae
+        primitive.called_ae_title = self.called_ae
+        for number, context in enumerate(self.proposed):
+            context.context_id = 2 * number + 1
+        primitive.presentation_context_definition_list = self.proposed
+        max_length = MaximumLengthNotification()
+        max_length.maximum_length_received = self.max_pdu
+        class_uid = ImplementationClassUIDNotification()
+        class_uid.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
+        version = ImplementationVersionNameNotification()
+        version.implementation_version_name = PYNETDICOM_IMPLEMENTATION_VERSION
+        primitive.user_information = [max_length, class_uid, version]
+        return _encoded(AssociateRequestPDU(), primitive)
+
+    def _take_accept(self, body: memoryview) -> None:
+        pdu = AssociateAcceptPDU()
+        pdu.decode(bytes([wire.A_ASSOCIATE_AC, 0]) + len(body).to_bytes(4, "big") + bytes(body))
+        primitive = pdu.to_primitive()
+        for item in primitive.user_information:
+            if isinstance(item, MaximumLengthNotification):
+                self.connection.peer_max = item.maximum_length_received or 0
+        abstract = {context.context_id: context.abstract_syntax for context in self.proposed}
+        for result in primitive.presentation_context_definition_results_list:
+            if result.result == 0x00 and result.context_id in abstract and result.transfer_syntax:
+                self.contexts[result.context_id] = AcceptedContext(
+                    result.context_id, str(abstract[result.context_id]), UID(result.transfer_syntax[0]), True, False)
+
+    def context_for(self, sop_class: str, transfer_syntaxes: list[str], as_scu: bool = True) -> AcceptedContext | None:
+        for syntax in transfer_syntaxes:
+            for context in self.contexts.values():
+                if context.abstract_syntax == sop_class and context.transfer_syntax == syntax:
+                    return context
+        return None
+
+    def await_response(self, message_id: int) -> Message:
+        """The destination's C-STORE-RSP to `message_id`."""
+        assembly = None
+        while True:
+            try:
+                pdu_type, body = self.connection.read_pdu()
+            except (OSError, wire.ConnectionClosed) as error:
+                raise AssociationRefused(f"{self.called_ae} went away: {error}") from None
+            if pdu_type == wire.A_ABORT:
+                raise AssociationRefused(f"{self.called_ae} aborted the association")
+            if pdu_type != wire.P_DATA_TF:
+                raise AssociationRefused(f"{self.called_ae} sent PDU type 0x{pdu_type:02x} instead of a response")
+            for context_id, control, data in wire.iter_pdvs(body):
+                context = self.contexts.get(context_id)
+                if context is None:
+                    raise AssociationRefused(f"{self.called_ae} answered on an unknown presentation context")
+                assembly = assembly or Assembly(context)
+                if control & wire.COMMAND:
+                    assembly.take_command(data, control & wire.LAST, lambda *_: None)
+                else:
+                    assembly.take_data(data, control & wire.LAST)
+                if assembly.complete:
+                    message = assembly.message()
+                    assembly = None
+                    if message.command.get(commands.MESSAGE_ID_BEING_RESPONDED_TO) == message_id:
+                        return message
+
+    def release(self) -> None:
+        if self.connection is None:
+            return
+        try:
+            self.connection.send_pdu(wire.A_RELEASE_RQ, bytes(4))
+            self.connection.sock.settimeout(5)
+            while True:
+                pdu_type, _ = self.connection.read_pdu()
+                if pdu_type in (wire.A_RELEASE_RP, wire.A_ABORT):
+                    break
+        except (OSError, wire.ConnectionClosed, wire.ProtocolError):
+            pass
+        finally:
+            self.connection.close()
+            self.connection = None
+
+    def abort(self) -> None:
+        if self.connection is not None:
+            self.connection.abort(0x00, 0x00)
+            self.connection = None
+
+
+def _encoded(pdu, primitive) -> bytes:
+    pdu.from_primitive(primitive)
+    return pdu.encode()

@@ -1,0 +1,141 @@
+"""Stored instances sent as C-STORE requests: the sub-operations of C-GET (on the requestor's own
+association) and of C-MOVE (on an association we open to the destination).
+
+A stored file goes out as it is, read from disk in PDU-sized pieces, when the peer accepted its
+transfer syntax; otherwise it is decoded, decompressed if need be, and encoded in an uncompressed
+syntax the peer accepted. An instance that cannot be sent either way is a failed sub-operation.
+"""
+
+import logging
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pynetdicom.dsutils import encode
+
+from . import commands, wire
+
+log = logging.getLogger(__name__)
+
+UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+WARNING_STATUSES = {0x0001, 0xB000, 0xB006, 0xB007}
+_META_GROUP_LENGTH = struct.Struct("<HH2sHL")
+
+
+class Channel(Protocol):
+    """An association we send C-STORE requests on (acceptor.AcceptedAssociation, requestor.StoreAssociation)."""
+
+    connection: wire.Connection
+
+    def context_for(self, sop_class: str, transfer_syntaxes: list[str], as_scu: bool = False): ...
+
+    def await_response(self, message_id: int): ...
+
+
+@dataclass
+class Instance:
+    """What a sub-operation needs to know of a stored instance."""
+
+    path: Path
+    sop_class: str
+    sop_instance: str
+    transfer_syntax: str
+
+
+@dataclass
+class Tally:
+    """Sub-operation counts, as C-MOVE/C-GET responses report them."""
+
+    total: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_uids: list[str] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.completed - self.failed - self.warning
+
+    def count(self, status: int, sop_instance: str) -> None:
+        if status == 0x0000:
+            self.completed += 1
+        elif status in WARNING_STATUSES:
+            self.warning += 1
+        else:
+            self.failed += 1
+            self.failed_uids.append(sop_instance)
+
+    def summary(self) -> str:
+        return (f"{self.completed} of {self.total} sent, {self.warning} warning(s), "
+                f"{self.failed + self.remaining} failed")
+
+
+class Unsendable(Exception):
+    """This instance cannot go out on this association."""
+
+
+def dataset_offset(fd: int) -> int | None:
+    """Where the data set starts in a Part-10 file written with its (0002,0000) group length
+    (as ours are); None when the file is laid out otherwise."""
+    head = os.pread(fd, 144, 0)
+    if len(head) < 144 or head[128:132] != b"DICM":
+        return None
+    group, element, vr, length, group_length = _META_GROUP_LENGTH.unpack_from(head, 132)
+    if (group, element, vr, length) != (2, 0, b"UL", 4):
+        return None
+    return 144 + group_length
+
+
+def send_instance(channel: Channel, instance: Instance, message_id: int, as_scu: bool,
+                  move_originator: tuple[str, int] | None = None) -> int:
+    """Send one C-STORE and return the peer's status (0xA700-ish failures of ours included)."""
+    context = channel.context_for(instance.sop_class, [instance.transfer_syntax], as_scu)
+    originator_ae, originator_id = move_originator or (None, None)
+    command = commands.store_request(message_id, instance.sop_class, instance.sop_instance,
+                                     move_originator=originator_ae, move_originator_message_id=originator_id)
+    if context is not None:
+        fd = os.open(instance.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            offset = dataset_offset(fd)
+            if offset is not None:
+                size = os.fstat(fd).st_size
+                channel.connection.send_message(context.context_id, command)
+                channel.connection.send_file_dataset(context.context_id, fd, offset, size - offset)
+                return _status_of(channel.await_response(message_id))
+        finally:
+            os.close(fd)
+    context, payload = _converted(channel, instance, as_scu)
+    channel.connection.send_message(context.context_id, command, payload)
+    return _status_of(channel.await_response(message_id))
+
+
+def _status_of(response) -> int:
+    return response.command.get(commands.STATUS, 0xC000)
+
+
+def _converted(channel: Channel, instance: Instance, as_scu: bool):
+    """(context, encoded data set) for a peer that did not take the stored transfer syntax."""
+    try:
+        ds = dcmread(instance.path)
+    except Exception as error:
+        raise Unsendable(f"cannot read the stored file: {error}") from None
+    stored = UID(instance.transfer_syntax)
+    candidates = [stored] if not stored.is_compressed else []
+    candidates += [syntax for syntax in UNCOMPRESSED if syntax not in candidates]
+    context = channel.context_for(instance.sop_class, candidates, as_scu)
+    if context is None:
+        raise Unsendable(f"the peer accepts neither {stored} nor an uncompressed syntax for {instance.sop_class}")
+    if stored.is_compressed:
+        try:
+            ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
+        except Exception as error:
+            raise Unsendable(f"cannot decompress {stored}: {error}") from None
+    syntax = context.transfer_syntax
+    encoded = encode(ds, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+    if encoded is None:
+        raise Unsendable("cannot encode the data set")
+    return context, encoded
