@@ -109,18 +109,21 @@ def ingest_file(
     adopt: bool = False,
     batch: PostIngestBatch | None = None,
     received: storage.IncomingFile | None = None,
+    header: Dataset | None = None,
 ) -> IngestResult:
     """Store and index one DICOM file.
 
     `adopt=True` hands over a file already inside the storage's temp folder (the SCP receives
     straight into it): it is moved, not copied. Otherwise the file is copied and left alone.
     `received` is the file at `path` as the SCP wrote it: it knows its SHA-256 and may have
-    been synced already; used only if that file is stored as it is.
+    been synced already; used only if that file is stored as it is. `header` is the file's data
+    set up to its pixel data as the SCP already parsed it (with its file meta), so that the
+    file need not be read again; it is validated as a header read here would be.
     """
     path = Path(path)
     location = storage.default_location()
     try:
-        ds, is_part10 = _read_header(path)
+        ds, is_part10 = (header, True) if header is not None else _read_header(path)
         uids = _validated_uids(ds)
     except Rejected as rejected:
         _discard(path, adopt)
@@ -143,7 +146,12 @@ def ingest_file(
         fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size)
         if as_received:
             received.sync()
-        storage.place(temp, location, relative_path, synced=as_received)
+        final = storage.place(temp, location, relative_path, synced=as_received, sync_folder=False)
+        # The rename becomes durable while the row is written: both before the answer. (Should
+        # power fail between the commit and the folder's sync, the row may name a missing file;
+        # the sender, never told Success, sends again, and a duplicate whose file is missing is
+        # stored again: see _insert_or_replace.)
+        folder_synced = storage.sync_folder_soon(final.parent)
     except OSError as exc:
         _discard(path, adopt)
         log.error("ingest write failed sop=%s error=%r", sop_uid, exc)
@@ -152,9 +160,15 @@ def ingest_file(
     try:
         result = _index(ds, uids, origin, fields)
     except Exception as exc:  # the database failed: the file must not outlive its index row
+        _wait_quietly(folder_synced)
         _remove_unreferenced(location, relative_path)
         log.exception("ingest index failed sop=%s", sop_uid)
         return IngestResult(Outcome.FAILED, f"could not index the instance: {exc}", sop_uid)
+    try:
+        folder_synced.result()
+    except OSError as exc:  # indexed, but its name may not survive a power loss: not Success
+        log.error("ingest folder sync failed sop=%s error=%r", sop_uid, exc)
+        return IngestResult(Outcome.FAILED, f"could not make the file durable: {exc.strerror or exc}", sop_uid)
 
     own_batch = batch is None
     batch = batch or PostIngestBatch()
@@ -230,6 +244,13 @@ def _temp_copy(path: Path, ds: Dataset, is_part10: bool, location: StorageLocati
     _discard(path, adopt)
     ds.file_meta = full.file_meta
     return temp
+
+
+def _wait_quietly(future) -> None:
+    try:
+        future.result()
+    except OSError:
+        pass
 
 
 def _discard(path: Path, adopt: bool) -> None:
@@ -309,7 +330,9 @@ def _insert_or_replace(
             if existing is None:
                 raise
         if settings.PACS_DUPLICATE_POLICY == "ignore" and not origin.replace_duplicates:
-            return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid), new_file
+            if storage.absolute_path(existing.storage_location, existing.file_path).exists():
+                return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid), new_file
+            log.warning("stored file of sop=%s is missing: storing the copy received now", sop_uid)
         old_file = (existing.storage_location, existing.file_path)
         for name, value in fields.items():
             setattr(existing, name, value)

@@ -5,6 +5,7 @@ Invariant 5: a file is never named after untrusted input. Paths are
 Study Instance UID, so a study's files sit together while no UID or patient field appears.
 """
 
+import concurrent.futures
 import errno
 import hashlib
 import itertools
@@ -19,6 +20,9 @@ from django.conf import settings
 from .models import StorageLocation
 
 HASH_CHUNK = 1024 * 1024
+# fsyncs started early so that the disk works while the caller goes on (os.fsync releases the
+# GIL): a received file's data while its header is parsed, a folder while the index row commits.
+SYNC_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
 _default_location_cache: dict[str, StorageLocation] = {}
 
 
@@ -166,17 +170,25 @@ def _fsync_path(path: Path, sync=os.fsync) -> None:
         os.close(fd)
 
 
-def place(temp_path: Path, location: StorageLocation, relative_path: str, synced: bool = False) -> Path:
+def place(temp_path: Path, location: StorageLocation, relative_path: str, synced: bool = False,
+          sync_folder: bool = True) -> Path:
     """Durably move a finished temp file to its final name: fsync, rename, fsync the folder.
     (fdatasync for the file: its data and size, not its timestamps, must be on disk; `synced`
-    when the caller made sure of that already.)"""
+    when the caller made sure of that already; `sync_folder=False` when the caller syncs the
+    folder itself, see sync_folder_soon().)"""
     final = absolute_path(location, relative_path)
     if not synced:
         _fsync_path(temp_path, os.fdatasync)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(temp_path, final)
-    _fsync_path(final.parent)
+    if sync_folder:
+        _fsync_path(final.parent)
     return final
+
+
+def sync_folder_soon(folder: Path) -> concurrent.futures.Future:
+    """fsync a folder (making a rename in it durable) on another thread; result() waits."""
+    return SYNC_POOL.submit(_fsync_path, folder)
 
 
 def remove(location: StorageLocation, relative_path: str) -> None:

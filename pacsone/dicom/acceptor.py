@@ -358,6 +358,8 @@ class Assembly:
             raise wire.ProtocolError("data set fragment before the command set was complete")
         if self.file is not None:
             self.file.write(fragment)
+            if last:
+                self.file.finish()
         else:
             self.data += fragment
         if last:

@@ -13,7 +13,6 @@ Tuned for throughput (see docs/benchmarks.md and `make bench`):
   so associations spread over the CPUs.
 """
 
-import concurrent.futures
 import copy
 import logging
 import os
@@ -36,7 +35,7 @@ from .. import storage
 from ..ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
 from . import commands, qr, registry, status
 from .acceptor import AcceptedAssociation, AcceptedContext, AcceptorSettings, Message
-from .file_meta import PREAMBLE, file_meta_bytes
+from .receiving import ReceivedFile
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,6 @@ SHUTDOWN_GRACE_SECONDS = 10
 BUSY_ACCEPT_DELAY_SECONDS = 0.005  # per association a worker serves, up to BUSY_ACCEPT_MAX_STEPS
 BUSY_ACCEPT_MAX_STEPS = 4
 MAX_ASSOCIATIONS = 64  # per worker process
-# fdatasync of received files, started as soon as a data set is complete so that the disk works
-# while the association's thread parses the header (os.fdatasync releases the GIL).
-SYNC_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
 
 STATUS_FOR_OUTCOME = {
     Outcome.STORED: status.SUCCESS,
@@ -185,14 +181,11 @@ def status_for(result: IngestResult) -> tuple[int, str | None]:
 
 def open_store_file(temp_folder: Path):
     """Where a C-STORE's data set is written as it arrives: a temp file in the storage's temp
-    folder (so that storing it is a rename), preamble and File Meta Information first."""
+    folder (so that storing it is a rename) that also reads the header early (receiving.py)."""
 
-    def open_file(context: AcceptedContext, command: dict) -> storage.IncomingFile:
-        received = storage.IncomingFile(temp_folder, ".dcm")
-        meta = file_meta_bytes(command.get(commands.AFFECTED_SOP_CLASS_UID, ""),
-                               command.get(commands.AFFECTED_SOP_INSTANCE_UID, ""), context.transfer_syntax)
-        received.write(PREAMBLE + meta)
-        return received
+    def open_file(context: AcceptedContext, command: dict) -> ReceivedFile:
+        return ReceivedFile(temp_folder, command.get(commands.AFFECTED_SOP_CLASS_UID, ""),
+                            command.get(commands.AFFECTED_SOP_INSTANCE_UID, ""), context.transfer_syntax)
 
     return open_file
 
@@ -200,7 +193,7 @@ def open_store_file(temp_folder: Path):
 def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
     """C-STORE: hand the received file to the one ingest path; answer only after it returns."""
     calling_ae = assoc.requestor.ae_title
-    received: storage.IncomingFile = message.file
+    received: ReceivedFile = message.file
     sop_instance = message.command.get(commands.AFFECTED_SOP_INSTANCE_UID)
     if received is None:  # a C-STORE-RQ without a data set
         code, reason = status.CANNOT_UNDERSTAND, "the C-STORE request has no data set"
@@ -208,10 +201,11 @@ def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
         received.discard()
         code, reason = status.NOT_AUTHORIZED, f"{calling_ae} may not store here"
     else:
-        SYNC_POOL.submit(_sync_quietly, received)
+        storage.SYNC_POOL.submit(_sync_quietly, received)  # the disk works while the row is prepared
         origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
         try:
-            result = ingest_file(Path(received.name), origin, adopt=True, batch=_batch(assoc), received=received)
+            result = ingest_file(Path(received.name), origin, adopt=True, batch=_batch(assoc), received=received,
+                                 header=received.header)
         finally:
             received.close()
         code, reason = status_for(result)
@@ -219,7 +213,7 @@ def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
                         error_comment=reason)
 
 
-def _sync_quietly(received: storage.IncomingFile) -> None:
+def _sync_quietly(received: ReceivedFile) -> None:
     try:
         received.sync()
     except OSError:

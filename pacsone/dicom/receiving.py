@@ -1,0 +1,96 @@
+"""The file a C-STORE's data set is written to as it arrives, which also reads its header early.
+
+The header (everything before the pixel data) is in the first kilobytes of the data set. It is
+parsed from memory as soon as those have arrived, while the sender is still pushing the pixel
+data into the socket, instead of being read back from the file after the last fragment: that
+takes the parse off the path between the last byte received and our answer. The ingest then
+takes this header instead of reading the file (`ingest_file(header=...)`); when the early parse
+cannot be trusted (the header is longer than what was kept, a deflated data set, a parse error)
+there is no early header and the ingest reads the file as it does for any other file.
+"""
+
+from io import BytesIO
+from pathlib import Path
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_dataset
+from pydicom.uid import UID
+
+from ..storage import IncomingFile
+from .file_meta import PREAMBLE, file_meta_bytes
+
+HEAD_BYTES = 64 * 1024  # a header longer than this (large private blocks) is read from the file
+PIXEL_DATA_TAGS = {0x7FE00010, 0x7FE00009, 0x7FE00008}
+KEY_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+class _Head(BytesIO):
+    """Knows whether a read ran past the end of what was kept."""
+
+    ran_short = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if size is not None and size > 0 and len(data) < size:
+            self.ran_short = True
+        return data
+
+
+def _at_pixel_data(tag, _vr, _length) -> bool:
+    return tag in PIXEL_DATA_TAGS
+
+
+def header_from_head(head: bytes, transfer_syntax: UID, complete: bool) -> Dataset | None:
+    """The data set up to its pixel data, parsed from its first bytes; None when unsure.
+    `complete`: `head` is the whole data set (so running out of bytes is its real end)."""
+    if transfer_syntax.is_deflated or not transfer_syntax.is_little_endian:
+        return None
+    fp = _Head(head)
+    try:
+        ds = read_dataset(fp, transfer_syntax.is_implicit_VR, True, stop_when=_at_pixel_data)
+    except Exception:
+        return None
+    if fp.ran_short and not complete:
+        return None
+    if not any(keyword in ds for keyword in KEY_UIDS):
+        return None  # garbage that parsed as a few elements: the ingest's own reading judges it
+    ds.set_original_encoding(transfer_syntax.is_implicit_VR, True, ds.get("SpecificCharacterSet"))
+    return ds
+
+
+class ReceivedFile(IncomingFile):
+    """A received data set's temp file: preamble and File Meta Information first, then the data
+    set's fragments; keeps the first HEAD_BYTES of the data set to parse its header early."""
+
+    def __init__(self, folder: Path, sop_class: str, sop_instance: str, transfer_syntax: str):
+        super().__init__(folder, ".dcm")
+        self.transfer_syntax = UID(transfer_syntax)
+        self.sop_class, self.sop_instance = sop_class, sop_instance
+        self._head = bytearray()
+        self._header_tried = False
+        self.header: Dataset | None = None
+        super().write(PREAMBLE + file_meta_bytes(sop_class, sop_instance, transfer_syntax))
+
+    def write(self, data) -> int:
+        if not self._header_tried:
+            self._head += data[:HEAD_BYTES - len(self._head)]
+            if len(self._head) >= HEAD_BYTES:
+                self._parse_head(complete=False)
+        return super().write(data)
+
+    def finish(self) -> None:
+        """The last fragment has arrived."""
+        if not self._header_tried:
+            self._parse_head(complete=True)
+
+    def _parse_head(self, complete: bool) -> None:
+        self._header_tried = True
+        header = header_from_head(bytes(self._head), self.transfer_syntax, complete)
+        self._head = bytearray()
+        if header is not None:
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = self.sop_class
+            meta.MediaStorageSOPInstanceUID = self.sop_instance
+            meta.TransferSyntaxUID = self.transfer_syntax
+            header.file_meta = meta
+        self.header = header
