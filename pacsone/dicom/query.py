@@ -11,6 +11,14 @@ index (`>= 'DOE' AND < 'DOF'`, which every database answers from its index, wher
 would not). Return keys come from the columns, from summary columns, or from the stored DICOM
 JSON header of one instance of the entity (any attribute asked for). Rows are read in keyset
 pages, so a broad query never loads the whole table.
+
+Answers come two ways, the same identifiers: `Answerer.answers()` yields pydicom Datasets, and
+`Answerer.encoded_answers(explicit_vr: bool)` yields each answer already encoded as bytes
+(Implicit VR Little Endian when `explicit_vr` is False, Explicit VR Little Endian when True),
+built from the rows and headers without a Dataset (identifier_codec.py; over ten times
+cheaper). `find_encoded(identifier, model, retrieve_ae_title, explicit_vr)` is `find()` for
+the encoded answers. An answer whose row holds non-ASCII text carries Specific Character Set
+ISO_IR 192 and its text is UTF-8, in both ways.
 """
 
 import datetime
@@ -27,7 +35,7 @@ from pydicom.tag import Tag
 
 from .. import matching
 from ..models import Instance, Patient, Series, Study
-from . import status
+from . import identifier_codec, status
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +378,7 @@ class Answerer:
         self.columns: dict[str, str] = {}  # keyword -> values() path
         self.computed: dict[str, str] = {}
         self.from_header: list[DataElement] = []
+        self._plan = None
         for element in query.identifier:
             keyword = element.keyword
             if keyword in NOT_RETURNED or element.tag.is_private or element.tag.group == 0x0002:
@@ -436,6 +445,74 @@ class Answerer:
         for row, header in self.rows():
             yield self.answer(row, header)
 
+    # --- The same answers encoded, without a Dataset (the C-FIND SCP's path) -----------------------
+
+    def encoded_answers(self, explicit_vr: bool):
+        """Each answer of `answers()`, encoded as `write_dataset` would encode it: Implicit VR
+        Little Endian (explicit_vr=False) or Explicit VR Little Endian (True)."""
+        for row, header in self.rows():
+            yield self.encoded_answer(row, header, explicit_vr)
+
+    def encoded_answer(self, row: dict, header: dict, explicit_vr: bool) -> bytes:
+        """`answer(row, header)` encoded; through pydicom only where the fast path cannot be exact."""
+        plan, charset_at = self._encoding_plan()
+        charset = "ISO_IR 192" if any(type(v) is str and not v.isascii() for v in row.values()) else None
+        elements = []
+        for tag, vr, kind, source in plan:
+            if kind is _CONSTANT:
+                elements.append(source)
+            elif kind is _COLUMN:
+                value = row[source]
+                if value is None:
+                    value = ""
+                elif type(value) is datetime.date:
+                    value = _dicom_date(value)
+                elements.append((tag, vr, value))
+            elif kind is _MODALITIES:
+                elements.append((tag, vr, [m for m in row[source].split("\\") if m]))
+            elif kind is _COUNT:
+                elements.append((tag, vr, row[source]))
+            else:
+                elements.append(_header_triple(header, source, explicit_vr, charset))
+        if charset is not None:
+            elements.insert(charset_at, (identifier_codec.CHARSET_TAG, "CS", charset))
+        try:
+            return identifier_codec.encode(elements, explicit_vr)
+        except identifier_codec.NotFast:  # an ambiguous VR: write_dataset resolves it from the others
+            return identifier_codec.pydicom_encode(self.answer(row, header), explicit_vr)
+
+    def _encoding_plan(self) -> tuple[list, int]:
+        """What `answer()` puts in each answer, in tag order: (tag, VR, kind, source) with the
+        kinds below; and where a Specific Character Set goes among them."""
+        if self._plan is not None:
+            return self._plan
+        plan = [(0x00080052, "CS", _CONSTANT, (0x00080052, "CS", self.query.level))]
+        for element in self.query.identifier:
+            keyword = element.keyword
+            if keyword in NOT_RETURNED:
+                continue
+            tag = int(element.tag)
+            if keyword in self.columns:
+                plan.append((tag, element.VR, _COLUMN, self.columns[keyword]))
+            elif keyword in self.computed:
+                kind = _MODALITIES if keyword == "ModalitiesInStudy" else _COUNT
+                plan.append((tag, element.VR, kind, self.computed[keyword]))
+            elif keyword == "RetrieveAETitle":
+                plan.append((tag, "AE", _CONSTANT, (tag, "AE", self.retrieve_ae_title)))
+            elif keyword == "InstanceAvailability":
+                plan.append((tag, "CS", _CONSTANT, (tag, "CS", "ONLINE")))
+        for element in self.from_header:
+            plan.append((int(element.tag), element.VR, _HEADER, element))
+        plan.sort(key=lambda entry: entry[0])
+        charset_at = next((i for i, entry in enumerate(plan) if entry[0] > identifier_codec.CHARSET_TAG), len(plan))
+        self._plan = plan, charset_at
+        return self._plan
+
+
+def _dicom_date(day: datetime.date) -> str:
+    """`_format`'s strftime("%Y%m%d"), several times faster."""
+    return day.isoformat().replace("-", "") if day.year >= 1000 else day.strftime("%Y%m%d")
+
 
 def _is_not_ascii(value) -> bool:
     return isinstance(value, str) and not value.isascii()
@@ -443,6 +520,45 @@ def _is_not_ascii(value) -> bool:
 
 def _no_bulk_data(*_args) -> bytes:
     return b""
+
+
+# Kinds of elements in an answer's encoding plan (Answerer._encoding_plan).
+_CONSTANT, _COLUMN, _MODALITIES, _COUNT, _HEADER = "constant", "column", "modalities", "count", "header"
+# Stored DICOM JSON whose values the codec writes as they are (strings, or numbers for these).
+_JSON_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UR", "UI", "SH", "LO", "ST", "LT", "UT", "UC"})
+_JSON_INTEGER_VRS = frozenset({"US", "SS", "UL", "SL", "SV", "UV"})
+_JSON_NUMBER_VRS = _JSON_INTEGER_VRS | {"FL", "FD"}
+
+
+def _header_triple(header: dict, asked: DataElement, explicit_vr: bool, charset: str | None) -> tuple:
+    """What `_header_element` gives, as a (tag, VR, value) for identifier_codec.encode(); an
+    element already encoded by pydicom (VR None) where the stored JSON is not plain."""
+    tag = int(asked.tag)
+    stored = header.get(f"{tag:08X}")
+    if stored is None:
+        return tag, asked.VR, None
+    if type(stored) is dict and len(stored) <= 2:
+        vr = stored.get("vr")
+        values = stored.get("Value")
+        if len(stored) == (1 if values is None else 2) and vr is not None:
+            if values is None or values == []:
+                if vr in _JSON_TEXT_VRS or vr in _JSON_NUMBER_VRS or vr in ("PN", "IS", "DS", "SQ"):
+                    return tag, vr, None
+            elif type(values) is list:
+                if vr in _JSON_TEXT_VRS:
+                    if all(type(v) is str for v in values):
+                        return tag, vr, values
+                elif vr == "PN":
+                    names = [v.get("Alphabetic") for v in values if type(v) is dict and len(v) == 1]
+                    if len(names) == len(values) and all(type(n) is str for n in names):
+                        return tag, vr, names
+                elif vr == "IS" or vr in _JSON_INTEGER_VRS:
+                    if all(type(v) is int for v in values):
+                        return tag, vr, values
+                elif vr == "FL" or vr == "FD":
+                    if all(type(v) is int or type(v) is float for v in values):
+                        return tag, vr, values
+    return tag, None, identifier_codec.pydicom_element(_header_element(header, asked), explicit_vr, charset)
 
 
 def _header_element(header: dict, asked: DataElement) -> DataElement:
@@ -461,6 +577,13 @@ def find(identifier: Dataset, model: str, retrieve_ae_title: str = ""):
     """(Query, iterator of answers). Raises QueryError for an identifier we cannot run."""
     query = build_query(identifier, model)
     return query, Answerer(query, retrieve_ae_title).answers()
+
+
+def find_encoded(identifier: Dataset, model: str, retrieve_ae_title: str = "", explicit_vr: bool = False):
+    """(Query, iterator of answers encoded as bytes, see Answerer.encoded_answers). Raises
+    QueryError for an identifier we cannot run."""
+    query = build_query(identifier, model)
+    return query, Answerer(query, retrieve_ae_title).encoded_answers(explicit_vr)
 
 
 def instances_for(identifier: Dataset, model: str):
