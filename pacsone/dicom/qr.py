@@ -121,15 +121,15 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
     try:
         if model is None:
             raise query.QueryError(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "not a C-FIND information model")
-        found, answers = query.find(_identifier(message), model, retrieve_ae_title=assoc.ae_title)
+        found, answers = _encoded_answers(_identifier(message), model, assoc.ae_title, syntax)
         target = f"C-FIND {model} root {found.level}"
-        for ds in answers:
+        for encoded in answers:
             if assoc.is_cancelled(message):
                 _journal_find(peer, target, found.describe(), f"cancelled after {count} answer(s)")
                 answer(status.CANCEL)
                 return
             count += 1
-            answer(status.PENDING, encode(ds, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated))
+            answer(status.PENDING, encoded)
     except query.QueryError as error:
         _journal_find(peer, target, error.reason, "refused", Outcome.FAILURE)
         answer(error.status, reason=error.reason)
@@ -144,6 +144,15 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         return
     _journal_find(peer, target, found.describe(), f"{count} answer(s)")
     answer(status.SUCCESS)
+
+
+def _encoded_answers(identifier: Dataset, model: str, retrieve_ae_title: str, syntax):
+    """(Query, iterator of encoded answers) in the request's transfer syntax: built straight as
+    bytes for the little endian syntaxes, through pydicom for the others."""
+    if syntax.is_little_endian and not syntax.is_deflated:
+        return query.find_encoded(identifier, model, retrieve_ae_title, explicit_vr=not syntax.is_implicit_VR)
+    found, answers = query.find(identifier, model, retrieve_ae_title=retrieve_ae_title)
+    return found, (encode(ds, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated) for ds in answers)
 
 
 def _journal_find(peer: Peer, target: str, asked: str, result: str, outcome=Outcome.SUCCESS) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelMove,
@@ -29,6 +29,10 @@ from .qr import storage_contexts
 from .requestor import AssociationRefused, StoreAssociation
 
 log = logging.getLogger(__name__)
+
+# pynetdicom's standard handlers format a log line for every PDU and message, whatever the log
+# level; our pages and jobs report what matters themselves.
+_config.LOG_HANDLER_LEVEL = "none"
 
 TIMEOUT_SECONDS = 30
 FIND = {query.PATIENT_ROOT: PatientRootQueryRetrieveInformationModelFind,

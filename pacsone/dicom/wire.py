@@ -27,6 +27,7 @@ _PDU_HEADER = struct.Struct(">BxL")
 _PDV_HEADER = struct.Struct(">LBB")
 P_DATA_OVERHEAD = _PDV_HEADER.size  # bytes of one PDV's header inside a P-DATA-TF body
 ASSOCIATION_PDU_LIMIT = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is ~30 kB
+IOV_BATCH = 512  # buffers per sendmsg() (the kernel takes up to 1024)
 UNLIMITED_PDU_CAP = 1 << 28  # a peer told "no limit" still may not make us allocate more
 
 
@@ -88,56 +89,53 @@ class Connection:
         """The most data bytes one PDV may carry to this peer (its maximum PDU length)."""
         return (self.peer_max - P_DATA_OVERHEAD) if self.peer_max else (1 << 20)
 
-    def send_pdv(self, context_id: int, control: int, data) -> None:
-        """One P-DATA-TF PDU holding one presentation data value."""
-        length = len(data)
-        header = _PDU_HEADER.pack(P_DATA_TF, length + P_DATA_OVERHEAD) + _PDV_HEADER.pack(length + 2, context_id,
-                                                                                             control)
-        if length < 16384:  # small: one copy is cheaper than a scatter-gather send
-            self.sock.sendall(header + bytes(data))
-            return
-        sent = self.sock.sendmsg([header, data])
-        if sent < len(header):
-            self.sock.sendall(header[sent:])
-            sent = len(header)
-        if sent - len(header) < length:  # a partial send: push the rest of the data out
-            self.sock.sendall(memoryview(data)[sent - len(header):])
-
     def send_message(self, context_id: int, command: bytes, dataset: bytes | memoryview | None = None) -> None:
         """A DIMSE message: its command set, then its data set, fragmented to the peer's limit."""
-        self._send_fragments(context_id, COMMAND, command)
+        parts = self._fragments(context_id, COMMAND, command)
         if dataset is not None:
-            self._send_fragments(context_id, 0, dataset)
-
-    def _send_fragments(self, context_id: int, kind: int, data) -> None:
-        size = self.fragment_size()
-        view = memoryview(data)
-        if len(view) <= size:
-            self.send_pdv(context_id, kind | LAST, view)
-            return
-        for start in range(0, len(view), size):
-            chunk = view[start:start + size]
-            self.send_pdv(context_id, kind | (LAST if start + size >= len(view) else 0), chunk)
+            parts += self._fragments(context_id, 0, dataset)
+        self._send_parts(parts)
 
     def send_file_dataset(self, context_id: int, fd: int, offset: int, length: int) -> None:
         """The data set of a stored file (bytes `offset`..`offset+length` of `fd`), fragmented."""
+        data = memoryview(bytearray(length))
+        got = 0
+        while got < length:
+            read = os.preadv(fd, [data[got:]], offset + got)
+            if not read:
+                raise OSError("the stored file is shorter than its index says")
+            got += read
+        self._send_parts(self._fragments(context_id, 0, data))
+
+    def _fragments(self, context_id: int, kind: int, data) -> list:
+        """PDU header + PDV header and data of each fragment, as a list of buffers."""
+        view = memoryview(data)
         size = self.fragment_size()
-        chunk = bytearray(min(size, max(length, 1)))
-        end = offset + length
-        position = offset
-        while True:
-            wanted = min(size, end - position)
-            view = memoryview(chunk)[:wanted]
-            got = 0
-            while got < wanted:
-                read = os.preadv(fd, [view[got:]], position + got)
-                if not read:
-                    raise OSError("the stored file is shorter than its index says")
-                got += read
-            position += wanted
-            self.send_pdv(context_id, LAST if position >= end else 0, view)
-            if position >= end:
-                return
+        parts = []
+        for start in range(0, max(len(view), 1), size):
+            chunk = view[start:start + size]
+            control = kind | (LAST if start + size >= len(view) else 0)
+            parts.append(_PDU_HEADER.pack(P_DATA_TF, len(chunk) + P_DATA_OVERHEAD)
+                         + _PDV_HEADER.pack(len(chunk) + 2, context_id, control))
+            parts.append(chunk)
+        return parts
+
+    def _send_parts(self, parts: list) -> None:
+        """Send buffers in order with as few system calls as the kernel allows."""
+        if len(parts) == 2 and len(parts[1]) < 16384:  # a small message: one copy, one send
+            self.sock.sendall(parts[0] + bytes(parts[1]))
+            return
+        index = 0
+        while index < len(parts):
+            batch = parts[index:index + IOV_BATCH]
+            sent = self.sock.sendmsg(batch)
+            for part in batch:  # drop what went out; a partly sent buffer keeps its rest
+                if sent >= len(part):
+                    sent -= len(part)
+                    index += 1
+                    continue
+                parts[index] = memoryview(part)[sent:]
+                break
 
     def abort(self, source: int = 0x02, reason: int = 0x00) -> None:
         """Send A-ABORT (best effort) and close."""

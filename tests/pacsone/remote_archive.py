@@ -1,6 +1,7 @@
 """dcmtk's dcmqrscp as a remote archive (the peer of our SCU, remote search and sync tests)."""
 
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,4 +61,21 @@ def start_remote_archive(folder: Path, our_port: int, our_ae: str = "PACSONE") -
     wait_for_port(port, process)
     ae, _ = RemoteAE.objects.update_or_create(
         ae_title="REMOTE", defaults={"host": "127.0.0.1", "port": port, "is_queryable": True})
+    wait_for_echo(ae)
     return RemoteArchive(ae, folder, process)
+
+
+def wait_for_echo(ae: RemoteAE, timeout: float = 10.0) -> None:
+    """dcmqrscp may listen a moment before it serves (after wait_for_port's probe connection,
+    which it takes for a failed association, it is briefly not listening): wait for a C-ECHO."""
+    from pacsone.dicom import scu
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            scu.echo(ae)
+            return
+        except scu.ScuError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -145,13 +145,13 @@ def test_bad_identifiers_get_a_status_and_the_server_goes_on(archive_scp, ds, ex
 
 def test_cancel_stops_the_answers(archive_scp, monkeypatch):
     _ae, port = archive_scp
-    slow_answer = query.Answerer.answer
+    slow_answer = query.Answerer.encoded_answer
 
-    def answer(self, row, header):
+    def answer(self, row, header, explicit_vr):
         time.sleep(0.3)
-        return slow_answer(self, row, header)
+        return slow_answer(self, row, header, explicit_vr)
 
-    monkeypatch.setattr(query.Answerer, "answer", answer)
+    monkeypatch.setattr(query.Answerer, "encoded_answer", answer)
     assoc = associate(port)
     try:
         responses = assoc.send_c_find(identifier("IMAGE", SOPInstanceUID=""), StudyRootQueryRetrieveInformationModelFind)
