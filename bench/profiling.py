@@ -4,14 +4,15 @@ py-spy samples every thread of the worker process (`--idle` keeps sleeping and w
 so the shares are of wall time, not only of CPU time) and writes "raw" collapsed stacks: one line
 per distinct stack, `thread (tid): name;outermost frame;...;innermost frame COUNT`.
 
-Over one association, the worker has two busy threads, and they form a pipeline with the sender:
-- the **DUL thread** (pynetdicom's DULServiceProvider.run_reactor, or our EventDrivenDUL's) reads
-  PDUs from the socket and writes each data set's fragments to a temp file;
-- the **association thread** (Association._run_reactor, or our EventDrivenAssociation's) takes each
-  complete C-STORE request off a queue, calls our handler (the ingest path) and sends the response.
-The other threads (main thread, listening socket, request handler) only wait and are left out.
+Over one association, the worker has one busy thread and a few helpers:
+- the **association thread** (pacsone/dicom/acceptor.py, `AcceptedAssociation.serve`) reads the
+  PDUs, writes each data set's fragments to a temp file, parses its header early, calls the
+  ingest path and sends the response;
+- the **fsync threads** (storage.SYNC_POOL) make the received file and its folder durable while
+  the association thread goes on.
+The other threads (main thread, listening socket) only wait and are left out.
 
-For each of the two threads the summary gives the share of its samples in which a function is
+For each kind of thread the summary gives the share of its samples in which a function is
 on the stack ("inclusive", wall time spent inside it and what it calls), and over both threads
 the source lines most often found running or waiting ("self").
 """
@@ -27,10 +28,10 @@ from pathlib import Path
 PY_SPY = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "py-spy"
 SAMPLE_RATE = 200  # per second
 
-# The frame that marks each thread: pynetdicom's own loops, or ours (pacsone/dicom/transport.py).
+# The frame that marks each kind of thread.
 ROLES = {
-    "association": ("Association._run_reactor", "EventDrivenAssociation._run_reactor"),
-    "dul": ("DULServiceProvider.run_reactor", "EventDrivenDUL.run_reactor"),
+    "association": ("AcceptedAssociation.serve",),
+    "fsync": ("_worker",),
 }
 FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
@@ -143,6 +144,6 @@ def format_profile(profile: Profile, instances: int) -> str:
         lines.append(f"  {'share':>6}  {'ms/inst':>7}  function")
         lines += [f"  {share:6.1%}  {share * per_instance_ms:7.2f}  {function}"
                   for function, share in profile.inclusive[role]]
-    lines.append("\nsource lines running or waiting most often (both threads together):")
+    lines.append("\nsource lines running or waiting most often (all of those threads together):")
     lines += [f"  {share:6.1%}  {frame}" for frame, share in profile.self_lines]
     return "\n".join(lines)
