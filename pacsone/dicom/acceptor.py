@@ -241,8 +241,8 @@ class AcceptedAssociation:
             self._take_pdata(body)
             return True
         if pdu_type == wire.A_RELEASE_RQ:
-            if during_operation:
-                raise wire.ProtocolError("A-RELEASE-RQ while an operation is running")
+            if during_operation or self._partial is not None:
+                raise wire.ProtocolError("A-RELEASE-RQ in the middle of a message or an operation")
             self.connection.send_pdu(wire.A_RELEASE_RP, bytes(4))
             log.debug("association released calling_ae=%s", self.requestor.ae_title)
             return False

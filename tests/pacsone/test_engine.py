@@ -1,0 +1,198 @@
+"""The SCP's own engine (pacsone/dicom/acceptor.py, wire.py, commands.py, receiving.py): its
+encodings equal pydicom's and pynetdicom's, and a peer that breaks the protocol gets an abort
+while the server goes on serving and keeps nothing half-received."""
+
+import socket
+import struct
+from io import BytesIO
+
+import pytest
+from django.conf import settings
+from pydicom import dcmread
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pynetdicom.dimse_messages import C_STORE_RSP
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import create_file_meta, encode
+from pynetdicom.presentation import build_context
+from pynetdicom.sop_class import CTImageStorage, Verification
+
+from pacsone.dicom import commands, wire
+from pacsone.dicom.file_meta import file_meta_bytes
+from pacsone.dicom.receiving import header_from_head
+from pacsone.dicom.requestor import StoreAssociation
+from pacsone.models import Instance
+from tests.helpers import echo_status, make_dataset, pydicom_file
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+UIDS = ["1.2.3", "1.2.826.0.1.3680043.8.498.1234567890123456789012345678901", "1.2.34"]
+
+
+# --- Encodings ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("instance_uid", UIDS)
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50"])
+def test_file_meta_is_byte_identical_to_pydicom(instance_uid, syntax):
+    expected = BytesIO()
+    write_file_meta_info(expected, create_file_meta(sop_class_uid=CT, sop_instance_uid=instance_uid,
+                                                    transfer_syntax=syntax))
+    assert file_meta_bytes(CT, instance_uid, syntax) == expected.getvalue()
+
+
+def pynetdicom_store_rsp(instance_uid: str, status: int, comment: str | None) -> bytes:
+    rsp = C_STORE()
+    rsp.MessageIDBeingRespondedTo = 7
+    rsp.AffectedSOPClassUID = CT
+    rsp.AffectedSOPInstanceUID = instance_uid
+    rsp.Status = status
+    if comment:
+        rsp.ErrorComment = comment
+    message = C_STORE_RSP()
+    message.primitive_to_message(rsp)
+    return encode(message.command_set, True, True)
+
+
+@pytest.mark.parametrize("instance_uid", UIDS)
+@pytest.mark.parametrize("status,comment", [(0x0000, None), (0xA900, "missing SOPInstanceUID"), (0xC000, "odd")])
+def test_store_response_is_byte_identical_to_pynetdicom(instance_uid, status, comment):
+    request = {commands.AFFECTED_SOP_CLASS_UID: CT, commands.MESSAGE_ID: 7, commands.COMMAND_FIELD: commands.C_STORE_RQ}
+    ours = commands.response(commands.C_STORE_RSP, request, status, affected_sop_instance_uid=instance_uid,
+                             error_comment=comment)
+    assert ours == pynetdicom_store_rsp(instance_uid, status, comment)
+
+
+def test_command_sets_round_trip():
+    encoded = commands.store_request(9, CT, UIDS[1], move_originator="MOVESCU", move_originator_message_id=3)
+    decoded = commands.decode(encoded)
+    assert decoded[commands.COMMAND_FIELD] == commands.C_STORE_RQ and decoded[commands.MESSAGE_ID] == 9
+    assert decoded[commands.AFFECTED_SOP_INSTANCE_UID] == UIDS[1]
+    assert decoded[commands.MOVE_ORIGINATOR_AE_TITLE] == "MOVESCU"
+    assert decoded[commands.MOVE_ORIGINATOR_MESSAGE_ID] == 3
+    group_length = struct.unpack_from("<L", encoded, 8)[0]
+    assert group_length == len(encoded) - 12
+
+
+@pytest.mark.parametrize("data", [b"\x00\x00\x00\x01", b"\x08\x00\x10\x00\x02\x00\x00\x00ab",
+                                  b"\x00\x00\x00\x01\xff\xff\x00\x00"])
+def test_a_broken_command_set_is_refused(data):
+    with pytest.raises(commands.CommandError):
+        commands.decode(data)
+
+
+def test_truncated_presentation_data_values_are_refused():
+    with pytest.raises(wire.ProtocolError):
+        list(wire.iter_pdvs(memoryview(b"\x00\x00\x00\x10\x01\x03abc")))
+
+
+# --- The header read from the first bytes ---------------------------------------------------------------
+
+
+def data_set_bytes(path) -> tuple[bytes, UID]:
+    """The data set part of a Part-10 file, and its transfer syntax."""
+    ds = dcmread(path)
+    raw = path.read_bytes()
+    meta = BytesIO()
+    write_file_meta_info(meta, ds.file_meta, enforce_standard=False)
+    start = raw.index(b"DICM") + 4
+    group_length = struct.unpack_from("<L", raw, start + 8)[0]
+    return raw[start + 12 + group_length:], UID(ds.file_meta.TransferSyntaxUID)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm",
+                                  "rtplan.dcm", "JPEG-lossy.dcm"])
+def test_the_early_header_is_the_header_pydicom_reads(name):
+    path = pydicom_file(name)
+    data, syntax = data_set_bytes(path)
+    expected = dcmread(path, stop_before_pixels=True)
+    header = header_from_head(data[:65536], syntax, complete=len(data) <= 65536)
+    assert header is not None
+    assert [(e.tag, e.value) for e in header] == [(e.tag, e.value) for e in expected]
+
+
+def test_an_early_header_cut_short_is_not_trusted():
+    data, syntax = data_set_bytes(pydicom_file("CT_small.dcm"))
+    assert header_from_head(data[:300], syntax, complete=False) is None
+    assert header_from_head(b"\x01\x02" * 200, syntax, complete=False) is None
+
+
+# --- A peer that breaks the protocol ------------------------------------------------------------------
+
+
+def temp_files() -> list:
+    folder = settings.STORAGE_DIR / "tmp"
+    return [p for p in folder.iterdir()] if folder.exists() else []
+
+
+def open_association(port: int) -> StoreAssociation:
+    association = StoreAssociation("127.0.0.1", port, "BREAKER", "PACSONE",
+                                   [build_context(CTImageStorage, [ExplicitVRLittleEndian]),
+                                    build_context(Verification, [ImplicitVRLittleEndian])], 16384, timeout=5)
+    association.open()
+    return association
+
+
+def answer_to(connection: wire.Connection) -> int | None:
+    """The type of the PDU the SCP answers with, or None when it just closed the connection."""
+    try:
+        pdu_type, _ = connection.read_pdu()
+        return pdu_type
+    except (wire.ConnectionClosed, OSError):
+        return None
+
+
+def test_garbage_instead_of_an_association_request(scp):
+    _ae, port = scp
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: pacs\r\n\r\n")
+        assert answer_to(wire.Connection(sock, 0)) in (wire.A_ABORT, None)
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass  # connects and leaves without a word
+    assert echo_status(port) == 0x0000
+
+
+def test_data_on_a_context_that_was_not_accepted_aborts(scp):
+    _ae, port = scp
+    association = open_association(port)
+    association.connection.send_message(99, commands.encode({commands.COMMAND_FIELD: commands.C_ECHO_RQ,
+                                                             commands.MESSAGE_ID: 1,
+                                                             commands.COMMAND_DATA_SET_TYPE: commands.NO_DATA_SET}))
+    assert answer_to(association.connection) == wire.A_ABORT
+    association.connection.close()
+    assert echo_status(port) == 0x0000
+
+
+def test_an_oversized_pdu_aborts(scp):
+    _ae, port = scp
+    association = open_association(port)
+    association.connection.sock.sendall(struct.pack(">BxL", wire.P_DATA_TF, settings.PACS_MAX_PDU + 1000))
+    assert answer_to(association.connection) == wire.A_ABORT
+    association.connection.close()
+    assert echo_status(port) == 0x0000
+
+
+def test_a_c_store_cut_off_midway_leaves_nothing_behind(scp):
+    _ae, port = scp
+    association = open_association(port)
+    context = association.context_for(CTImageStorage, [ExplicitVRLittleEndian])
+    ds = make_dataset(sop_uid="1.2.826.0.1.3680043.77.1")
+    data = encode(ds, False, True)
+    command = commands.store_request(1, CTImageStorage, ds.SOPInstanceUID)
+    association.connection.send_message(context.context_id, command)
+    association.connection._send_parts(association.connection._fragments(context.context_id, 0, data)[:1]
+                                       + [data[:len(data) // 2]])  # not the last fragment: half of it
+    association.connection.close()
+    assert echo_status(port) == 0x0000  # by then the cut-off association has been cleaned up
+    assert temp_files() == [] and not Instance.objects.exists()
+
+
+def test_a_release_in_the_middle_of_a_c_store_aborts(scp):
+    _ae, port = scp
+    association = open_association(port)
+    context = association.context_for(CTImageStorage, [ExplicitVRLittleEndian])
+    command = commands.store_request(1, CTImageStorage, "1.2.826.0.1.3680043.77.2")
+    association.connection.send_message(context.context_id, command)
+    association.connection.send_pdu(wire.A_RELEASE_RQ, bytes(4))
+    assert answer_to(association.connection) == wire.A_ABORT
+    association.connection.close()
+    assert echo_status(port) == 0x0000 and temp_files() == []
