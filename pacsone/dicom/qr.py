@@ -125,14 +125,14 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         target = f"C-FIND {model} root {found.level}"
         for encoded in answers:
             if assoc.is_cancelled(message):
-                _journal_find(peer, target, found.describe(), f"cancelled after {count} answer(s)")
                 answer(status.CANCEL)
+                _journal_find(peer, target, found.describe(), f"cancelled after {count} answer(s)")
                 return
             count += 1
             answer(status.PENDING, encoded)
     except query.QueryError as error:
-        _journal_find(peer, target, error.reason, "refused", Outcome.FAILURE)
         answer(error.status, reason=error.reason)
+        _journal_find(peer, target, error.reason, "refused", Outcome.FAILURE)
         return
     except (AssociationEnded, wire.ConnectionClosed, OSError):
         _journal_find(peer, target, "", f"association ended after {count} answer(s)", Outcome.FAILURE)
@@ -142,8 +142,9 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         _journal_find(peer, target, str(error), "failed", Outcome.FAILURE)
         answer(status.UNABLE_TO_PROCESS, reason=f"query failed: {error}")
         return
-    _journal_find(peer, target, found.describe(), f"{count} answer(s)")
     answer(status.SUCCESS)
+    # Journaled once the peer has its answer: the entry's commit is not the peer's wait.
+    _journal_find(peer, target, found.describe(), f"{count} answer(s)")
 
 
 def _encoded_answers(identifier: Dataset, model: str, retrieve_ae_title: str, syntax):
@@ -280,14 +281,14 @@ def _send_all(assoc: AcceptedAssociation, message: Message, field: int, channel,
     next_id = 1
     for row in rows:
         if assoc.is_cancelled(message):
-            journal.finish("cancelled")
             _retrieve_response(assoc, message, field, status.CANCEL, tally)
+            journal.finish("cancelled")
             return
         tally.count(send_one(channel, row, next_id, as_scu, move_originator), row["sop_instance_uid"])
         next_id = next_id % 0xFFFF + 1
         _retrieve_response(assoc, message, field, status.PENDING, tally, final=False)
-    journal.finish()
     _retrieve_response(assoc, message, field, _final_status(tally), tally)
+    journal.finish()  # once the peer has its answer
 
 
 # --- C-MOVE -------------------------------------------------------------------------------------------

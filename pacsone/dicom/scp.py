@@ -13,6 +13,7 @@ Tuned for throughput (see docs/benchmarks.md and `make bench`):
   so associations spread over the CPUs.
 """
 
+import concurrent.futures
 import copy
 import logging
 import os
@@ -25,7 +26,7 @@ import weakref
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.presentation import PresentationContext
@@ -44,6 +45,11 @@ SHUTDOWN_GRACE_SECONDS = 10
 BUSY_ACCEPT_DELAY_SECONDS = 0.005  # per association a worker serves, up to BUSY_ACCEPT_MAX_STEPS
 BUSY_ACCEPT_MAX_STEPS = 4
 MAX_ASSOCIATIONS = 64  # per worker process
+# Associations run on a pool of threads that outlive them, so that a thread's database connection
+# serves its next association too (a new MariaDB connection costs milliseconds per association).
+ASSOCIATION_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_ASSOCIATIONS + 8,
+                                                         thread_name_prefix="association")
+IDLE_CONNECTION_CHECK_SECONDS = 30  # a connection idle longer is checked before it is used again
 
 STATUS_FOR_OUTCOME = {
     Outcome.STORED: status.SUCCESS,
@@ -110,6 +116,9 @@ class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         client_socket.setblocking(True)
         client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client_socket, address
+
+    def process_request(self, request, client_address) -> None:
+        ASSOCIATION_POOL.submit(self.process_request_thread, request, client_address)
 
     def handle_error(self, request, client_address) -> None:
         log.exception("association from %s failed", client_address)
@@ -225,23 +234,46 @@ def handle_echo(assoc: AcceptedAssociation, message: Message) -> None:
 
 
 def handle_established(assoc: AcceptedAssociation) -> None:
-    close_old_connections()
+    check_idle_database_connections()
     requestor = assoc.requestor
     log.info("association established calling_ae=%s address=%s", requestor.ae_title, requestor.address)
 
 
 def handle_finished(assoc: AcceptedAssociation) -> None:
-    """Released, aborted or dropped: queue the follow-up work and release this thread's
-    database connection."""
+    """Released, aborted or dropped: queue the follow-up work; keep this thread's database
+    connection for its next association if it is in a clean state."""
     batch = assoc.extra.get("batch")
     if batch is not None and batch.study_pks:
         batch.flush()
-    connections.close_all()
+    keep_clean_database_connections()
 
 
 def handle_rejected(assoc: AcceptedAssociation) -> None:
     log.warning("association rejected calling_ae=%s address=%s", assoc.requestor.ae_title, assoc.requestor.address)
-    connections.close_all()  # the calling-AE check may have opened one
+    keep_clean_database_connections()  # the calling-AE check may have opened one
+
+
+def keep_clean_database_connections() -> None:
+    """Close this thread's connections that failed or were left in a transaction; keep the others
+    (Django's CONN_MAX_AGE applies to web requests, not to these threads)."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None:
+            continue
+        if connection.errors_occurred or connection.in_atomic_block or not connection.get_autocommit():
+            connection.close()
+        else:
+            connection.pacs_idle_since = time.monotonic()
+
+
+def check_idle_database_connections() -> None:
+    """A connection that waited a while may have been dropped by the server (MariaDB's
+    wait_timeout): check it before this association uses it."""
+    now = time.monotonic()
+    for connection in connections.all(initialized_only=True):
+        idle_since = getattr(connection, "pacs_idle_since", now)
+        if connection.connection is not None and now - idle_since > IDLE_CONNECTION_CHECK_SECONDS:
+            if not connection.is_usable():
+                connection.close()
 
 
 SERVICES = {
