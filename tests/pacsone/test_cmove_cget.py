@@ -267,3 +267,31 @@ def test_movescu_transcodes_for_a_default_storescp(compressed_scp, storescp):
     assert result.returncode == 0, result.stdout
     (got,) = received(storescp)
     assert got.SOPInstanceUID == rle.SOPInstanceUID and not got.file_meta.TransferSyntaxUID.is_compressed
+
+
+# --- Calling-AE policy ------------------------------------------------------------------------------------
+
+
+def test_registered_policy_refuses_a_retrieve_from_who_may_not_query(archive_scp, storescp, settings):
+    """With PACS_ACCEPT_CALLING_AE=registered, a registered AE without query permission gets
+    0x0124 for C-MOVE and C-GET, nothing is sent, and the refusal is journaled."""
+    _ae, port = archive_scp
+    settings.PACS_ACCEPT_CALLING_AE = "registered"
+    RemoteAE.objects.create(ae_title="PYMOVE", host="127.0.0.1", port=104, may_query=False)
+    RemoteAE.objects.create(ae_title="PYGET", host="127.0.0.1", port=104, may_query=False)
+    responses = move(port, "STORESCP", identifier("STUDY", StudyInstanceUID=STUDY_A))
+    assert [r.Status for r in responses] == [0x0124] and received(storescp) == []
+    responses, arrived = get(port, identifier("STUDY", StudyInstanceUID=STUDY_A))
+    assert [r.Status for r in responses] == [0x0124] and arrived == []
+    assert Entry.objects.filter(action="move", outcome="denied", ae_title="PYMOVE").exists()
+    assert Entry.objects.filter(action="retrieve", outcome="denied", ae_title="PYGET").exists()
+
+
+def test_registered_policy_rejects_an_unregistered_caller(archive_scp, settings):
+    _ae, port = archive_scp
+    settings.PACS_ACCEPT_CALLING_AE = "registered"
+    RemoteAE.objects.create(ae_title="SOMEONE", host="127.0.0.1", port=104)
+    ae = AE(ae_title="PYMOVE")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACSONE")
+    assert assoc.is_rejected
