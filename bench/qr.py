@@ -354,7 +354,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--studies", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--orthanc-studies", type=int, default=5_000)
+    parser.add_argument("--orthanc-studies", type=int, default=20_000)
     parser.add_argument("--skip-mariadb", action="store_true")
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--inner", help=argparse.SUPPRESS)
