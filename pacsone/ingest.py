@@ -13,6 +13,7 @@ import logging
 import re
 import shutil
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pydicom.multival import MultiValue
 
 from . import storage
 from .header_json import header_json
+from .index_lock import index_writer
 from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
 
 log = logging.getLogger(__name__)
@@ -158,7 +160,8 @@ def ingest_file(
         return IngestResult(Outcome.FAILED, f"could not write the file: {exc.strerror or exc}", sop_uid)
 
     try:
-        result = _index(ds, uids, origin, fields)
+        with index_writer():
+            result = _index(ds, uids, origin, fields)
     except Exception as exc:  # the database failed: the file must not outlive its index row
         _wait_quietly(folder_synced)
         _remove_unreferenced(location, relative_path)
@@ -310,11 +313,14 @@ def _insert_or_replace(
     new_file = (fields["storage_location"], fields["file_path"])
     cached = _parents.cached(uids["SeriesInstanceUID"])
     if cached is not None:
-        # The parents exist already: a transaction of one INSERT, without a savepoint. A
-        # duplicate (or a stale cache entry) rolls it back and takes the full path below.
+        # The parents exist already: one INSERT in autocommit mode is a transaction of its own
+        # (BEGIN/COMMIT around it would cost MariaDB two more round trips). A duplicate (or a
+        # stale cache entry) fails it and takes the full path below.
         study_pk, series_pk = cached
+        # Inside a caller's transaction, a savepoint keeps that transaction usable after a failure.
+        own_transaction = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
         try:
-            with transaction.atomic():
+            with own_transaction:
                 instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
         except IntegrityError:

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +188,15 @@ def ingest_instance(path: Path):
     result = ingest_file(path, Origin("import"))
     assert result.outcome.accepted, result.reason
     return Instance.objects.get(pk=result.instance_pk)
+
+
+def journaled(timeout: float = 5, **filters):
+    """The journal entries matching `filters`, waiting for the first: the SCP writes an
+    operation's entry once the peer has its answer, which may be just after the peer's release."""
+    from audit.models import Entry
+
+    entries = Entry.objects.filter(**filters)
+    deadline = time.monotonic() + timeout
+    while not entries.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return entries

@@ -125,6 +125,7 @@ class AcceptedAssociation:
         self._pending: list[Message] = []  # complete messages read while serving another
         self._cancelled: set[int] = set()  # message IDs a C-CANCEL-RQ named
         self.extra: dict = {}  # per-association state of the services (e.g. the ingest batch)
+        self._after_reply: list[Callable[[], None]] = []
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -149,10 +150,25 @@ class AcceptedAssociation:
             self.connection.abort()
         finally:
             self._discard_partial()
+            self._run_after_reply()
             if self.is_established:
                 self.is_established = False
                 self.settings.on_finished(self)
             self.connection.close()
+
+    def after_reply(self, work: Callable[[], None]) -> None:
+        """Work that must not delay the peer's answer (a journal entry and its commit): done
+        before the next request is served, or as soon as the association ends (for a findscu,
+        after it got its A-RELEASE-RP)."""
+        self._after_reply.append(work)
+
+    def _run_after_reply(self) -> None:
+        while self._after_reply:
+            work = self._after_reply.pop(0)
+            try:
+                work()
+            except Exception:
+                log.exception("deferred work failed calling_ae=%s", self.requestor.ae_title)
 
     def abort(self) -> None:
         """From another thread (shutdown): end the association now."""
@@ -229,6 +245,7 @@ class AcceptedAssociation:
         while True:
             if self._pending:
                 message = self._pending.pop(0)
+                self._run_after_reply()
                 self._dispatch(message)
                 continue
             if not self._read_one_pdu(during_operation=False):

@@ -111,6 +111,10 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         assoc.send_response(message, commands.C_FIND_RSP, code, dataset,
                             error_comment=reason[:64] if reason else None)
 
+    def journal(asked: str, result: str, outcome=Outcome.SUCCESS) -> None:
+        """Once the peer has its answer: the entry's commit is not the peer's wait."""
+        assoc.after_reply(lambda: _journal_find(peer, target, asked, result, outcome))
+
     if not _allowed(peer):
         record(Action.QUERY, ae_title=peer.ae_title, address=peer.address, target=target,
                outcome=Outcome.DENIED, detail="calling AE may not query")
@@ -126,13 +130,13 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         for encoded in answers:
             if assoc.is_cancelled(message):
                 answer(status.CANCEL)
-                _journal_find(peer, target, found.describe(), f"cancelled after {count} answer(s)")
+                journal(found.describe(), f"cancelled after {count} answer(s)")
                 return
             count += 1
             answer(status.PENDING, encoded)
     except query.QueryError as error:
         answer(error.status, reason=error.reason)
-        _journal_find(peer, target, error.reason, "refused", Outcome.FAILURE)
+        journal(error.reason, "refused", Outcome.FAILURE)
         return
     except (AssociationEnded, wire.ConnectionClosed, OSError):
         _journal_find(peer, target, "", f"association ended after {count} answer(s)", Outcome.FAILURE)
@@ -143,8 +147,7 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         answer(status.UNABLE_TO_PROCESS, reason=f"query failed: {error}")
         return
     answer(status.SUCCESS)
-    # Journaled once the peer has its answer: the entry's commit is not the peer's wait.
-    _journal_find(peer, target, found.describe(), f"{count} answer(s)")
+    journal(found.describe(), f"{count} answer(s)")
 
 
 def _encoded_answers(identifier: Dataset, model: str, retrieve_ae_title: str, syntax):
@@ -232,6 +235,15 @@ class RetrieveJournal:
         self.action, self.peer, self.target, self.rows = action, peer, target, rows
         self.tally = sending.Tally(len(rows))
         self.written = False
+        self.deferred = False  # finish() will run once the peer has its final answer
+
+    def finish_after_reply(self, assoc: AcceptedAssociation, how: str = "") -> None:
+        self.deferred = True
+        assoc.after_reply(lambda: self.finish(how))
+
+    def finish_if_cut_short(self) -> None:
+        if not self.deferred:
+            self.finish("stopped early")
 
     def finish(self, how: str = "") -> None:
         if self.written:
@@ -282,13 +294,13 @@ def _send_all(assoc: AcceptedAssociation, message: Message, field: int, channel,
     for row in rows:
         if assoc.is_cancelled(message):
             _retrieve_response(assoc, message, field, status.CANCEL, tally)
-            journal.finish("cancelled")
+            journal.finish_after_reply(assoc, "cancelled")
             return
         tally.count(send_one(channel, row, next_id, as_scu, move_originator), row["sop_instance_uid"])
         next_id = next_id % 0xFFFF + 1
         _retrieve_response(assoc, message, field, status.PENDING, tally, final=False)
     _retrieve_response(assoc, message, field, _final_status(tally), tally)
-    journal.finish()  # once the peer has its answer
+    journal.finish_after_reply(assoc)
 
 
 # --- C-MOVE -------------------------------------------------------------------------------------------
@@ -339,7 +351,7 @@ def handle_move(assoc: AcceptedAssociation, message: Message) -> None:
         sub.abort()
         raise
     finally:
-        journal.finish("stopped early")
+        journal.finish_if_cut_short()
     sub.release()
 
 
@@ -358,7 +370,7 @@ def handle_get(assoc: AcceptedAssociation, message: Message) -> None:
     try:
         _send_all(assoc, message, commands.C_GET_RSP, assoc, rows, journal, True)
     finally:
-        journal.finish("stopped early")
+        journal.finish_if_cut_short()
 
 
 SERVICES = {
