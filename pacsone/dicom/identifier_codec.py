@@ -124,25 +124,29 @@ def _element_fallback():
     raise _ElementFallback
 
 
-def text_codec_of(charset) -> str | None:
-    """The Python codec for non-ASCII text under a Specific Character Set value; None: pydicom."""
-    if not charset:
-        return None
+_MANY = object()  # a Specific Character Set of several values (ISO 2022 code extensions)
+
+
+def _single_charset(charset):
+    """The one value of a Specific Character Set; None when empty, _MANY for several."""
     if isinstance(charset, list | tuple):
         if len(charset) != 1:
-            return None
+            return _MANY if charset else None
         charset = charset[0]
+    return charset or None
+
+
+def text_codec_of(charset) -> str | None:
+    """The Python codec for non-ASCII text under a Specific Character Set value; None: pydicom."""
+    charset = _single_charset(charset)
     return TEXT_CODECS.get(charset.strip()) if isinstance(charset, str) else None
 
 
 def charset_is_plain(charset) -> bool:
     """ASCII text encodes as ASCII under this character set (no ISO 2022 escapes)."""
-    if not charset:
+    charset = _single_charset(charset)
+    if charset is None:
         return True
-    if isinstance(charset, list | tuple):
-        if len(charset) != 1:
-            return False
-        charset = charset[0]
     return isinstance(charset, str) and charset.strip() in ("", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192")
 
 

@@ -141,6 +141,12 @@ def answer_to(connection: wire.Connection) -> int | None:
         return None
 
 
+def assert_aborted_and_the_scp_goes_on(association: StoreAssociation, port: int) -> None:
+    assert answer_to(association.connection) == wire.A_ABORT
+    association.connection.close()
+    assert echo_status(port) == 0x0000
+
+
 def test_garbage_instead_of_an_association_request(scp):
     _ae, port = scp
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -157,18 +163,14 @@ def test_data_on_a_context_that_was_not_accepted_aborts(scp):
     association.connection.send_message(99, commands.encode({commands.COMMAND_FIELD: commands.C_ECHO_RQ,
                                                              commands.MESSAGE_ID: 1,
                                                              commands.COMMAND_DATA_SET_TYPE: commands.NO_DATA_SET}))
-    assert answer_to(association.connection) == wire.A_ABORT
-    association.connection.close()
-    assert echo_status(port) == 0x0000
+    assert_aborted_and_the_scp_goes_on(association, port)
 
 
 def test_an_oversized_pdu_aborts(scp):
     _ae, port = scp
     association = open_association(port)
     association.connection.sock.sendall(struct.pack(">BxL", wire.P_DATA_TF, settings.PACS_MAX_PDU + 1000))
-    assert answer_to(association.connection) == wire.A_ABORT
-    association.connection.close()
-    assert echo_status(port) == 0x0000
+    assert_aborted_and_the_scp_goes_on(association, port)
 
 
 def test_a_c_store_cut_off_midway_leaves_nothing_behind(scp):
@@ -193,6 +195,5 @@ def test_a_release_in_the_middle_of_a_c_store_aborts(scp):
     command = commands.store_request(1, CTImageStorage, "1.2.826.0.1.3680043.77.2")
     association.connection.send_message(context.context_id, command)
     association.connection.send_pdu(wire.A_RELEASE_RQ, bytes(4))
-    assert answer_to(association.connection) == wire.A_ABORT
-    association.connection.close()
-    assert echo_status(port) == 0x0000 and temp_files() == []
+    assert_aborted_and_the_scp_goes_on(association, port)
+    assert temp_files() == []
