@@ -19,28 +19,18 @@ from typing import Callable
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.pdu import A_ASSOCIATE_AC as AssociateAcceptPDU
 from pynetdicom.pdu import A_ASSOCIATE_RQ as AssociateRequestPDU
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-    SCP_SCU_RoleSelectionNegotiation,
-)
+from pynetdicom.pdu_primitives import A_ASSOCIATE, SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
-from . import commands, wire
+from . import commands, negotiation, wire
 
 log = logging.getLogger(__name__)
-
-APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 
 # A-ASSOCIATE-RJ (result, source, reason), PS3.8 9.3.4
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 REJECT_TOO_MANY = (0x02, 0x03, 0x02)
-REJECT_NO_REASON = (0x01, 0x01, 0x01)
 
 
 class AssociationEnded(Exception):
@@ -180,13 +170,9 @@ class AcceptedAssociation:
         pdu_type, body = self.connection.read_pdu()
         if pdu_type != wire.A_ASSOCIATE_RQ:
             raise wire.ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02x}")
-        rq_pdu = AssociateRequestPDU()
-        rq_pdu.decode(bytes([wire.A_ASSOCIATE_RQ, 0]) + len(body).to_bytes(4, "big") + bytes(body))
-        rq = rq_pdu.to_primitive()
+        rq = negotiation.decoded(AssociateRequestPDU, pdu_type, body)
         self.requestor.ae_title = rq.calling_ae_title
-        for item in rq.user_information:
-            if isinstance(item, MaximumLengthNotification):
-                self.connection.peer_max = item.maximum_length_received or 0
+        self.connection.peer_max = negotiation.peer_max_pdu(rq)
 
         rejection = None
         if not self.settings.accepts_calling_ae(rq.calling_ae_title):
@@ -215,21 +201,12 @@ class AcceptedAssociation:
         return True
 
     def _send_accept(self, rq: A_ASSOCIATE, results: list, ac_roles: list) -> None:
-        primitive = A_ASSOCIATE()
-        primitive.application_context_name = UID(APPLICATION_CONTEXT)
-        primitive.calling_ae_title = rq.calling_ae_title
-        primitive.called_ae_title = rq.called_ae_title
+        primitive = negotiation.new_primitive(rq.calling_ae_title, rq.called_ae_title)
         primitive.result = 0x00
         primitive.result_source = 0x01
         primitive.presentation_context_definition_results_list = results
-        max_length = MaximumLengthNotification()
-        max_length.maximum_length_received = self.settings.max_pdu
-        class_uid = ImplementationClassUIDNotification()
-        class_uid.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
-        version = ImplementationVersionNameNotification()
-        version.implementation_version_name = PYNETDICOM_IMPLEMENTATION_VERSION
-        primitive.user_information = [max_length, class_uid, version, *ac_roles]
-        self.connection.sock.sendall(_encoded(AssociateAcceptPDU(), primitive))
+        primitive.user_information = [*negotiation.user_information(self.settings.max_pdu), *ac_roles]
+        self.connection.sock.sendall(negotiation.encoded(AssociateAcceptPDU, primitive))
 
     def _await_close(self) -> None:
         """After a rejection: give the peer a moment to read it and close (PS3.8 ARTIM)."""
@@ -333,13 +310,7 @@ class AcceptedAssociation:
         self.connection.send_message(message.context.context_id, command, dataset)
 
     def context_for(self, sop_class: str, transfer_syntaxes: list[str], as_scu: bool = False) -> AcceptedContext | None:
-        """An accepted context for `sop_class` in the first of `transfer_syntaxes` found."""
-        for syntax in transfer_syntaxes:
-            for context in self.contexts.values():
-                if context.abstract_syntax == sop_class and context.transfer_syntax == syntax and (
-                        context.as_scu or not as_scu):
-                    return context
-        return None
+        return negotiation.find_context(self.contexts.values(), sop_class, transfer_syntaxes, as_scu)
 
 
 @dataclass
@@ -389,8 +360,3 @@ class Assembly:
     def discard(self) -> None:
         if self.file is not None:
             self.file.discard()
-
-
-def _encoded(pdu, primitive) -> bytes:
-    pdu.from_primitive(primitive)
-    return pdu.encode()

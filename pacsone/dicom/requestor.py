@@ -7,19 +7,12 @@ the A-ASSOCIATE-RQ and decodes the answer, and the C-STOREs go straight over the
 import socket
 
 from pydicom.uid import UID
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.pdu import A_ASSOCIATE_AC as AssociateAcceptPDU
 from pynetdicom.pdu import A_ASSOCIATE_RQ as AssociateRequestPDU
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-)
 from pynetdicom.presentation import PresentationContext
 
-from . import commands, wire
-from .acceptor import APPLICATION_CONTEXT, AcceptedContext, Message, Assembly
+from . import commands, negotiation, wire
+from .acceptor import AcceptedContext, Assembly, Message
 
 
 class AssociationRefused(Exception):
@@ -64,29 +57,16 @@ class StoreAssociation:
             raise AssociationRefused(f"{self.called_ae} accepted none of the proposed presentation contexts")
 
     def _request_pdu(self) -> bytes:
-        primitive = A_ASSOCIATE()
-        primitive.application_context_name = UID(APPLICATION_CONTEXT)
-        primitive.calling_ae_title = self.calling_ae
-        primitive.called_ae_title = self.called_ae
+        primitive = negotiation.new_primitive(self.calling_ae, self.called_ae)
         for number, context in enumerate(self.proposed):
             context.context_id = 2 * number + 1
         primitive.presentation_context_definition_list = self.proposed
-        max_length = MaximumLengthNotification()
-        max_length.maximum_length_received = self.max_pdu
-        class_uid = ImplementationClassUIDNotification()
-        class_uid.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
-        version = ImplementationVersionNameNotification()
-        version.implementation_version_name = PYNETDICOM_IMPLEMENTATION_VERSION
-        primitive.user_information = [max_length, class_uid, version]
-        return _encoded(AssociateRequestPDU(), primitive)
+        primitive.user_information = negotiation.user_information(self.max_pdu)
+        return negotiation.encoded(AssociateRequestPDU, primitive)
 
     def _take_accept(self, body: memoryview) -> None:
-        pdu = AssociateAcceptPDU()
-        pdu.decode(bytes([wire.A_ASSOCIATE_AC, 0]) + len(body).to_bytes(4, "big") + bytes(body))
-        primitive = pdu.to_primitive()
-        for item in primitive.user_information:
-            if isinstance(item, MaximumLengthNotification):
-                self.connection.peer_max = item.maximum_length_received or 0
+        primitive = negotiation.decoded(AssociateAcceptPDU, wire.A_ASSOCIATE_AC, body)
+        self.connection.peer_max = negotiation.peer_max_pdu(primitive)
         abstract = {context.context_id: context.abstract_syntax for context in self.proposed}
         for result in primitive.presentation_context_definition_results_list:
             if result.result == 0x00 and result.context_id in abstract and result.transfer_syntax:
@@ -94,11 +74,7 @@ class StoreAssociation:
                     result.context_id, str(abstract[result.context_id]), UID(result.transfer_syntax[0]), True, False)
 
     def context_for(self, sop_class: str, transfer_syntaxes: list[str], as_scu: bool = True) -> AcceptedContext | None:
-        for syntax in transfer_syntaxes:
-            for context in self.contexts.values():
-                if context.abstract_syntax == sop_class and context.transfer_syntax == syntax:
-                    return context
-        return None
+        return negotiation.find_context(self.contexts.values(), sop_class, transfer_syntaxes, as_scu)
 
     def await_response(self, message_id: int) -> Message:
         """The destination's C-STORE-RSP to `message_id`."""
@@ -147,8 +123,3 @@ class StoreAssociation:
         if self.connection is not None:
             self.connection.abort(0x00, 0x00)
             self.connection = None
-
-
-def _encoded(pdu, primitive) -> bytes:
-    pdu.from_primitive(primitive)
-    return pdu.encode()

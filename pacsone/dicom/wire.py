@@ -47,7 +47,7 @@ class Connection:
         self.sock = sock
         self.max_receive = max_receive  # what we announced; 0 = no limit
         self.peer_max = 0  # what the peer announced; 0 = no limit
-        self._buffer = bytearray(max(64 * 1024, min(max_receive or (16 << 20), 16 << 20) + 6))
+        self._buffer = bytearray(64 * 1024)  # grows to the largest PDU received
         self._header = bytearray(6)
 
     # --- reading ------------------------------------------------------------------------------
