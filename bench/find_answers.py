@@ -9,7 +9,7 @@ every answer:
 
 - before: `Answerer.answers()` (a pydicom Dataset per answer) + pydicom's `write_dataset`
   through pynetdicom's `encode`, which is what the C-FIND SCP did per answer;
-- after: `Answerer.encoded_answers(explicit_vr)` (pacsone/dicom/identifier_codec.py), bytes
+- after: `Answerer.encoded_answers(explicit_vr)` (pacsone/dicom/net/identifier_codec.py), bytes
   straight from the rows.
 
 Both include the SQL (one query per page of answers). Best of --repeat runs; target: the

@@ -5,7 +5,7 @@ so the shares are of wall time, not only of CPU time) and writes "raw" collapsed
 per distinct stack, `thread (tid): name;outermost frame;...;innermost frame COUNT`.
 
 Over one association, the worker has one busy thread and a few helpers:
-- the **association thread** (pacsone/dicom/acceptor.py, `AcceptedAssociation.serve`) reads the
+- the **association thread** (pacsone/dicom/net/acceptor.py, `AcceptedAssociation.serve`) reads the
   PDUs, writes each data set's fragments to a temp file, parses its header early, calls the
   ingest path and sends the response;
 - the **fsync threads** (storage.SYNC_POOL) make the received file and its folder durable while

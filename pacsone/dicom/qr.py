@@ -31,9 +31,10 @@ from pynetdicom.sop_class import (
 
 from audit.journal import Action, Outcome, record
 
-from . import commands, query, registry, sending, status, wire
-from .acceptor import AcceptedAssociation, AssociationEnded, Message
-from .requestor import AssociationRefused, StoreAssociation
+from . import query, registry
+from .net import commands, sending, status, wire
+from .net.acceptor import AcceptedAssociation, AssociationEnded, Message
+from .net.requestor import AssociationRefused, StoreAssociation
 
 log = logging.getLogger(__name__)
 

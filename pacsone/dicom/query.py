@@ -35,7 +35,7 @@ from pydicom.tag import Tag
 
 from .. import matching
 from ..models import Instance, Patient, Series, Study
-from . import identifier_codec, status
+from .net import identifier_codec, status
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from ..storage import IncomingFile
-from .file_meta import PREAMBLE, file_meta_bytes
+from .net.file_meta import PREAMBLE, file_meta_bytes
 
 HEAD_BYTES = 64 * 1024  # a header longer than this (large private blocks) is read from the file
 PIXEL_DATA_TAGS = {0x7FE00010, 0x7FE00009, 0x7FE00008}

@@ -17,7 +17,8 @@ from routing.jobs import start_job
 from routing.models import Job
 
 from ..models import RemoteAE, RemoteSync, Study
-from . import query, scu, status
+from . import query, scu
+from .net import status
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,9 @@ from pynetdicom.sop_class import Verification
 
 from .. import storage
 from ..ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
-from . import commands, qr, registry, status
-from .acceptor import AcceptedAssociation, AcceptedContext, AcceptorSettings, Message
+from . import qr, registry
+from .net import commands, status
+from .net.acceptor import AcceptedAssociation, AcceptedContext, AcceptorSettings, Message
 from .receiving import ReceivedFile
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,10 @@ from pynetdicom.sop_class import (
 )
 
 from ..models import RemoteAE
-from . import query, sending, status
+from . import query
+from .net import sending, status
 from .qr import storage_contexts
-from .requestor import AssociationRefused, StoreAssociation
+from .net.requestor import AssociationRefused, StoreAssociation
 
 log = logging.getLogger(__name__)
 

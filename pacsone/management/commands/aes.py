@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.journal import Action, record
 from pacsone.dicom import scu
-from pacsone.dicom.forms import RemoteAEForm
+from pacsone.web.forms import RemoteAEForm
 from pacsone.models import RemoteAE
 
 PERMISSIONS = (

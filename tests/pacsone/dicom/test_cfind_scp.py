@@ -16,8 +16,8 @@ from pynetdicom.sop_class import (
 from pacsone.dicom import query
 from pacsone.models import RemoteAE
 from tests.helpers import echo_status, journaled
-from tests.pacsone.qr_archive import STUDY_A, STUDY_B, STUDY_C, identifier, make_archive
-from tests.pacsone.test_dcmtk_interop import dcmtk
+from tests.pacsone.dicom.qr_archive import STUDY_A, STUDY_B, STUDY_C, identifier, make_archive
+from tests.pacsone.dicom.test_dcmtk_interop import dcmtk
 
 A1, A2 = STUDY_A + ".1", STUDY_A + ".2"
 

@@ -9,9 +9,9 @@ from audit.journal import Action, Outcome, record
 from routing.jobs import start_job
 from routing.models import Job
 
-from .models import RemoteAE
-from .views import subject
-from .visibility import visible_study_or_404
+from ..models import RemoteAE
+from .studies import subject
+from ..visibility import visible_study_or_404
 
 
 @require_POST

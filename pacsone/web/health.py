@@ -5,7 +5,7 @@ import shutil
 from django.db import connection
 from django.http import JsonResponse
 
-from . import storage
+from .. import storage
 
 
 def _database_ok() -> tuple[bool, str]:

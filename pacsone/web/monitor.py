@@ -5,7 +5,7 @@ from django.shortcuts import render
 
 from accounts.privileges import Privilege, privilege_required
 
-from .monitor import snapshot
+from ..monitor import snapshot
 
 
 @privilege_required(Privilege.MONITOR)

@@ -9,8 +9,8 @@ from audit.journal import Action, record
 from routing.jobs import start_job
 from routing.models import Job
 
-from .models import Study
-from .study_actions import back
+from ..models import Study
+from .actions import back
 
 MAX_STUDIES_PER_EXPORT = 500
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pacsone.models import RemoteAE
 from tests.helpers import dcmtk_program, free_port, make_file
-from tests.pacsone.test_dcmtk_interop import DCMTK_ENV, wait_for_port
+from tests.pacsone.dicom.test_dcmtk_interop import DCMTK_ENV, wait_for_port
 
 CONFIG = """NetworkTCPPort = {port}
 MaxPDUSize = 65536

@@ -16,10 +16,10 @@ from django.shortcuts import get_object_or_404, render
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
-from .models import Instance, Patient, RemoteAE, Series, Study
-from .stats import archive_stats
-from .study_search import search_studies
-from .visibility import visible_study_or_404
+from ..models import Instance, Patient, RemoteAE, Series, Study
+from ..stats import archive_stats
+from ..study_search import search_studies
+from ..visibility import visible_study_or_404
 
 STUDIES_PER_PAGE = 50
 INSTANCES_PER_PAGE = 120

@@ -11,7 +11,7 @@ from audit.models import Entry
 from pacsone.dicom import remote as remotes
 from pacsone.models import Instance, RemoteAE, RemoteSync, Study
 from routing.models import Job
-from tests.pacsone.remote_archive import start_remote_archive
+from tests.pacsone.dicom.remote_archive import start_remote_archive
 from tests.people import make_user
 
 UID1, UID2, UID3 = "1.2.826.0.1.3680043.12.1", "1.2.826.0.1.3680043.12.2", "1.2.826.0.1.3680043.12.3"

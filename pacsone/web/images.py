@@ -17,11 +17,11 @@ from pydicom.errors import InvalidDicomError
 
 from audit.journal import Action, record
 
-from . import rendering
-from .models import Instance
-from .rendering import RenderError
-from .views import permissions, subject, visible_series
-from .visibility import visible_study_or_404
+from .. import rendering
+from ..models import Instance
+from ..rendering import RenderError
+from .studies import permissions, subject, visible_series
+from ..visibility import visible_study_or_404
 
 BROWSER_CACHE = "private, max-age=600"
 HEADER_VALUE_CHARS = 200

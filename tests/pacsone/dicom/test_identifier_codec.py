@@ -12,11 +12,11 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pynetdicom.dsutils import decode, encode
 
-from pacsone.dicom import identifier_codec as codec
+from pacsone.dicom.net import identifier_codec as codec
 from pacsone.dicom import query as q
 from pacsone.ingest import Origin, ingest_file
 from tests.helpers import make_file
-from tests.pacsone.qr_archive import STUDY_A, STUDY_B, STUDY_C, identifier, make_archive
+from tests.pacsone.dicom.qr_archive import STUDY_A, STUDY_B, STUDY_C, identifier, make_archive
 
 pytestmark = pytest.mark.django_db
 

@@ -169,7 +169,7 @@ def test_the_header_dump_nests_sequences(client, archive, tmp_path):
 
 
 def test_a_huge_header_is_cut_with_a_note(client, archive, monkeypatch):
-    monkeypatch.setattr("pacsone.views_images.MAX_HEADER_ROWS", 10)
+    monkeypatch.setattr("pacsone.web.images.MAX_HEADER_ROWS", 10)
     login(client, archive)
     response = client.get(f"/studies/{STUDY}/instances/{SERIES}.2/header")
     assert len(response.context["rows"]) == 10 and b"Only the first 10 rows are shown." in response.content

@@ -17,7 +17,7 @@ def test_healthz_answers_with_json(client):
 
 
 def test_healthz_says_503_when_the_database_is_down(client):
-    with mock.patch("pacsone.health._database_ok", return_value=(False, "OperationalError")):
+    with mock.patch("pacsone.web.health._database_ok", return_value=(False, "OperationalError")):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "error"

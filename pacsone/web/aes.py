@@ -11,8 +11,8 @@ from accounts.privileges import Privilege, has_privilege, privilege_required
 from audit.journal import Action, Outcome, record
 
 from ..models import RemoteAE, RemoteSync
-from . import remote as remotes
-from . import scu
+from ..dicom import remote as remotes
+from ..dicom import scu
 from .forms import RemoteAEForm, RemoteSearchForm, RemoteSyncForm
 
 # --- Remote AE registry -----------------------------------------------------------------------------

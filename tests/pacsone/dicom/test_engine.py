@@ -1,4 +1,4 @@
-"""The SCP's own engine (pacsone/dicom/acceptor.py, wire.py, commands.py, receiving.py): its
+"""The SCP's own engine (pacsone/dicom/net/: acceptor.py, wire.py, commands.py; pacsone/dicom/receiving.py): its
 encodings equal pydicom's and pynetdicom's, and a peer that breaks the protocol gets an abort
 while the server goes on serving and keeps nothing half-received."""
 
@@ -17,10 +17,10 @@ from pynetdicom.dsutils import create_file_meta, encode
 from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from pacsone.dicom import commands, wire
-from pacsone.dicom.file_meta import file_meta_bytes
+from pacsone.dicom.net import commands, wire
+from pacsone.dicom.net.file_meta import file_meta_bytes
 from pacsone.dicom.receiving import header_from_head
-from pacsone.dicom.requestor import StoreAssociation
+from pacsone.dicom.net.requestor import StoreAssociation
 from pacsone.models import Instance
 from tests.helpers import echo_status, make_dataset, pydicom_file
 

@@ -16,8 +16,8 @@ from audit.journal import Action, Outcome, record
 from routing.jobs import start_job
 from routing.models import Job
 
-from .download import study_zip_chunks
-from .visibility import visible_study_or_404
+from ..download import study_zip_chunks
+from ..visibility import visible_study_or_404
 
 
 @privilege_required(Privilege.DOWNLOAD)

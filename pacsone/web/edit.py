@@ -9,8 +9,8 @@ from audit.journal import Action, record
 from routing.jobs import start_job
 from routing.models import Job
 
-from .editing import changed_attributes
-from .visibility import visible_study_or_404
+from ..editing import changed_attributes
+from ..visibility import visible_study_or_404
 
 
 class StudyEditForm(forms.Form):

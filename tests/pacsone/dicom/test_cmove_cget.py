@@ -21,8 +21,8 @@ from pacsone.dicom import qr
 from pacsone.ingest import Origin, ingest_file
 from pacsone.models import RemoteAE
 from tests.helpers import dcmtk_program, echo_status, free_port, journaled, pydicom_file
-from tests.pacsone.qr_archive import STUDY_A, identifier, make_archive
-from tests.pacsone.test_dcmtk_interop import DCMTK_ENV, dcmtk, wait_for_port
+from tests.pacsone.dicom.qr_archive import STUDY_A, identifier, make_archive
+from tests.pacsone.dicom.test_dcmtk_interop import DCMTK_ENV, dcmtk, wait_for_port
 
 A1 = STUDY_A + ".1"
 

@@ -15,10 +15,10 @@ from accounts.api_permissions import privilege_permission
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
-from .models import Patient, Study
-from .stats import archive_stats
-from .study_search import search_studies
-from .visibility import set_patient_public, set_study_public
+from ..models import Patient, Study
+from ..stats import archive_stats
+from ..study_search import search_studies
+from ..visibility import set_patient_public, set_study_public
 
 PATIENT_FILTERS = ("patient_id", "patient_name")
 

@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from pacsone.dicom import query as q
-from tests.pacsone.qr_archive import STUDY_A, STUDY_B, STUDY_C, identifier, make_archive
+from tests.pacsone.dicom.qr_archive import STUDY_A, STUDY_B, STUDY_C, identifier, make_archive
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
 
-from .models import Attachment, Instance, Study
-from .notes import NoteError, add_note, attachment_file
-from .visibility import visible_study_or_404
+from ..models import Attachment, Instance, Study
+from ..notes import NoteError, add_note, attachment_file
+from ..visibility import visible_study_or_404
 
 
 def _instance_of(study: Study, sop_uid: str) -> Instance | None:

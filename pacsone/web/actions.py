@@ -10,10 +10,10 @@ from django.views.decorators.http import require_POST
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
 
-from .deletion import delete_study
-from .models import Patient, Study
-from .study_search import TRUE_WORDS
-from .visibility import set_patient_public, set_study_public, visible_study_or_404
+from ..deletion import delete_study
+from ..models import Patient, Study
+from ..study_search import TRUE_WORDS
+from ..visibility import set_patient_public, set_study_public, visible_study_or_404
 
 
 

@@ -7,7 +7,7 @@ from pydicom.dataset import Dataset
 from pacsone.dicom import scu
 from pacsone.models import Instance, RemoteAE, Study
 from tests.helpers import free_port, make_file
-from tests.pacsone.remote_archive import start_remote_archive
+from tests.pacsone.dicom.remote_archive import start_remote_archive
 
 pytestmark = pytest.mark.peers
 

@@ -9,7 +9,7 @@ from accounts import api as accounts_api
 from audit import api as audit_api
 from routing import api as routing_api
 
-from . import api as archive_api
+from . import archive as archive_api
 
 router = DefaultRouter()
 router.register("users", accounts_api.UserViewSet, basename="user")

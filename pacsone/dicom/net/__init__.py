@@ -1,0 +1,1 @@
+"""The DICOM network engine: PDUs, DIMSE messages, negotiation, sending. Importable without Django."""

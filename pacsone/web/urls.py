@@ -1,0 +1,52 @@
+"""The one URL map of the archive's pages. The accounts, journal and job pages are their apps'
+own (accounts/, audit/, routing/); the REST API is pacsone/api/urls.py."""
+
+from django.urls import include, path
+
+from . import actions, aes, edit, export, forward, health, images, monitor, notes, studies, transfer
+
+STUDY = "studies/<str:study_uid>/"
+INSTANCE = STUDY + "instances/<str:sop_uid>/"
+SERIES = STUDY + "series/<str:series_uid>/"
+
+# The remote AE registry and the remote search, under the namespace "dicom".
+remote_ae_patterns = [
+    path("aes/", aes.ae_list, name="ae-list"),
+    path("aes/add/", aes.ae_edit, name="ae-add"),
+    path("aes/<int:pk>/", aes.ae_edit, name="ae-edit"),
+    path("aes/<int:pk>/delete/", aes.ae_delete, name="ae-delete"),
+    path("aes/<int:pk>/echo/", aes.ae_echo, name="ae-echo"),
+    path("aes/<int:pk>/sync/", aes.ae_sync, name="ae-sync"),
+    path("aes/<int:pk>/sync/now/", aes.ae_sync_now, name="ae-sync-now"),
+    path("remote/", aes.remote_search, name="remote-search"),
+    path("remote/retrieve/", aes.remote_retrieve, name="remote-retrieve"),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    # the study browser and the viewer
+    path("", studies.home, name="home"),
+    path("patients/<int:pk>/", studies.patient_page, name="patient"),
+    path(STUDY, studies.study_page, name="study"),
+    path(SERIES, studies.series_page, name="series"),
+    path(SERIES + "viewer", images.viewer, name="viewer"),
+    path(INSTANCE + "thumbnail", images.thumbnail, name="instance-thumbnail"),
+    path(INSTANCE + "frame", images.frame, name="instance-frame"),
+    path(INSTANCE + "header", images.header_dump, name="instance-header"),
+    # actions on studies and patients
+    path(STUDY + "forward", forward.forward_study, name="study-forward"),
+    path("actions/study/<str:study_uid>/mark/", actions.mark_study, name="study-mark"),
+    path("actions/study/<str:study_uid>/public/", actions.study_visibility, name="study-public"),
+    path("actions/study/<str:study_uid>/delete/", actions.delete, name="study-delete"),
+    path("actions/study/<str:study_uid>/edit/", edit.edit_study, name="study-edit"),
+    path("actions/patient/<int:patient_pk>/public/", actions.patient_visibility, name="patient-public"),
+    path("export/", export.export_studies, name="export-studies"),
+    path("download/<str:study_uid>.zip", transfer.download_study, name="download-study"),
+    path("upload/", transfer.upload, name="upload"),
+    path("import/", transfer.import_from_server, name="import"),
+    path("notes/<str:study_uid>/", notes.study_notes, name="study-notes"),
+    path("notes/attachment/<int:pk>/", notes.attachment_download, name="attachment-download"),
+    path("monitor/", monitor.monitor_page, name="monitor"),
+    path("monitor/data.json", monitor.monitor_data, name="monitor-data"),
+    path("", include((remote_ae_patterns, "dicom"))),
+]
