@@ -288,6 +288,12 @@ PACS_MAX_PDU = env_int("PACS_MAX_PDU", 4 * 1024 * 1024, minimum=0)
 PACS_HL7_PORT = env_int("PACS_HL7_PORT", 2575, 1, 65535)
 # Calling-AE policy: "any" accepts every caller, "registered" only AEs in the registry.
 PACS_ACCEPT_CALLING_AE = env_choice("PACS_ACCEPT_CALLING_AE", "any", ("any", "registered"))
+# Called-AE policy: "ours" accepts associations addressed to one of our AE titles (PACS_AE_TITLE,
+# PACS_DICOM_INSTANCES), "any" whatever title the caller uses.
+PACS_ACCEPT_CALLED_AE = env_choice("PACS_ACCEPT_CALLED_AE", "ours", ("ours", "any"))
+# Storage SOP classes pynetdicom does not list (private ones from GE, Siemens, ...; newer standard
+# ones) are accepted for C-STORE and stored as received; false refuses their contexts.
+PACS_ACCEPT_UNKNOWN_SOP_CLASSES = env_bool("PACS_ACCEPT_UNKNOWN_SOP_CLASSES", True)
 # What a re-sent SOP Instance UID does: "ignore" keeps the first copy, "replace" keeps the newest.
 PACS_DUPLICATE_POLICY = env_choice("PACS_DUPLICATE_POLICY", "ignore", ("ignore", "replace"))
 # C-FIND person-name matching: "insensitive" (default) or "sensitive" to case.

@@ -374,8 +374,9 @@ def handle_get(assoc: AcceptedAssociation, message: Message) -> None:
         journal.finish_if_cut_short()
 
 
+# (Command Field, SOP Class UID) -> service, one entry per information model.
 SERVICES = {
-    commands.C_FIND_RQ: handle_find,
-    commands.C_MOVE_RQ: handle_move,
-    commands.C_GET_RQ: handle_get,
+    **{(commands.C_FIND_RQ, str(uid)): handle_find for uid in FIND_MODELS},
+    **{(commands.C_MOVE_RQ, str(uid)): handle_move for uid in MOVE_MODELS},
+    **{(commands.C_GET_RQ, str(uid)): handle_get for uid in GET_MODELS},
 }

@@ -12,12 +12,12 @@ there is no early header and the ingest reads the file as it does for any other 
 from io import BytesIO
 from pathlib import Path
 
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from ..storage import IncomingFile
-from .net.file_meta import PREAMBLE, file_meta_bytes
+from .net.file_meta import PREAMBLE, file_meta, file_meta_bytes
 
 HEAD_BYTES = 64 * 1024  # a header longer than this (large private blocks) is read from the file
 PIXEL_DATA_TAGS = {0x7FE00010, 0x7FE00009, 0x7FE00008}
@@ -62,14 +62,15 @@ class ReceivedFile(IncomingFile):
     """A received data set's temp file: preamble and File Meta Information first, then the data
     set's fragments; keeps the first HEAD_BYTES of the data set to parse its header early."""
 
-    def __init__(self, folder: Path, sop_class: str, sop_instance: str, transfer_syntax: str):
+    def __init__(self, folder: Path, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = ""):
         super().__init__(folder, ".dcm")
         self.transfer_syntax = UID(transfer_syntax)
         self.sop_class, self.sop_instance = sop_class, sop_instance
+        self.source_ae = source_ae.strip()
         self._head = bytearray()
         self._header_tried = False
         self.header: Dataset | None = None
-        super().write(PREAMBLE + file_meta_bytes(sop_class, sop_instance, transfer_syntax))
+        super().write(PREAMBLE + file_meta_bytes(sop_class, sop_instance, transfer_syntax, self.source_ae))
 
     def write(self, data) -> int:
         if not self._header_tried:
@@ -88,9 +89,5 @@ class ReceivedFile(IncomingFile):
         header = header_from_head(bytes(self._head), self.transfer_syntax, complete)
         self._head = bytearray()
         if header is not None:
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = self.sop_class
-            meta.MediaStorageSOPInstanceUID = self.sop_instance
-            meta.TransferSyntaxUID = self.transfer_syntax
-            header.file_meta = meta
+            header.file_meta = file_meta(self.sop_class, self.sop_instance, self.transfer_syntax, self.source_ae)
         self.header = header

@@ -30,13 +30,14 @@ from django.db import connections
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.sop_class import Verification
+from pynetdicom.service_class import ServiceClass, StorageServiceClass
+from pynetdicom.sop_class import Verification, uid_to_service_class
 
 from .. import storage
-from ..ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
+from ..ingest import UID_PATTERN, IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
 from . import qr, registry
 from .net import commands, status
-from .net.acceptor import AcceptedAssociation, AcceptedContext, AcceptorSettings, Message
+from .net.acceptor import ANY_STORAGE_CLASS, AcceptedAssociation, AcceptedContext, AcceptorSettings, Message
 from .receiving import ReceivedFile
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ ASSOCIATION_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_ASSOCIA
                                                          thread_name_prefix="association")
 IDLE_CONNECTION_CHECK_SECONDS = 30  # a connection idle longer is checked before it is used again
 
+STANDARD_UID_ROOT = "1.2.840.10008."
+STANDARD_STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1."  # the standard's storage SOP classes (PS3.6 Annex A)
+
 STATUS_FOR_OUTCOME = {
     Outcome.STORED: status.SUCCESS,
     Outcome.REPLACED: status.SUCCESS,
@@ -65,6 +69,49 @@ STATUS_FOR_OUTCOME = {
 def accepts_calling_ae(ae_title: str) -> bool:
     """The calling-AE policy, read from the registry at each association."""
     return settings.PACS_ACCEPT_CALLING_AE != "registered" or ae_title.strip() in registry.registered_ae_titles()
+
+
+def our_ae_titles(server_ae_title: str) -> frozenset[str]:
+    """The AE titles this archive answers to: its main one and every instance's."""
+    titles = {server_ae_title, settings.PACS_AE_TITLE, *(title for title, _port in settings.PACS_DICOM_INSTANCES)}
+    return frozenset(title.strip() for title in titles)
+
+
+def called_ae_policy(server_ae_title: str):
+    """The called-AE check: one of our AE titles, unless PACS_ACCEPT_CALLED_AE=any."""
+    ours = our_ae_titles(server_ae_title)
+
+    def accepts_called_ae(ae_title: str) -> bool:
+        return settings.PACS_ACCEPT_CALLED_AE == "any" or ae_title.strip() in ours
+
+    return accepts_called_ae
+
+
+def is_storage_sop_class(uid: str) -> bool:
+    """Whether a SOP class is taken for a storage SOP class: one pynetdicom lists as storage,
+    one of the standard's storage family that pynetdicom does not list yet (newer or retired),
+    or a private one (GE, Siemens, Philips, ...) that pynetdicom does not know for another service.
+    A standard UID of any other service (query, worklist, print, ...) is not."""
+    if len(uid) > 64 or not UID_PATTERN.match(uid):
+        return False
+    service = uid_to_service_class(uid)
+    if service is StorageServiceClass:
+        return True
+    if service is not ServiceClass:  # pynetdicom knows it for another service
+        return False
+    if uid.startswith(STANDARD_UID_ROOT):
+        return uid.startswith(STANDARD_STORAGE_ROOT)
+    return True
+
+
+def storage_context_by_policy(uid: str) -> PresentationContext | None:
+    """A context for a storage SOP class pynetdicom does not list (PACS_ACCEPT_UNKNOWN_SOP_CLASSES):
+    accepted for C-STORE only, in every transfer syntax, and stored as received."""
+    if not settings.PACS_ACCEPT_UNKNOWN_SOP_CLASSES or not is_storage_sop_class(uid):
+        return None
+    context = _context(uid)
+    qr.allow_get_role([context])
+    return context
 
 
 class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -163,15 +210,16 @@ def preferred_transfer_syntaxes() -> list[str]:
 def supported_contexts() -> list[PresentationContext]:
     """Verification, and Storage of every storage SOP class pynetdicom knows."""
     abstract_syntaxes = [Verification] + [c.abstract_syntax for c in AllStoragePresentationContexts]
-    syntaxes = preferred_transfer_syntaxes()
-    contexts = []
-    for abstract_syntax in abstract_syntaxes:
-        context = CheaplyCopiedContext()
-        context.abstract_syntax = abstract_syntax
-        context.transfer_syntax = list(syntaxes)
-        contexts.append(context)
+    contexts = [_context(abstract_syntax) for abstract_syntax in abstract_syntaxes]
     qr.allow_get_role(contexts)
     return contexts + qr.query_retrieve_contexts()
+
+
+def _context(abstract_syntax: str) -> PresentationContext:
+    context = CheaplyCopiedContext()
+    context.abstract_syntax = abstract_syntax
+    context.transfer_syntax = preferred_transfer_syntaxes()
+    return context
 
 
 # --- Services -----------------------------------------------------------------------------------
@@ -193,9 +241,9 @@ def open_store_file(temp_folder: Path):
     """Where a C-STORE's data set is written as it arrives: a temp file in the storage's temp
     folder (so that storing it is a rename) that also reads the header early (receiving.py)."""
 
-    def open_file(context: AcceptedContext, command: dict) -> ReceivedFile:
+    def open_file(context: AcceptedContext, command: dict, calling_ae: str) -> ReceivedFile:
         return ReceivedFile(temp_folder, command.get(commands.AFFECTED_SOP_CLASS_UID, ""),
-                            command.get(commands.AFFECTED_SOP_INSTANCE_UID, ""), context.transfer_syntax)
+                            command.get(commands.AFFECTED_SOP_INSTANCE_UID, ""), context.transfer_syntax, calling_ae)
 
     return open_file
 
@@ -277,9 +325,12 @@ def check_idle_database_connections() -> None:
                 connection.close()
 
 
+# (Command Field, SOP Class UID) -> service. A new service (e.g. Modality Worklist C-FIND)
+# registers its SOP class here and its context in supported_contexts().
 SERVICES = {
-    commands.C_ECHO_RQ: handle_echo,
-    commands.C_STORE_RQ: handle_store,
+    (commands.C_ECHO_RQ, str(Verification)): handle_echo,
+    **{(commands.C_STORE_RQ, str(c.abstract_syntax)): handle_store for c in AllStoragePresentationContexts},
+    (commands.C_STORE_RQ, ANY_STORAGE_CLASS): handle_store,  # storage SOP classes accepted by policy
     **qr.SERVICES,
 }
 
@@ -293,6 +344,8 @@ def acceptor_settings(ae_title: str, temp_folder: Path) -> AcceptorSettings:
         acse_timeout=30,
         network_timeout=60,
         accepts_calling_ae=accepts_calling_ae,
+        accepts_called_ae=called_ae_policy(ae_title),
+        storage_context=storage_context_by_policy,
         open_store_file=open_store_file(temp_folder),
         on_established=handle_established,
         on_finished=handle_finished,

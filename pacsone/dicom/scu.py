@@ -26,6 +26,7 @@ from pynetdicom.sop_class import (
 from ..models import RemoteAE
 from . import query
 from .net import sending, status
+from .net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .qr import storage_contexts
 from .net.requestor import AssociationRefused, StoreAssociation
 
@@ -70,6 +71,8 @@ class StoreResult:
 
 def _ae(*contexts) -> AE:
     ae = AE(ae_title=settings.PACS_AE_TITLE)
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT_SECONDS
     for context in contexts:
         ae.add_requested_context(context)

@@ -24,12 +24,13 @@ from pynetdicom.pdu import A_ASSOCIATE_RQ as AssociateRequestPDU
 from pynetdicom.pdu_primitives import A_ASSOCIATE, SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
-from . import commands, negotiation, wire
+from . import commands, negotiation, status, wire
 
 log = logging.getLogger(__name__)
 
 # A-ASSOCIATE-RJ (result, source, reason), PS3.8 9.3.4
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
+REJECT_CALLED_AE = (0x01, 0x01, 0x07)  # permanent, service user, called AE title not recognized
 REJECT_TOO_MANY = (0x02, 0x03, 0x02)
 
 
@@ -44,6 +45,7 @@ class AcceptedContext:
     transfer_syntax: UID
     as_scu: bool  # we may send requests of this SOP class on it (C-GET's C-STOREs)
     as_scp: bool
+    by_policy: bool = False  # a storage SOP class we do not know, accepted for C-STORE only
 
 
 @dataclass
@@ -68,6 +70,12 @@ class Message:
     def sop_class(self) -> str:
         return self.command.get(commands.AFFECTED_SOP_CLASS_UID, "")
 
+    @property
+    def service_sop_class(self) -> str:
+        """The SOP class the request asks a service of (Affected, or Requested for N- requests)."""
+        return (self.command.get(commands.AFFECTED_SOP_CLASS_UID) or self.command.get(commands.REQUESTED_SOP_CLASS_UID)
+                or self.context.abstract_syntax)
+
     def identifier(self) -> Dataset:
         """The request's data set decoded (C-FIND/C-MOVE/C-GET identifiers are small)."""
         syntax = self.context.transfer_syntax
@@ -76,19 +84,33 @@ class Message:
         return ds
 
 
+# The services key for a C-STORE of a SOP class that is not in `contexts` but that
+# `storage_context` accepted as a storage SOP class (a private or a newer standard one).
+ANY_STORAGE_CLASS = "*"
+
+
 @dataclass
 class AcceptorSettings:
     ae_title: str
     contexts: list[PresentationContext]  # what we accept, with the roles we allow
-    services: dict[int, Callable]  # Command Field -> service(assoc, message)
+    # (Command Field, SOP Class UID) -> service(assoc, message); see ANY_STORAGE_CLASS
+    services: dict[tuple[int, str], Callable]
     max_pdu: int
     acse_timeout: float = 30
     network_timeout: float = 60
     accepts_calling_ae: Callable[[str], bool] = lambda _title: True
-    open_store_file: Callable = lambda _context, _command: None  # where a C-STORE's data set goes
+    accepts_called_ae: Callable[[str], bool] = lambda _title: True
+    # A context for a proposed abstract syntax that is not in `contexts`, or None to refuse it.
+    storage_context: Callable[[str], PresentationContext | None] = lambda _uid: None
+    # Where a C-STORE's data set goes: (context, command, calling AE title) -> storage.IncomingFile
+    open_store_file: Callable = lambda _context, _command, _calling_ae: None
     on_established: Callable = lambda _assoc: None
     on_finished: Callable = lambda _assoc: None
     on_rejected: Callable = lambda _assoc: None
+
+    def __post_init__(self):
+        self.known_abstract_syntaxes = frozenset(str(c.abstract_syntax) for c in self.contexts)
+        self.known_commands = frozenset(command for command, _sop_class in self.services)
 
 
 @dataclass
@@ -175,7 +197,11 @@ class AcceptedAssociation:
         self.connection.peer_max = negotiation.peer_max_pdu(rq)
 
         rejection = None
-        if not self.settings.accepts_calling_ae(rq.calling_ae_title):
+        if not self.settings.accepts_called_ae(rq.called_ae_title):
+            log.warning("called AE title not recognized called_ae=%s calling_ae=%s address=%s",
+                        rq.called_ae_title.strip(), rq.calling_ae_title.strip(), self.requestor.address)
+            rejection = REJECT_CALLED_AE
+        elif not self.settings.accepts_calling_ae(rq.calling_ae_title):
             rejection = REJECT_CALLING_AE
         elif self._too_many():
             rejection = REJECT_TOO_MANY
@@ -187,18 +213,32 @@ class AcceptedAssociation:
 
         roles = {item.sop_class_uid: (item.scu_role, item.scp_role) for item in rq.user_information
                  if isinstance(item, SCP_SCU_RoleSelectionNegotiation)}
-        results, ac_roles = negotiate_as_acceptor(rq.presentation_context_definition_list, self.settings.contexts,
-                                                  roles)
+        proposed = rq.presentation_context_definition_list
+        by_policy = self._storage_by_policy(proposed)
+        results, ac_roles = negotiate_as_acceptor(proposed, [*self.settings.contexts, *by_policy.values()], roles)
         for context in results:
             if context.result == 0x00:
+                abstract_syntax = str(context.abstract_syntax)
                 self.contexts[context.context_id] = AcceptedContext(
-                    context.context_id, str(context.abstract_syntax), UID(context.transfer_syntax[0]),
-                    bool(context.as_scu), bool(context.as_scp))
+                    context.context_id, abstract_syntax, UID(context.transfer_syntax[0]),
+                    bool(context.as_scu), bool(context.as_scp), abstract_syntax in by_policy)
         self._send_accept(rq, results, ac_roles)
         sock.settimeout(self.settings.network_timeout)
         self.is_established = True
         self.settings.on_established(self)
         return True
+
+    def _storage_by_policy(self, proposed: list) -> dict[str, PresentationContext]:
+        """Contexts for the proposed abstract syntaxes we do not know that the policy takes as
+        storage SOP classes."""
+        extra = {}
+        for context in proposed:
+            uid = str(context.abstract_syntax)
+            if uid not in self.settings.known_abstract_syntaxes and uid not in extra:
+                accepted = self.settings.storage_context(uid)
+                if accepted is not None:
+                    extra[uid] = accepted
+        return extra
 
     def _send_accept(self, rq: A_ASSOCIATE, results: list, ac_roles: list) -> None:
         primitive = negotiation.new_primitive(rq.calling_ae_title, rq.called_ae_title)
@@ -256,7 +296,7 @@ class AcceptedAssociation:
             elif context_id != assembly.context.context_id:
                 raise wire.ProtocolError("a message's fragments arrived on two presentation contexts")
             if control & wire.COMMAND:
-                assembly.take_command(data, control & wire.LAST, self.settings.open_store_file)
+                assembly.take_command(data, control & wire.LAST, self._open_store_file)
             else:
                 assembly.take_data(data, control & wire.LAST)
             if assembly.complete:
@@ -266,6 +306,9 @@ class AcceptedAssociation:
                     self._cancelled.add(message.command.get(commands.MESSAGE_ID_BEING_RESPONDED_TO, -1))
                 else:
                     self._pending.append(message)
+
+    def _open_store_file(self, context: AcceptedContext, command: dict):
+        return self.settings.open_store_file(context, command, self.requestor.ae_title)
 
     def _discard_partial(self) -> None:
         if self._partial is not None:
@@ -277,13 +320,27 @@ class AcceptedAssociation:
         self._pending.clear()
 
     def _dispatch(self, message: Message) -> None:
-        service = self.settings.services.get(message.field)
+        service = self._service_for(message)
         if service is None:
-            log.warning("unsupported DIMSE command 0x%04x from calling_ae=%s", message.field,
-                        self.requestor.ae_title)
-            self.send_response(message, message.field | 0x8000, 0x0211)  # Unrecognized operation
+            known = message.field in self.settings.known_commands
+            log.warning("unsupported DIMSE request command=0x%04x sop_class=%s calling_ae=%s", message.field,
+                        message.service_sop_class, self.requestor.ae_title)
+            if message.file is not None:
+                message.file.discard()
+            code = status.SOP_CLASS_NOT_SUPPORTED if known else status.UNRECOGNIZED_OPERATION
+            self.send_response(message, message.field | 0x8000, code)
             return
         service(self, message)
+
+    def _service_for(self, message: Message) -> Callable | None:
+        """The service registered for the request's command and SOP class; a C-STORE of a SOP
+        class accepted by policy goes to the ANY_STORAGE_CLASS service."""
+        sop_class = message.service_sop_class
+        service = self.settings.services.get((message.field, sop_class))
+        if (service is None and message.field == commands.C_STORE_RQ and message.context.by_policy
+                and sop_class == message.context.abstract_syntax):
+            service = self.settings.services.get((commands.C_STORE_RQ, ANY_STORAGE_CLASS))
+        return service
 
     # --- during an operation ------------------------------------------------------------------
 

@@ -3,13 +3,14 @@ PDUs and the contexts they agree on. pynetdicom's PDU classes do the encoding; t
 steps around them that both sides take."""
 
 from pydicom.uid import UID
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.pdu_primitives import (
     A_ASSOCIATE,
     ImplementationClassUIDNotification,
     ImplementationVersionNameNotification,
     MaximumLengthNotification,
 )
+
+from .implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 
@@ -27,9 +28,9 @@ def user_information(max_pdu: int) -> list:
     max_length = MaximumLengthNotification()
     max_length.maximum_length_received = max_pdu
     class_uid = ImplementationClassUIDNotification()
-    class_uid.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
+    class_uid.implementation_class_uid = IMPLEMENTATION_CLASS_UID
     version = ImplementationVersionNameNotification()
-    version.implementation_version_name = PYNETDICOM_IMPLEMENTATION_VERSION
+    version.implementation_version_name = IMPLEMENTATION_VERSION_NAME
     return [max_length, class_uid, version]
 
 

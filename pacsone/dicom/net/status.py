@@ -5,6 +5,8 @@ OUT_OF_RESOURCES = 0xA700  # Storage: Refused, out of resources
 DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900  # Storage: Error, data set does not match SOP class
 CANNOT_UNDERSTAND = 0xC000  # Storage: Error, cannot understand
 NOT_AUTHORIZED = 0x0124  # General: Refused, not authorized
+SOP_CLASS_NOT_SUPPORTED = 0x0122  # General: Refused, SOP class not supported
+UNRECOGNIZED_OPERATION = 0x0211  # General: Unrecognized operation
 # Query/Retrieve (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4)
 PENDING = 0xFF00
 CANCEL = 0xFE00

@@ -10,15 +10,18 @@ import pytest
 from django.conf import settings
 from pydicom import dcmread
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, PYDICOM_ROOT_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
 from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import create_file_meta, encode
+from pynetdicom.dsutils import encode
 from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import CTImageStorage, Verification
 
 from pacsone.dicom.net import commands, wire
-from pacsone.dicom.net.file_meta import file_meta_bytes
+from pacsone.dicom.net.file_meta import PREAMBLE, file_meta_bytes
+from pacsone.dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsone.dicom.receiving import header_from_head
 from pacsone.dicom.net.requestor import StoreAssociation
 from pacsone.models import Instance
@@ -33,11 +36,28 @@ UIDS = ["1.2.3", "1.2.826.0.1.3680043.8.498.1234567890123456789012345678901", "1
 
 @pytest.mark.parametrize("instance_uid", UIDS)
 @pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50"])
-def test_file_meta_is_byte_identical_to_pydicom(instance_uid, syntax):
+@pytest.mark.parametrize("source_ae", ["", "MODALITY", "CT1"])
+def test_file_meta_is_byte_identical_to_pydicom(instance_uid, syntax, source_ae):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CT
+    meta.MediaStorageSOPInstanceUID = instance_uid
+    meta.TransferSyntaxUID = syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    if source_ae:
+        meta.SourceApplicationEntityTitle = source_ae
     expected = BytesIO()
-    write_file_meta_info(expected, create_file_meta(sop_class_uid=CT, sop_instance_uid=instance_uid,
-                                                    transfer_syntax=syntax))
-    assert file_meta_bytes(CT, instance_uid, syntax) == expected.getvalue()
+    write_file_meta_info(expected, meta)
+    assert file_meta_bytes(CT, instance_uid, syntax, source_ae) == expected.getvalue()
+
+
+def test_file_meta_names_us_and_the_sender_not_pynetdicom():
+    meta = dcmread(BytesIO(PREAMBLE + file_meta_bytes(CT, "1.2.3", "1.2.840.10008.1.2.1", "MODALITY")))
+    assert meta.file_meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+    assert not IMPLEMENTATION_CLASS_UID.startswith(PYDICOM_ROOT_UID)
+    assert IMPLEMENTATION_CLASS_UID not in (PYNETDICOM_IMPLEMENTATION_UID, PYDICOM_IMPLEMENTATION_UID)
+    assert meta.file_meta.ImplementationVersionName == IMPLEMENTATION_VERSION_NAME
+    assert meta.file_meta.SourceApplicationEntityTitle == "MODALITY"
 
 
 def pynetdicom_store_rsp(instance_uid: str, status: int, comment: str | None) -> bytes:
