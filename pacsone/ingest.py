@@ -23,8 +23,10 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.uid import UID
 
 from . import storage
+from .dataset_structure import Truncated, check_file
 from .header_json import header_json
 from .index_lock import index_writer
 from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
@@ -127,6 +129,7 @@ def ingest_file(
     try:
         ds, is_part10 = (header, True) if header is not None else _read_header(path)
         uids = _validated_uids(ds)
+        _check_whole(path, ds, uids, is_part10)
     except Rejected as rejected:
         _discard(path, adopt)
         log.warning(
@@ -223,6 +226,37 @@ def _validated_uids(ds: Dataset) -> dict[str, str]:
             raise Rejected(Outcome.INVALID, f"malformed {keyword}")
         uids[keyword] = value
     return uids
+
+
+def _check_whole(path: Path, ds: Dataset, uids: dict[str, str], is_part10: bool) -> None:
+    """Refuse a file whose File Meta Information names another instance than its data set (for
+    a C-STORE, the meta holds the command's UIDs), and a data set cut short."""
+    if is_part10:
+        for meta_keyword, keyword in (("MediaStorageSOPClassUID", "SOPClassUID"),
+                                      ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+            named = str(ds.file_meta.get(meta_keyword, "") or "").strip()
+            if named and named != uids[keyword]:
+                raise Rejected(Outcome.INVALID, f"{keyword} differs from the file meta / C-STORE command")
+    encoding = _encoding(ds, is_part10)
+    if encoding is None:
+        return
+    try:
+        check_file(path, is_part10, *encoding)
+    except Truncated as truncated:
+        raise Rejected(Outcome.UNREADABLE, f"truncated data set: {truncated}")
+    except OSError as exc:
+        raise Rejected(Outcome.UNREADABLE, f"unreadable file: {exc.strerror or exc}")
+
+
+def _encoding(ds: Dataset, is_part10: bool) -> tuple[bool, bool] | None:
+    """(implicit VR, little endian) of the data set; None when it cannot be walked (deflated,
+    a private transfer syntax)."""
+    if not is_part10:
+        return ds.original_encoding
+    syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
+    if not syntax.is_transfer_syntax or syntax.is_deflated:
+        return None
+    return syntax.is_implicit_VR, syntax.is_little_endian
 
 
 # --- Writing the file ---------------------------------------------------------------------------------
