@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import storage
+from . import media, storage
 from .ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
 
-# DICOMDIR is an index of the media, not an image: it is read by the DICOMDIR import, not stored.
-SKIPPED_NAMES = {"DICOMDIR"}
 MAX_REASONS_KEPT = 20
 
 
@@ -21,6 +19,17 @@ class ImportSummary:
     counts: Counter = field(default_factory=Counter)
     bytes_stored: int = 0
     problems: list[str] = field(default_factory=list)
+    not_on_media: int = 0  # files a DICOMDIR references that the media lacks
+
+    def add_media_problem(self, problem: media.MediaProblem) -> None:
+        self.not_on_media += problem.missing_file
+        if len(self.problems) < MAX_REASONS_KEPT:
+            self.problems.append(f"{problem.label}: {problem.reason}")
+
+    @property
+    def accepted(self) -> int:
+        """Files now in the archive: stored, replaced, or there already."""
+        return self.counts[Outcome.STORED] + self.counts[Outcome.REPLACED] + self.counts[Outcome.IGNORED]
 
     def add(self, label: str, result: IngestResult, size: int) -> None:
         self.counts[result.outcome] += 1
@@ -39,25 +48,47 @@ def count_candidates(paths: list[Path]) -> int:
     return sum(1 for _ in _walk(paths))
 
 
-def _walk(paths: list[Path]) -> Iterator[tuple[Path, str | None]]:
-    """(file, zip member or None) for every candidate under the given paths."""
+Candidate = tuple[Path, str | None | media.MediaProblem]
+
+
+def _walk(paths: list[Path]) -> Iterator[Candidate]:
+    """(file, zip member or None) for every candidate under the given paths; (DICOMDIR,
+    MediaProblem) for a file a DICOMDIR references that is missing."""
     for path in paths:
         if path.is_dir():
-            for folder, _dirs, files in os.walk(path):
+            for folder, dirs, files in os.walk(path):
+                dicomdir = media.dicomdir_among(Path(folder), files)
+                if dicomdir is not None:
+                    candidates, readable = _media_candidates(dicomdir)
+                    yield from candidates
+                    if readable:
+                        dirs.clear()  # the DICOMDIR lists what this folder's media holds
+                        continue
                 for name in sorted(files):
                     yield from _expand(Path(folder) / name)
+        elif media.is_dicomdir(path.name):
+            yield from _media_candidates(path)[0]
         else:
             yield from _expand(path)
 
 
-def _expand(path: Path) -> Iterator[tuple[Path, str | None]]:
-    if path.name.upper() in SKIPPED_NAMES:
-        return
+def _media_candidates(dicomdir: Path) -> tuple[list[Candidate], bool]:
+    """The files a DICOMDIR references, and whether it could be read (if not, the one candidate
+    says why, and the caller walks its folder file by file)."""
+    try:
+        entries = media.folder_files(dicomdir)
+    except media.MediaError as error:
+        return [(dicomdir, media.MediaProblem(str(dicomdir), f"{error}; its folder is imported file by file"))], False
+    return [(dicomdir, entry) if isinstance(entry, media.MediaProblem) else (entry, None) for entry in entries], True
+
+
+def _expand(path: Path) -> Iterator[Candidate]:
+    if media.is_dicomdir(path.name):
+        return  # an index of the media, not an image: read by _media_files, never stored
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            for member in archive.infolist():
-                if not member.is_dir() and Path(member.filename).name.upper() not in SKIPPED_NAMES:
-                    yield path, member.filename
+            for member in media.zip_members(archive):
+                yield path, member
     else:
         yield path, None
 
@@ -75,6 +106,10 @@ def import_paths(
     batch = batch or PostIngestBatch()
     location = storage.default_location()
     for path, member in _walk(paths):
+        if isinstance(member, media.MediaProblem):
+            summary.add_media_problem(member)
+            on_progress(1)
+            continue
         label = f"{path}:{member}" if member else str(path)
         if member is None:
             size = path.stat().st_size
@@ -109,9 +144,11 @@ def import_job(progress, paths: list[str], channel: str, username: str, remove_a
     lines = [
         f"{summary.total} file(s): {counts[Outcome.STORED]} stored, {counts[Outcome.REPLACED]} replaced, "
         f"{counts[Outcome.IGNORED]} already in the archive, {counts[Outcome.UNREADABLE]} not DICOM, "
-        f"{counts[Outcome.INVALID]} rejected, {counts[Outcome.FAILED]} failed",
+        f"{counts[Outcome.INVALID]} rejected, {counts[Outcome.FAILED]} failed"
+        + (f", {summary.not_on_media} listed in a DICOMDIR but missing" if summary.not_on_media else ""),
         *summary.problems,
     ]
     if summary.total == 0:
-        lines[0] = "no file found to import"
+        lines[0] = "no file found to import" + (
+            f" ({summary.not_on_media} listed in a DICOMDIR but missing)" if summary.not_on_media else "")
     return "\n".join(lines)

@@ -62,12 +62,13 @@ def upload(request):
 
 @privilege_required(Privilege.IMPORT)
 def import_from_server(request):
-    """A folder (e.g. a DICOMDIR CD copied to the server) or ZIP file on the server."""
+    """A folder (e.g. a CD copied to the server: its DICOMDIR says what to import), a DICOMDIR or
+    a ZIP file on the server."""
     path_text = request.POST.get("path", "").strip() if request.method == "POST" else ""
     if request.method == "POST":
         path = Path(path_text)
         if not path_text or not path.is_absolute():
-            messages.error(request, "Give the absolute path of a folder or ZIP file on the server.")
+            messages.error(request, "Give the absolute path of a folder, DICOMDIR or ZIP file on the server.")
         elif not path.exists():
             messages.error(request, f"{path_text} does not exist on the server.")
         else:

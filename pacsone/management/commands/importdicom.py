@@ -10,7 +10,9 @@ from pacsone.ingest import Origin, Outcome
 
 
 class Command(BaseCommand):
-    help = "Import DICOM files, folders (walked recursively) and zip files into the archive."
+    help = ("Import DICOM files, folders (walked recursively), zip files and DICOM media (a DICOMDIR, a folder "
+            "holding one, a zip of a CD: the files the DICOMDIR references) into the archive. Exits non-zero "
+            "when nothing could be imported or a file could not be stored.")
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path)
@@ -31,10 +33,13 @@ class Command(BaseCommand):
             f"{counts[Outcome.STORED]} stored, {counts[Outcome.REPLACED]} replaced, "
             f"{counts[Outcome.IGNORED]} skipped as duplicates, "
             f"{counts[Outcome.UNREADABLE]} skipped as not DICOM, "
-            f"{counts[Outcome.INVALID]} rejected, {counts[Outcome.FAILED]} failed; "
-            f"{summary.bytes_stored / 1e6:.1f} MB stored."
+            f"{counts[Outcome.INVALID]} rejected, {counts[Outcome.FAILED]} failed"
+            + (f", {summary.not_on_media} listed in a DICOMDIR but missing from the media" if summary.not_on_media else "")
+            + f"; {summary.bytes_stored / 1e6:.1f} MB stored."
         )
         for problem in summary.problems:
             self.stdout.write(f"  {problem}")
         if counts[Outcome.FAILED]:
             raise CommandError(f"{counts[Outcome.FAILED]} file(s) could not be stored; see above")
+        if summary.accepted == 0:
+            raise CommandError("nothing could be imported; see above")
