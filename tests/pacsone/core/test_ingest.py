@@ -231,3 +231,37 @@ def test_compressed_files_are_stored_byte_for_byte(name):
     (path,) = stored_files()
     assert Path(path).read_bytes() == source.read_bytes()
     assert dataset_bytes(path) == dataset_bytes(source)
+
+
+def test_it_rejects_a_data_set_whose_pixel_data_runs_past_the_end(tmp_path):
+    good = make_file(tmp_path)
+    truncated = tmp_path / "cut.dcm"
+    truncated.write_bytes(good.read_bytes()[:-512])
+
+    result = ingest_file(truncated, ORIGIN)
+
+    assert result.outcome == Outcome.UNREADABLE
+    assert result.reason == "truncated data set: (7FE0,0010) runs 512 bytes past the end"
+    assert not Instance.objects.exists() and stored_files() == [] and temp_leftovers() == []
+
+
+def test_it_rejects_pydicoms_truncated_file(tmp_path):
+    result = ingest_file(pydicom_file("MR_truncated.dcm"), ORIGIN)
+    assert result.outcome == Outcome.UNREADABLE and result.reason.startswith("truncated data set")
+    assert not Instance.objects.exists() and stored_files() == []
+
+
+@pytest.mark.parametrize("meta_keyword,keyword", [("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
+                                                  ("MediaStorageSOPClassUID", "SOPClassUID")])
+def test_it_rejects_a_file_whose_meta_names_another_instance(tmp_path, meta_keyword, keyword):
+    ds = make_dataset()
+    setattr(ds.file_meta, meta_keyword, "1.2.826.0.1.3680043.99.77")
+    ds.preamble = b"\0" * 128
+    source = tmp_path / "mismatch.dcm"
+    ds.save_as(source, enforce_file_format=False)  # as written, not made consistent by pydicom
+
+    result = ingest_file(source, ORIGIN)
+
+    assert result.outcome == Outcome.INVALID
+    assert result.reason == f"{keyword} differs from the file meta / C-STORE command"
+    assert not Instance.objects.exists() and stored_files() == []

@@ -295,3 +295,51 @@ def test_storescu_reports_a_file_with_a_garbled_dataset_and_stores_the_rest(scp,
     assert dcmread(damaged_source).SOPInstanceUID not in stored_uids
     assert len(stored_files()) == 2
     assert echo(port).returncode == 0
+
+
+def test_echoscu_to_a_called_ae_title_not_ours_is_rejected(scp):
+    _ae_title, port = scp
+
+    result = dcmtk("echoscu", "-v", "-aec", "WRONG", "-aet", "ECHOSCU", "127.0.0.1", port)
+
+    assert result.returncode != 0
+    assert "Called AE Title Not Recognized" in result.stdout, result.stdout
+    assert echo(port).returncode == 0  # and the server goes on
+
+
+# storescu proposes a SOP class missing from dcmtk's own list only from a configuration profile.
+PRIVATE_PROFILE = """[[TransferSyntaxes]]
+[Uncompressed]
+TransferSyntax1 = LocalEndianExplicit
+TransferSyntax2 = LittleEndianImplicit
+
+[[PresentationContexts]]
+[PrivateContexts]
+PresentationContext1 = {sop_class}\\Uncompressed
+
+[[Profiles]]
+[Private]
+PresentationContexts = PrivateContexts
+"""
+
+
+@pytest.mark.parametrize("client", ["storescu", "dcmsend"])
+def test_a_private_sop_class_is_stored_as_sent(scp, tmp_path, client):
+    _ae_title, port = scp
+    private_class = "1.3.12.2.1107.5.9.1"  # Siemens CSA Non-Image Storage
+    ds = make_dataset(SOPClassUID=private_class)
+    ds.file_meta.MediaStorageSOPClassUID = private_class
+    source = write_dataset(ds, tmp_path / "private.dcm")
+    if client == "storescu":
+        profile = tmp_path / "private.cfg"
+        profile.write_text(PRIVATE_PROFILE.format(sop_class=private_class))
+        options = ["-xf", profile, "Private"]
+    else:
+        options = ["-nuc"]  # dcmsend: no check of the SOP class against dcmtk's list
+
+    result = dcmtk(client, "-v", *options, "-aec", "PACSONE", "-aet", "SENDER", "127.0.0.1", port, source)
+
+    assert result.returncode == 0, result.stdout
+    instance = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+    assert instance.sop_class_uid == private_class and instance.source_ae == "SENDER"
+    assert dataset_bytes(stored_file_of(instance)) == dataset_bytes(source)
