@@ -98,9 +98,12 @@ def import_paths(
     origin: Origin,
     on_progress: Callable[[int], None] = lambda n: None,
     batch: PostIngestBatch | None = None,
+    display_names: dict[str, str] | None = None,
 ) -> ImportSummary:
     """Import everything under `paths`. The follow-up work is queued at the end, or left in
-    the caller's `batch` for the caller to flush."""
+    the caller's `batch` for the caller to flush. `display_names`: file name -> the name its
+    owner knows it by (an upload is saved under a number), for the problems reported."""
+    display_names = display_names or {}
     summary = ImportSummary()
     own_batch = batch is None
     batch = batch or PostIngestBatch()
@@ -110,7 +113,8 @@ def import_paths(
             summary.add_media_problem(member)
             on_progress(1)
             continue
-        label = f"{path}:{member}" if member else str(path)
+        shown = display_names.get(path.name, str(path))
+        label = f"{shown}:{member}" if member else shown
         if member is None:
             size = path.stat().st_size
             result = ingest_file(path, origin, batch=batch)
@@ -127,13 +131,15 @@ def import_paths(
     return summary
 
 
-def import_job(progress, paths: list[str], channel: str, username: str, remove_after: str = "") -> str:
+def import_job(progress, paths: list[str], channel: str, username: str, remove_after: str = "",
+               display_names: dict[str, str] | None = None) -> str:
     """A job (routing.jobs): import `paths` with a progress bar; `remove_after` is a staging
-    folder (browser uploads) deleted when the import is done."""
+    folder (browser uploads) deleted when the import is done; `display_names` as for import_paths."""
     try:
         path_list = [Path(p) for p in paths]
         progress.start(count_candidates(path_list))
-        summary = import_paths(path_list, Origin(channel, username=username), on_progress=progress.advance)
+        summary = import_paths(path_list, Origin(channel, username=username), on_progress=progress.advance,
+                               display_names=display_names)
     finally:
         if remove_after:
             shutil.rmtree(remove_after, ignore_errors=True)

@@ -49,13 +49,18 @@ def upload(request):
     if not files:
         return JsonResponse({"error": "Choose one or more DICOM files or ZIP files."}, status=400)
     staging = _staging_dir()
+    display_names = {}
     for number, upload_file in enumerate(files):
-        # Saved under a number, never under the uploaded name (invariant 5).
-        with open(staging / f"{number:06d}.upload", "wb") as out:
+        # Saved under a number, never under the uploaded name (invariant 5); the name is kept
+        # only to tell the user which of their files a problem is about.
+        saved_as = f"{number:06d}.upload"
+        with open(staging / saved_as, "wb") as out:
             for chunk in upload_file.chunks():
                 out.write(chunk)
+        display_names[saved_as] = f"file {number + 1} ({Path(upload_file.name or '').name[:128]})"
     job = start_job(Job.Kind.UPLOAD, f"{len(files)} file(s) uploaded by {request.user.username}", request.user,
-                    "pacsone.importer.import_job", [str(staging)], "upload", request.user.username, str(staging))
+                    "pacsone.importer.import_job", [str(staging)], "upload", request.user.username, str(staging),
+                    display_names)
     record(Action.UPLOAD, request=request, target=f"job {job.pk}", detail=f"{len(files)} file(s)")
     return JsonResponse({"job": job.pk, "url": reverse("routing:job-detail", args=[job.pk])}, status=202)
 

@@ -71,6 +71,51 @@ def test_upload_files_and_a_zip(client):
     assert Entry.objects.filter(action="upload", username="up").exists()
 
 
+def test_an_upload_names_each_refused_file_and_why_and_stores_the_rest(client):
+    client.force_login(make_user("up", ["upload"]))
+    whole = dicom_bytes(patient_id="GOOD")
+    mismatch = make_dataset(patient_id="BAD")
+    mismatch.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.99.9"
+    mismatch.preamble = b"\0" * 128
+    mismatch_bytes = io.BytesIO()
+    mismatch.save_as(mismatch_bytes, enforce_file_format=False)
+    files = [
+        SimpleUploadedFile("good.dcm", whole),
+        SimpleUploadedFile("cut.dcm", dicom_bytes(patient_id="CUT")[:-600]),
+        SimpleUploadedFile("mismatch.dcm", mismatch_bytes.getvalue()),
+    ]
+
+    response = client.post("/upload/", {"files": files})
+
+    job = Job.objects.get(pk=response.json()["job"])
+    assert "1 stored" in job.message and "1 not DICOM" in job.message and "1 rejected" in job.message
+    assert "file 2 (cut.dcm): unreadable: truncated data set: (7FE0,0010) runs 600 bytes past the end" in job.message
+    assert "file 3 (mismatch.dcm): invalid: SOPInstanceUID differs from the file meta" in job.message
+    assert set(Study.objects.values_list("patient__patient_id", flat=True)) == {"GOOD"}
+
+
+def test_an_uploaded_zip_of_a_cd_imports_what_its_dicomdir_lists(client, tmp_path):
+    from pydicom.fileset import FileSet
+
+    fileset = FileSet()
+    for number in range(2):
+        fileset.add(make_dataset(patient_id="CDZ", InstanceNumber=number + 1, StudyID="1", SeriesNumber=1))
+    fileset.write(tmp_path / "cd")
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for path in sorted((tmp_path / "cd").rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(tmp_path / "cd").as_posix())
+        archive.writestr("viewer/README.TXT", b"not listed in the DICOMDIR: left alone")
+    client.force_login(make_user("up", ["upload"]))
+
+    response = client.post("/upload/", {"files": [SimpleUploadedFile("cd.zip", zipped.getvalue())]})
+
+    job = Job.objects.get(pk=response.json()["job"])
+    assert job.message.startswith("2 file(s): 2 stored"), job.message
+    assert Instance.objects.filter(series__study__patient__patient_id="CDZ").count() == 2
+
+
 def test_a_non_dicom_upload_stores_nothing_and_says_so(client):
     client.force_login(make_user("up", ["upload"]))
     response = client.post("/upload/", {"files": [SimpleUploadedFile("photo.jpg", b"\xff\xd8\xff\xe0 not dicom")]})
