@@ -27,6 +27,7 @@ from pydicom.uid import UID
 
 from . import storage
 from .dataset_structure import Truncated, check_file
+from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .header_json import header_json
 from .index_lock import index_writer
 from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
@@ -275,6 +276,8 @@ def _temp_copy(path: Path, ds: Dataset, is_part10: bool, location: StorageLocati
     full.ensure_file_meta()
     full.file_meta.MediaStorageSOPClassUID = full.SOPClassUID
     full.file_meta.MediaStorageSOPInstanceUID = full.SOPInstanceUID
+    full.file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID  # we wrote this meta
+    full.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     if "TransferSyntaxUID" not in full.file_meta:
         full.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
     full.save_as(temp, enforce_file_format=True)

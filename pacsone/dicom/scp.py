@@ -298,7 +298,9 @@ def handle_finished(assoc: AcceptedAssociation) -> None:
 
 
 def handle_rejected(assoc: AcceptedAssociation) -> None:
-    log.warning("association rejected calling_ae=%s address=%s", assoc.requestor.ae_title, assoc.requestor.address)
+    result, source, reason = assoc.rejection or (0, 0, 0)
+    log.warning("association rejected calling_ae=%s called_ae=%s address=%s result=%d source=%d reason=%d",
+                assoc.requestor.ae_title, assoc.called_ae_title, assoc.requestor.address, result, source, reason)
     keep_clean_database_connections()  # the calling-AE check may have opened one
 
 

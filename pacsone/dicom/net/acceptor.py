@@ -130,6 +130,8 @@ class AcceptedAssociation:
         self.connection = wire.Connection(sock, settings.max_pdu)
         self.requestor = Requestor(address=address[0], port=address[1])
         self.ae_title = settings.ae_title
+        self.called_ae_title = ""
+        self.rejection: tuple[int, int, int] | None = None  # A-ASSOCIATE-RJ result, source, reason
         self.contexts: dict[int, AcceptedContext] = {}
         self.is_established = False
         self._too_many = too_many
@@ -194,18 +196,18 @@ class AcceptedAssociation:
             raise wire.ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02x}")
         rq = negotiation.decoded(AssociateRequestPDU, pdu_type, body)
         self.requestor.ae_title = rq.calling_ae_title
+        self.called_ae_title = rq.called_ae_title.strip()
         self.connection.peer_max = negotiation.peer_max_pdu(rq)
 
         rejection = None
         if not self.settings.accepts_called_ae(rq.called_ae_title):
-            log.warning("called AE title not recognized called_ae=%s calling_ae=%s address=%s",
-                        rq.called_ae_title.strip(), rq.calling_ae_title.strip(), self.requestor.address)
             rejection = REJECT_CALLED_AE
         elif not self.settings.accepts_calling_ae(rq.calling_ae_title):
             rejection = REJECT_CALLING_AE
         elif self._too_many():
             rejection = REJECT_TOO_MANY
         if rejection:
+            self.rejection = rejection
             self.connection.send_pdu(wire.A_ASSOCIATE_RJ, bytes([0, *rejection]))
             self.settings.on_rejected(self)
             self._await_close()

@@ -10,6 +10,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
 from pacsone import storage
+from pacsone.dicom.net.implementation import IMPLEMENTATION_CLASS_UID
 from pacsone.ingest import Origin, Outcome, ingest_file
 from pacsone.models import Equipment, Instance, Patient, Series, Study
 from tests.helpers import (
@@ -145,6 +146,7 @@ def test_a_bare_dataset_without_file_meta_is_wrapped_in_a_part10_file(tmp_path):
     (path,) = stored_files()
     assert dcmread(path).SOPInstanceUID == ds.SOPInstanceUID
     assert dcmread(path).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    assert dcmread(path).file_meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID  # we wrote the meta
 
 
 def test_a_resent_instance_is_ignored_by_default(tmp_path, settings):

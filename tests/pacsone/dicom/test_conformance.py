@@ -2,6 +2,8 @@
 classes we do not know (private, newer), services keyed by command and SOP class, our own
 implementation identity, and bad data sets refused while the association goes on."""
 
+import time
+
 import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -60,11 +62,17 @@ def store_on(association, ds, message_id, sop_class=None, sop_instance=None, cut
 # --- The called AE title -------------------------------------------------------------------------
 
 
-def test_an_association_to_another_called_ae_title_is_rejected_and_the_server_goes_on(scp):
+def test_an_association_to_another_called_ae_title_is_rejected_and_the_server_goes_on(scp, caplog):
     _ae, port = scp
     with pytest.raises(AssociationRefused, match="result/source/reason 010107"):  # permanent, user, reason 7
         raw_association(port, CTImageStorage, called_ae="NOT_PACSONE")
     assert echo_status(port, ae_title="PACSONE") == status.SUCCESS
+    logged = ("association rejected calling_ae=TESTER called_ae=NOT_PACSONE address=127.0.0.1 result=1 source=1 "
+              "reason=7")
+    deadline = time.monotonic() + 5  # the server logs it on its own thread, after sending the rejection
+    while logged not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logged in caplog.text
 
 
 def test_any_called_ae_title_is_accepted_when_configured(scp, settings):
