@@ -9,6 +9,4 @@ change: peers and files identify this software by it. The version name changes w
 
 VERSION = "1.0"
 IMPLEMENTATION_CLASS_UID = "2.25.168287437614702755587343692853864701122"
-IMPLEMENTATION_VERSION_NAME = f"PACSONE_{VERSION}"  # SH: at most 16 characters
-
-assert len(IMPLEMENTATION_VERSION_NAME) <= 16
+IMPLEMENTATION_VERSION_NAME = f"PACSONE_{VERSION}"  # SH: at most 16 characters (tested)

@@ -57,6 +57,7 @@ def test_file_meta_names_us_and_the_sender_not_pynetdicom():
     assert not IMPLEMENTATION_CLASS_UID.startswith(PYDICOM_ROOT_UID)
     assert IMPLEMENTATION_CLASS_UID not in (PYNETDICOM_IMPLEMENTATION_UID, PYDICOM_IMPLEMENTATION_UID)
     assert meta.file_meta.ImplementationVersionName == IMPLEMENTATION_VERSION_NAME
+    assert len(IMPLEMENTATION_VERSION_NAME) <= 16 and len(IMPLEMENTATION_CLASS_UID) <= 64
     assert meta.file_meta.SourceApplicationEntityTitle == "MODALITY"
 
 
