@@ -140,18 +140,22 @@ def _data_set_start(data) -> int:
     return walk.position
 
 
+def check_data(data, part10: bool, implicit: bool, little: bool) -> None:
+    """Raise Truncated when an element of the data set in `data` (bytes or a memory map) runs
+    past its end. `part10`: it starts with a preamble and File Meta Information; `implicit`,
+    `little`: the data set's encoding. A structure the walk does not understand passes (pydicom's
+    reading judges it)."""
+    try:
+        start = _data_set_start(data) if part10 else 0
+        _Walk(data, start, little).elements(implicit)
+    except _Unknown:
+        return
+
+
 def check_file(path: Path, part10: bool, implicit: bool, little: bool) -> None:
-    """Raise Truncated when an element of the file's data set runs past the end of the file.
-    `part10`: the file starts with a preamble and File Meta Information; `implicit`, `little`:
-    the data set's encoding. A structure the walk does not understand passes (pydicom's reading
-    judges it)."""
+    """check_data() of a file, through a memory map: its pixel data is never read."""
     with open(path, "rb") as fp:
-        size = fp.seek(0, 2)
-        if size == 0:
+        if fp.seek(0, 2) == 0:
             raise Truncated("the file is empty")
         with mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            try:
-                start = _data_set_start(data) if part10 else 0
-                _Walk(data, start, little).elements(implicit)
-            except _Unknown:
-                return
+            check_data(data, part10, implicit, little)

@@ -1,6 +1,7 @@
 """The truncation check (pacsone/dataset_structure.py): an element running past the end of the
 data set is found in every encoding; whole files, odd padding included, pass."""
 
+import random
 import warnings
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
-from pacsone.dataset_structure import Truncated, check_file
+from pacsone.dataset_structure import Truncated, check_data, check_file
 from tests.helpers import make_dataset, pydicom_file, write_dataset
 
 
@@ -100,3 +101,21 @@ def test_every_whole_file_in_pydicoms_wheel_passes_and_its_truncated_ones_do_not
             flagged.add(path.name)
     assert flagged == {"MR_truncated.dcm", "rtplan_truncated.dcm"}
     assert pydicom_file("MR_truncated.dcm")  # the corpus is the wheel's, never downloaded
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian])
+def test_a_file_cut_anywhere_or_garbled_gives_a_verdict_never_an_error(tmp_path, syntax):
+    whole = written(tmp_path, with_sequence(make_dataset(rows=4)), syntax).read_bytes()
+    encoding = UID(syntax).is_implicit_VR, UID(syntax).is_little_endian
+    rng = random.Random(11)
+    damaged = [whole[:end] for end in range(len(whole))]
+    for _ in range(300):
+        data = bytearray(whole)
+        for _flip in range(rng.randint(1, 8)):
+            data[rng.randrange(132, len(data))] = rng.randrange(256)
+        damaged.append(bytes(data))
+    for data in damaged:
+        try:
+            check_data(data, True, *encoding)
+        except Truncated:
+            pass
