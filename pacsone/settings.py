@@ -287,7 +287,7 @@ PACS_SCP_WORKERS = env_int("PACS_SCP_WORKERS", min(4, os.cpu_count() or 1), mini
 PACS_MAX_PDU = env_int("PACS_MAX_PDU", 4 * 1024 * 1024, minimum=0)
 # Limits that keep one peer from stalling or starving the SCP (README, "DICOM engine limits").
 # Associations served at once by one SCP worker process; more are rejected at once (transient).
-PACS_DICOM_MAX_ASSOCIATIONS = env_int("PACS_DICOM_MAX_ASSOCIATIONS", 32, minimum=1, maximum=1024)
+PACS_DICOM_MAX_ASSOCIATIONS = env_int("PACS_DICOM_MAX_ASSOCIATIONS", 24, minimum=1, maximum=1024)
 # Seconds for a whole A-ASSOCIATE-RQ to arrive after the connection opens.
 PACS_DICOM_ACSE_TIMEOUT = env_int("PACS_DICOM_ACSE_TIMEOUT", 30, minimum=1)
 # Seconds for a whole PDU to arrive once it has begun (or, inside a message, once the last ended).

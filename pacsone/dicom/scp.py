@@ -85,7 +85,7 @@ class DicomServer(socketserver.TCPServer):
     request_queue_size = 64
 
     def __init__(self, address, acceptor_settings: AcceptorSettings, listen_fd: int | None = None,
-                 max_associations: int = 32, thread_idle_seconds: float = 60, temp_folder: Path | None = None):
+                 max_associations: int = 24, thread_idle_seconds: float = 60, temp_folder: Path | None = None):
         self.listen_fd = listen_fd
         self.acceptor_settings = acceptor_settings
         self.max_associations = max_associations

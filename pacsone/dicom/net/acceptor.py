@@ -73,11 +73,22 @@ class Message:
         return self.command.get(commands.AFFECTED_SOP_CLASS_UID, "")
 
     def identifier(self) -> Dataset:
-        """The request's data set decoded (C-FIND/C-MOVE/C-GET identifiers are small)."""
+        """The request's data set decoded (C-FIND/C-MOVE/C-GET identifiers are small), every
+        element of it: a broken one raises here, not later in whoever reads it."""
         syntax = self.context.transfer_syntax
         ds = read_dataset(BytesIO(self.data or b""), syntax.is_implicit_VR, syntax.is_little_endian)
         ds.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, None)
+        decode_all(ds)
         return ds
+
+
+def decode_all(ds: Dataset) -> None:
+    """Convert every element, nested items included (pydicom converts them lazily, on first
+    access, and a malformed one raises whatever its conversion hits)."""
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                decode_all(item)
 
 
 @dataclass(frozen=True)
