@@ -26,7 +26,8 @@ class ThreadPool:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0  # alive
-        self._idle = 0  # alive and not promised any queued work
+        self._waiting = 0  # threads waiting for work
+        self._queued = 0  # work not taken yet
         self._started = 0
 
     @property
@@ -35,32 +36,34 @@ class ThreadPool:
 
     def submit(self, work: Callable, *args) -> None:
         with self._lock:
-            if self._idle:
-                self._idle -= 1  # an idle thread will take it
-            elif self._threads < self.size:
+            self._queue.put((work, args))
+            self._queued += 1
+            if self._queued > self._waiting and self._threads < self.size:
                 self._threads += 1
                 self._started += 1
                 threading.Thread(target=self._run, name=f"{self.name}-{self._started}", daemon=True).start()
-            self._queue.put((work, args))
 
     def _run(self) -> None:
         while True:
+            with self._lock:
+                self._waiting += 1
             try:
                 work, args = self._queue.get(timeout=self.idle_seconds)
             except queue.Empty:
                 with self._lock:
-                    if not self._idle:
-                        continue  # work was promised to an idle thread a moment ago: maybe this one
-                    self._idle -= 1
+                    self._waiting -= 1
+                    if self._queued:
+                        continue  # work came in just now, counting on this thread: take it
                     self._threads -= 1
                 try:
                     self.on_idle()
                 except Exception:
                     log.exception("pool thread cleanup failed")
                 return
+            with self._lock:
+                self._waiting -= 1
+                self._queued -= 1
             try:
                 work(*args)
             except Exception:
                 log.exception("pool work failed")
-            with self._lock:
-                self._idle += 1
