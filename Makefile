@@ -9,7 +9,7 @@ ifneq ($(filter mysql%,$(DATABASE_URL)),)
 DB_DRIVER := $(VENV)/.installed-mysql
 endif
 
-.PHONY: run setup test bench clean
+.PHONY: run setup test fuzz bench clean
 
 run: setup
 	exec $(PY) manage.py runpacs
@@ -19,6 +19,11 @@ setup: $(VENV)/.installed $(DB_DRIVER)
 
 test: $(VENV)/.installed-test $(DB_DRIVER)
 	$(PY) -m pytest
+
+# Fuzz the PDU reader, message assembler, early-header parser and C-FIND identifier decoding
+# (hypothesis; a few minutes; FUZZ_EXAMPLES per target). Not part of `make test`.
+fuzz: $(VENV)/.installed-test
+	$(PY) -m pytest -p no:cacheprovider -q tests/fuzz/fuzz_engine.py
 
 # The benchmark measures SQLite and MariaDB, so it always needs the MariaDB driver.
 bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql

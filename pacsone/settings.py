@@ -285,6 +285,25 @@ PACS_DICOM_INSTANCES = parse_dicom_instances(
 PACS_SCP_WORKERS = env_int("PACS_SCP_WORKERS", min(4, os.cpu_count() or 1), minimum=1, maximum=64)
 # Largest PDU we accept; large PDUs mean fewer reads per image (0 would mean unlimited).
 PACS_MAX_PDU = env_int("PACS_MAX_PDU", 4 * 1024 * 1024, minimum=0)
+# Limits that keep one peer from stalling or starving the SCP (README, "DICOM engine limits").
+# Associations served at once by one SCP worker process; more are rejected at once (transient).
+PACS_DICOM_MAX_ASSOCIATIONS = env_int("PACS_DICOM_MAX_ASSOCIATIONS", 24, minimum=1, maximum=1024)
+# Seconds for a whole A-ASSOCIATE-RQ to arrive after the connection opens.
+PACS_DICOM_ACSE_TIMEOUT = env_int("PACS_DICOM_ACSE_TIMEOUT", 30, minimum=1)
+# Seconds for a whole PDU to arrive once it has begun (or, inside a message, once the last ended).
+PACS_DICOM_PDU_TIMEOUT = env_int("PACS_DICOM_PDU_TIMEOUT", 60, minimum=1)
+# Seconds an association may stay silent between messages (and a peer may take to answer ours).
+PACS_DICOM_IDLE_TIMEOUT = env_int("PACS_DICOM_IDLE_TIMEOUT", 120, minimum=1)
+# Largest command set, and largest data set held in memory (C-FIND/C-MOVE/C-GET identifiers).
+PACS_DICOM_MAX_COMMAND_BYTES = env_int("PACS_DICOM_MAX_COMMAND_BYTES", 64 * 1024, minimum=1024)
+PACS_DICOM_MAX_IDENTIFIER_BYTES = env_int("PACS_DICOM_MAX_IDENTIFIER_BYTES", 1024 * 1024, minimum=1024)
+# Largest C-STORE data set (written to a temp file as it arrives), in MB.
+PACS_DICOM_MAX_STORE_MB = env_int("PACS_DICOM_MAX_STORE_MB", 8192, minimum=1)
+# An association thread idle this long closes its database connection and ends.
+PACS_DICOM_THREAD_IDLE_SECONDS = env_int("PACS_DICOM_THREAD_IDLE_SECONDS", 60, minimum=1)
+# Temp files older than this (left by a crash) are removed, checked every PACS_TEMP_SWEEP_MINUTES.
+PACS_TEMP_MAX_AGE_HOURS = env_int("PACS_TEMP_MAX_AGE_HOURS", 24, minimum=1)
+PACS_TEMP_SWEEP_MINUTES = env_int("PACS_TEMP_SWEEP_MINUTES", 60, minimum=1)
 PACS_HL7_PORT = env_int("PACS_HL7_PORT", 2575, 1, 65535)
 # Calling-AE policy: "any" accepts every caller, "registered" only AEs in the registry.
 PACS_ACCEPT_CALLING_AE = env_choice("PACS_ACCEPT_CALLING_AE", "any", ("any", "registered"))

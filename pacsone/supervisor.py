@@ -6,6 +6,7 @@ SIGTERM or Ctrl-C stops them all, politely first.
 """
 
 import ctypes
+import errno
 import json
 import logging
 import os
@@ -85,11 +86,29 @@ def write_status(children: list[Child], stopping: bool = False) -> None:
     os.replace(temp, path)
 
 
+class PortInUse(Exception):
+    """Another program listens on a port we were to serve: starting anyway would split the
+    associations between two archives (or serve none)."""
+
+    def __init__(self, port: int):
+        super().__init__(f"port {port} is already in use by another program (another PacsOne, or a DICOM "
+                         f"server?): stop it, or choose another port (PACS_DICOM_PORT, PACS_DICOM_INSTANCES)")
+        self.port = port
+
+
 def open_listening_socket(port: int, host: str = "0.0.0.0") -> socket.socket:
-    """The socket that the SCP workers of one port share; it outlives any of them."""
+    """The socket that the SCP workers of one port share; it outlives any of them. SO_REUSEADDR
+    only rebinds over connections in TIME_WAIT, and no SO_REUSEPORT: a port another program
+    listens on raises PortInUse."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUse(port) from None
+        raise
     listener.listen(128)
     listener.set_inheritable(True)
     return listener

@@ -17,6 +17,7 @@ from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from ..storage import IncomingFile
+from .net.acceptor import decode_all
 from .net.file_meta import PREAMBLE, file_meta, file_meta_bytes
 
 HEAD_BYTES = 64 * 1024  # a header longer than this (large private blocks) is read from the file
@@ -48,6 +49,7 @@ def header_from_head(head: bytes, transfer_syntax: UID, complete: bool) -> Datas
     fp = _Head(head)
     try:
         ds = read_dataset(fp, transfer_syntax.is_implicit_VR, True, stop_when=_at_pixel_data)
+        decode_all(ds)  # a malformed element: the ingest's own reading of the file judges it
     except Exception:
         return None
     if fp.ran_short and not complete:

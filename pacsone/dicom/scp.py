@@ -11,10 +11,15 @@ Tuned for throughput (see docs/benchmarks.md and `make bench`):
 - TCP_NODELAY on every association's socket;
 - several worker processes accepting from one listening socket (opened by the supervisor),
   so associations spread over the CPUs.
+
+And bounded so that no peer can stall or starve it (README, "DICOM engine limits"): at most
+PACS_DICOM_MAX_ASSOCIATIONS associations per worker (more are rejected at once, transient), each
+on a pool thread whose database connection is closed when it idles; deadlines and size caps per
+association (acceptor.py); temp files left by a crash swept while running.
 """
 
-import concurrent.futures
 import copy
+import errno
 import logging
 import os
 import signal
@@ -35,22 +40,23 @@ from pynetdicom.sop_class import Verification, uid_to_service_class
 
 from .. import storage
 from ..ingest import UID_PATTERN, IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
+from ..supervisor import PortInUse
 from . import qr, registry
 from .net import commands, status
-from .net.acceptor import ANY_STORAGE_CLASS, AcceptedAssociation, AcceptedContext, AcceptorSettings, Message
+from .net.acceptor import (ANY_STORAGE_CLASS, REJECT_TOO_MANY, AcceptedAssociation, AcceptedContext,
+                           AcceptorSettings, Limits, Message)
+from .pool import ThreadPool
 from .receiving import ReceivedFile
 
 log = logging.getLogger(__name__)
 
-STALE_TEMP_SECONDS = 24 * 3600
 SHUTDOWN_GRACE_SECONDS = 10
 BUSY_ACCEPT_DELAY_SECONDS = 0.005  # per association a worker serves, up to BUSY_ACCEPT_MAX_STEPS
 BUSY_ACCEPT_MAX_STEPS = 4
-MAX_ASSOCIATIONS = 64  # per worker process
-# Associations run on a pool of threads that outlive them, so that a thread's database connection
-# serves its next association too (a new MariaDB connection costs milliseconds per association).
-ASSOCIATION_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_ASSOCIATIONS + 8,
-                                                         thread_name_prefix="association")
+FULL_ACCEPT_DELAY_SECONDS = 0.05  # a worker at its cap lets one with room accept first
+# Over the cap, a connection is answered A-ASSOCIATE-RJ by one of these few threads (each for at
+# most acceptor.REJECTION_DEADLINE_SECONDS); when they are all busy it is closed without a word.
+REJECTING_AT_ONCE = 4
 IDLE_CONNECTION_CHECK_SECONDS = 30  # a connection idle longer is checked before it is used again
 
 STANDARD_UID_ROOT = "1.2.840.10008."
@@ -114,23 +120,34 @@ def storage_context_by_policy(uid: str) -> PresentationContext | None:
     return context
 
 
-class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """An SCP worker's server: a thread per association. Under `runpacs` every worker of a port
-    accepts from one listening socket that the supervisor opened and passed down (`listen_fd`):
-    an idle worker picks up the next association first, so work spreads evenly. Started alone, it
-    binds the port itself with SO_REUSEPORT. Nagle is turned off on every association. A worker
-    that is busy lets idle workers accept first."""
+class DicomServer(socketserver.TCPServer):
+    """An SCP worker's server: a pool thread per association, at most `max_associations` at
+    once; a connection beyond that is rejected at once (A-ASSOCIATE-RJ transient, local limit
+    exceeded) instead of waiting. Under `runpacs` every worker of a port accepts from one
+    listening socket that the supervisor opened and passed down (`listen_fd`): an idle worker
+    picks up the next association first, so work spreads evenly. Started alone, it binds the
+    port itself, and fails with PortInUse when another program listens there. Nagle is turned
+    off on every association. Every PACS_TEMP_SWEEP_MINUTES it sweeps the temp folder."""
 
-    daemon_threads = True
-    allow_reuse_address = True
+    allow_reuse_address = True  # SO_REUSEADDR: only rebinding over TIME_WAIT, never a live listener
     request_queue_size = 64
 
-    def __init__(self, address, acceptor_settings: AcceptorSettings, listen_fd: int | None = None):
+    def __init__(self, address, acceptor_settings: AcceptorSettings, listen_fd: int | None = None,
+                 max_associations: int = 24, thread_idle_seconds: float = 60, temp_folder: Path | None = None):
         self.listen_fd = listen_fd
         self.acceptor_settings = acceptor_settings
+        self.max_associations = max_associations
         self.active_associations: set[AcceptedAssociation] = set()
         self._connections: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        super().__init__(address, AssociationHandler)
+        self.pool = ThreadPool(max_associations, thread_idle_seconds, on_idle=connections.close_all)
+        self._rejecting_pool = ThreadPool(REJECTING_AT_ONCE, thread_idle_seconds, on_idle=connections.close_all,
+                                          name="rejection")
+        self._count_lock = threading.Lock()
+        self.serving = 0  # associations handed to the pool and not finished
+        self._rejecting = 0
+        self.temp_folder = temp_folder
+        self._next_sweep = time.monotonic() + settings.PACS_TEMP_SWEEP_MINUTES * 60
+        super().__init__(address, socketserver.BaseRequestHandler)
 
     def open_connections(self) -> int:
         """Connections this worker accepted and has not closed yet (an association thread
@@ -139,8 +156,12 @@ class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def server_bind(self) -> None:
         if self.listen_fd is None:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            super().server_bind()
+            try:
+                super().server_bind()
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise PortInUse(self.server_address[1]) from None
+                raise
             return
         self.socket.close()
         self.socket = socket.socket(fileno=self.listen_fd)
@@ -156,9 +177,12 @@ class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         if self.listen_fd is not None:
             # All workers wake up for a new connection; one that is already serving holds back a
             # little so that an idle worker takes it (otherwise 4 associations often split 3+1).
-            busy = min(self.open_connections(), BUSY_ACCEPT_MAX_STEPS)
-            if busy:
-                time.sleep(BUSY_ACCEPT_DELAY_SECONDS * busy)
+            if self.serving >= self.max_associations:
+                time.sleep(FULL_ACCEPT_DELAY_SECONDS)
+            else:
+                busy = min(self.open_connections(), BUSY_ACCEPT_MAX_STEPS)
+                if busy:
+                    time.sleep(BUSY_ACCEPT_DELAY_SECONDS * busy)
         client_socket, address = super().get_request()  # OSError if another worker took it
         self._connections.add(client_socket)
         client_socket.setblocking(True)
@@ -166,7 +190,45 @@ class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         return client_socket, address
 
     def process_request(self, request, client_address) -> None:
-        ASSOCIATION_POOL.submit(self.process_request_thread, request, client_address)
+        with self._count_lock:
+            if self.serving < self.max_associations:
+                self.serving += 1
+                self.pool.submit(self._serve, request, client_address)
+                return
+            rejecting = self._rejecting < REJECTING_AT_ONCE
+            if rejecting:
+                self._rejecting += 1
+                self._rejecting_pool.submit(self._reject, request, client_address)
+        log.warning("association limit reached max_associations=%d address=%s: %s", self.max_associations,
+                    client_address[0], "rejecting" if rejecting else "closing (rejections busy)")
+        if not rejecting:
+            self.shutdown_request(request)
+
+    def _serve(self, sock: socket.socket, address) -> None:
+        try:
+            assoc = AcceptedAssociation(sock, address, self.acceptor_settings)
+            self.active_associations.add(assoc)
+            try:
+                assoc.serve()
+            finally:
+                self.active_associations.discard(assoc)
+        finally:
+            with self._count_lock:
+                self.serving -= 1
+
+    def _reject(self, sock: socket.socket, address) -> None:
+        try:
+            AcceptedAssociation(sock, address, self.acceptor_settings, rejection=REJECT_TOO_MANY).serve()
+        finally:
+            with self._count_lock:
+                self._rejecting -= 1
+
+    def service_actions(self) -> None:
+        """Between accepts (serve_forever's poll): sweep the temp folder when it is time."""
+        if self.temp_folder is not None and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + settings.PACS_TEMP_SWEEP_MINUTES * 60
+            threading.Thread(target=sweep_temp_folder, args=(self.temp_folder,), name="temp-sweep",
+                             daemon=True).start()
 
     def handle_error(self, request, client_address) -> None:
         log.exception("association from %s failed", client_address)
@@ -174,18 +236,6 @@ class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def shutdown(self) -> None:
         super().shutdown()
         self.server_close()
-
-
-class AssociationHandler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        server: DicomServer = self.server
-        assoc = AcceptedAssociation(self.request, self.client_address, server.acceptor_settings,
-                                    too_many=lambda: len(server.active_associations) > MAX_ASSOCIATIONS)
-        server.active_associations.add(assoc)
-        try:
-            assoc.serve()
-        finally:
-            server.active_associations.discard(assoc)
 
 
 class CheaplyCopiedContext(PresentationContext):
@@ -343,8 +393,12 @@ def acceptor_settings(ae_title: str, temp_folder: Path) -> AcceptorSettings:
         contexts=supported_contexts(),
         services=SERVICES,
         max_pdu=settings.PACS_MAX_PDU,
-        acse_timeout=30,
-        network_timeout=60,
+        acse_timeout=settings.PACS_DICOM_ACSE_TIMEOUT,
+        pdu_timeout=settings.PACS_DICOM_PDU_TIMEOUT,
+        idle_timeout=settings.PACS_DICOM_IDLE_TIMEOUT,
+        limits=Limits(command_bytes=settings.PACS_DICOM_MAX_COMMAND_BYTES,
+                      identifier_bytes=settings.PACS_DICOM_MAX_IDENTIFIER_BYTES,
+                      store_bytes=settings.PACS_DICOM_MAX_STORE_MB << 20),
         accepts_calling_ae=accepts_calling_ae,
         accepts_called_ae=called_ae_policy(ae_title),
         storage_context=storage_context_by_policy,
@@ -358,29 +412,49 @@ def acceptor_settings(ae_title: str, temp_folder: Path) -> AcceptorSettings:
 # --- Running ----------------------------------------------------------------------------------------
 
 
+def sweep_temp_folder(folder: Path) -> int:
+    """Remove files not written to for PACS_TEMP_MAX_AGE_HOURS (left by a crash: a live receive
+    writes at least every PACS_DICOM_PDU_TIMEOUT); how many were removed."""
+    cutoff = time.time() - settings.PACS_TEMP_MAX_AGE_HOURS * 3600
+    removed = 0
+    try:
+        leftovers = list(folder.iterdir())
+    except OSError as error:
+        log.warning("temp sweep failed folder=%s: %s", folder, error)
+        return 0
+    for leftover in leftovers:
+        try:
+            if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+                removed += 1
+        except OSError:
+            pass  # gone already (another worker swept it) or not ours to remove
+    if removed:
+        log.info("temp sweep removed=%d folder=%s", removed, folder)
+    return removed
+
+
 def prepare_temp_folder() -> Path:
     """The storage's temp folder, where received data sets are written (so that storing them
     is a rename on one filesystem), cleared of files left there by a crash."""
     folder = storage.temp_dir(storage.default_location())
     folder.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - STALE_TEMP_SECONDS
-    for leftover in folder.iterdir():
-        try:
-            if leftover.stat().st_mtime < cutoff:
-                leftover.unlink()
-        except OSError:
-            pass
+    sweep_temp_folder(folder)
     return folder
 
 
 def start_server(ae_title: str, port: int, host: str = "0.0.0.0", listen_fd: int | None = None) -> DicomServer:
-    """Start a non-blocking SCP (used by `runscp` and by the tests)."""
+    """Start a non-blocking SCP (used by `runscp` and by the tests); PortInUse when another
+    program listens on the port."""
     folder = prepare_temp_folder()
     connections.close_all()  # each association thread opens its own connection
-    server = DicomServer((host, port), acceptor_settings(ae_title, folder), listen_fd=listen_fd)
+    server = DicomServer((host, port), acceptor_settings(ae_title, folder), listen_fd=listen_fd,
+                         max_associations=settings.PACS_DICOM_MAX_ASSOCIATIONS,
+                         thread_idle_seconds=settings.PACS_DICOM_THREAD_IDLE_SECONDS, temp_folder=folder)
     thread = threading.Thread(target=server.serve_forever, name=f"scp-{ae_title}-{port}", daemon=True)
     thread.start()
-    log.info("dicom scp listening ae=%s port=%d max_pdu=%d", ae_title, port, settings.PACS_MAX_PDU)
+    log.info("dicom scp listening ae=%s port=%d max_pdu=%d max_associations=%d", ae_title, port,
+             settings.PACS_MAX_PDU, settings.PACS_DICOM_MAX_ASSOCIATIONS)
     return server
 
 

@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 # A-ASSOCIATE-RJ (result, source, reason), PS3.8 9.3.4
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 REJECT_CALLED_AE = (0x01, 0x01, 0x07)  # permanent, service user, called AE title not recognized
-REJECT_TOO_MANY = (0x02, 0x03, 0x02)
+REJECT_TOO_MANY = (0x02, 0x03, 0x02)  # transient, service provider (presentation), local limit exceeded
+REJECTION_DEADLINE_SECONDS = 2  # an association rejected for our load gets this long to ask
+MAX_PENDING_MESSAGES = 8  # requests read ahead while one is served (PS3.7 allows 1 unless negotiated)
+PENDING_STATUSES = {0xFF00, 0xFF01}
 
 
 class AssociationEnded(Exception):
@@ -57,6 +60,7 @@ class Message:
     command: dict
     data: bytes | None = None
     file: object | None = None  # storage.IncomingFile
+    answered: bool = False  # its final response went out
 
     @property
     def field(self) -> int:
@@ -77,16 +81,36 @@ class Message:
                 or self.context.abstract_syntax)
 
     def identifier(self) -> Dataset:
-        """The request's data set decoded (C-FIND/C-MOVE/C-GET identifiers are small)."""
+        """The request's data set decoded (C-FIND/C-MOVE/C-GET identifiers are small), every
+        element of it: a broken one raises here, not later in whoever reads it."""
         syntax = self.context.transfer_syntax
         ds = read_dataset(BytesIO(self.data or b""), syntax.is_implicit_VR, syntax.is_little_endian)
         ds.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, None)
+        decode_all(ds)
         return ds
 
 
 # The services key for a C-STORE of a SOP class that is not in `contexts` but that
 # `storage_context` accepted as a storage SOP class (a private or a newer standard one).
 ANY_STORAGE_CLASS = "*"
+
+
+def decode_all(ds: Dataset) -> None:
+    """Convert every element, nested items included (pydicom converts them lazily, on first
+    access, and a malformed one raises whatever its conversion hits)."""
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                decode_all(item)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a received message may grow (a peer must not make a worker grow without end)."""
+
+    command_bytes: int = 64 * 1024
+    identifier_bytes: int = 1024 * 1024  # a data set held in memory (C-FIND/C-MOVE/C-GET identifiers)
+    store_bytes: int = 8 << 30  # a data set written to a file as it arrives (C-STORE)
 
 
 @dataclass
@@ -96,8 +120,10 @@ class AcceptorSettings:
     # (Command Field, SOP Class UID) -> service(assoc, message); see ANY_STORAGE_CLASS
     services: dict[tuple[int, str], Callable]
     max_pdu: int
-    acse_timeout: float = 30
-    network_timeout: float = 60
+    acse_timeout: float = 30  # for the whole A-ASSOCIATE-RQ
+    pdu_timeout: float = 60  # for each PDU once begun, and for the next PDU of a message begun
+    idle_timeout: float = 120  # between messages, and for a peer's answer to our request
+    limits: Limits = field(default_factory=Limits)
     accepts_calling_ae: Callable[[str], bool] = lambda _title: True
     accepts_called_ae: Callable[[str], bool] = lambda _title: True
     # A context for a proposed abstract syntax that is not in `contexts`, or None to refuse it.
@@ -122,19 +148,21 @@ class Requestor:
 
 class AcceptedAssociation:
     """Serve one association on the calling thread: negotiate, then answer messages until the
-    peer releases or aborts (or goes quiet for the network timeout)."""
+    peer releases or aborts (or misses a deadline: see AcceptorSettings). `rejection`: the
+    A-ASSOCIATE-RJ (result, source, reason) to answer whatever is asked (our load)."""
 
     def __init__(self, sock: socket.socket, address: tuple, settings: AcceptorSettings,
-                 too_many: Callable[[], bool] = lambda: False):
+                 rejection: tuple[int, int, int] | None = None):
         self.settings = settings
         self.connection = wire.Connection(sock, settings.max_pdu)
+        self.connection.set_timeout(settings.pdu_timeout)
         self.requestor = Requestor(address=address[0], port=address[1])
         self.ae_title = settings.ae_title
         self.called_ae_title = ""
         self.rejection: tuple[int, int, int] | None = None  # A-ASSOCIATE-RJ result, source, reason
         self.contexts: dict[int, AcceptedContext] = {}
         self.is_established = False
-        self._too_many = too_many
+        self._rejection = rejection
         self._partial: Assembly | None = None
         self._pending: list[Message] = []  # complete messages read while serving another
         self._cancelled: set[int] = set()  # message IDs a C-CANCEL-RQ named
@@ -149,9 +177,9 @@ class AcceptedAssociation:
                 self._serve_messages()
         except (wire.ConnectionClosed, AssociationEnded):
             pass
-        except socket.timeout:
-            log.warning("association idle for %ss: aborting calling_ae=%s", self.settings.network_timeout,
-                        self.requestor.ae_title)
+        except TimeoutError as error:  # wire.DeadlineExceeded, or a send that could not go out
+            log.warning("association deadline missed: aborting calling_ae=%s address=%s reason=%s",
+                        self.requestor.ae_title, self.requestor.address, error or "send timed out")
             self.connection.abort()
         except wire.ProtocolError as error:
             log.warning("protocol error from calling_ae=%s address=%s: %s", self.requestor.ae_title,
@@ -189,9 +217,8 @@ class AcceptedAssociation:
         self.connection.abort()
 
     def _negotiate(self) -> bool:
-        sock = self.connection.sock
-        sock.settimeout(self.settings.acse_timeout)
-        pdu_type, body = self.connection.read_pdu()
+        within = REJECTION_DEADLINE_SECONDS if self._rejection else self.settings.acse_timeout
+        pdu_type, body = self.connection.read_pdu(within=within)
         if pdu_type != wire.A_ASSOCIATE_RQ:
             raise wire.ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02x}")
         rq = negotiation.decoded(AssociateRequestPDU, pdu_type, body)
@@ -199,13 +226,11 @@ class AcceptedAssociation:
         self.called_ae_title = rq.called_ae_title.strip()
         self.connection.peer_max = negotiation.peer_max_pdu(rq)
 
-        rejection = None
-        if not self.settings.accepts_called_ae(rq.called_ae_title):
+        rejection = self._rejection
+        if rejection is None and not self.settings.accepts_called_ae(rq.called_ae_title):
             rejection = REJECT_CALLED_AE
-        elif not self.settings.accepts_calling_ae(rq.calling_ae_title):
+        elif rejection is None and not self.settings.accepts_calling_ae(rq.calling_ae_title):
             rejection = REJECT_CALLING_AE
-        elif self._too_many():
-            rejection = REJECT_TOO_MANY
         if rejection:
             self.rejection = rejection
             self.connection.send_pdu(wire.A_ASSOCIATE_RJ, bytes([0, *rejection]))
@@ -225,7 +250,6 @@ class AcceptedAssociation:
                     context.context_id, abstract_syntax, UID(context.transfer_syntax[0]),
                     bool(context.as_scu), bool(context.as_scp), abstract_syntax in by_policy)
         self._send_accept(rq, results, ac_roles)
-        sock.settimeout(self.settings.network_timeout)
         self.is_established = True
         self.settings.on_established(self)
         return True
@@ -271,8 +295,14 @@ class AcceptedAssociation:
                 return
 
     def _read_one_pdu(self, during_operation: bool) -> bool:
-        """Read a PDU and act on it; False once the association has ended by a release."""
-        pdu_type, body = self.connection.read_pdu()
+        """Read a PDU and act on it; False once the association has ended by a release. Between
+        messages the peer may stay quiet for the idle timeout; inside a message each PDU must
+        come within the PDU timeout; a PDU once begun must arrive whole within the PDU timeout."""
+        timeouts = self.settings
+        if self._partial is None:
+            pdu_type, body = self.connection.read_pdu(wait=timeouts.idle_timeout, within=timeouts.pdu_timeout)
+        else:
+            pdu_type, body = self.connection.read_pdu(within=timeouts.pdu_timeout)
         if pdu_type == wire.P_DATA_TF:
             self._take_pdata(body)
             return True
@@ -294,7 +324,7 @@ class AcceptedAssociation:
                 context = self.contexts.get(context_id)
                 if context is None:
                     raise wire.ProtocolError(f"presentation context {context_id} was not accepted")
-                assembly = self._partial = Assembly(context)
+                assembly = self._partial = Assembly(context, self.settings.limits)
             elif context_id != assembly.context.context_id:
                 raise wire.ProtocolError("a message's fragments arrived on two presentation contexts")
             if control & wire.COMMAND:
@@ -308,6 +338,8 @@ class AcceptedAssociation:
                     self._cancelled.add(message.command.get(commands.MESSAGE_ID_BEING_RESPONDED_TO, -1))
                 else:
                     self._pending.append(message)
+                    if len(self._pending) > MAX_PENDING_MESSAGES:
+                        raise wire.ProtocolError(f"more than {MAX_PENDING_MESSAGES} requests outstanding")
 
     def _open_store_file(self, context: AcceptedContext, command: dict):
         return self.settings.open_store_file(context, command, self.requestor.ae_title)
@@ -332,7 +364,28 @@ class AcceptedAssociation:
             code = status.SOP_CLASS_NOT_SUPPORTED if known else status.UNRECOGNIZED_OPERATION
             self.send_response(message, message.field | 0x8000, code)
             return
-        service(self, message)
+        try:
+            service(self, message)
+        except (AssociationEnded, wire.ConnectionClosed, wire.ProtocolError, ConnectionError, TimeoutError):
+            raise  # the association itself is over
+        except Exception as error:
+            if self.connection.sending_incomplete:
+                raise  # a data set went out in part: only an abort can end that message
+            self._answer_failure(message, error)
+
+    def _answer_failure(self, message: Message, error: Exception) -> None:
+        """A service raised: its temp file goes, the peer gets a failure status (PS3.4 allows
+        0xC211 for every service), the association goes on."""
+        log.exception("service failed command=0x%04x message_id=%d calling_ae=%s: answering 0x%04x",
+                      message.field, message.message_id, self.requestor.ae_title, status.SERVICE_FAILED)
+        if message.file is not None:
+            message.file.discard()
+        if not message.answered:
+            extra = {}
+            if commands.AFFECTED_SOP_INSTANCE_UID in message.command:
+                extra["affected_sop_instance_uid"] = message.command[commands.AFFECTED_SOP_INSTANCE_UID]
+            self.send_response(message, message.field | 0x8000, status.SERVICE_FAILED,
+                               error_comment=f"internal error: {type(error).__name__}"[:64], **extra)
 
     def _service_for(self, message: Message) -> Callable | None:
         """The service registered for the request's command and SOP class; a C-STORE of a SOP
@@ -367,6 +420,8 @@ class AcceptedAssociation:
                       **extra) -> None:
         command = commands.response(field, message.command, status, data_set=dataset is not None, **extra)
         self.connection.send_message(message.context.context_id, command, dataset)
+        if status not in PENDING_STATUSES:
+            message.answered = True
 
     def context_for(self, sop_class: str, transfer_syntaxes: list[str], as_scu: bool = False) -> AcceptedContext | None:
         return negotiation.find_context(self.contexts.values(), sop_class, transfer_syntaxes, as_scu)
@@ -377,6 +432,7 @@ class Assembly:
     """A message being received, fragment by fragment."""
 
     context: AcceptedContext
+    limits: Limits = field(default_factory=Limits)
     command_bytes: bytearray = field(default_factory=bytearray)
     command: dict | None = None
     data: bytearray | None = None
@@ -386,6 +442,8 @@ class Assembly:
     def take_command(self, fragment, last: bool, open_store_file) -> None:
         if self.command is not None:
             raise wire.ProtocolError("command fragment after the command set was complete")
+        if len(self.command_bytes) + len(fragment) > self.limits.command_bytes:
+            raise wire.MessageTooLarge(f"a command set over the limit of {self.limits.command_bytes} bytes")
         self.command_bytes += fragment
         if not last:
             return
@@ -404,10 +462,15 @@ class Assembly:
         if self.command is None:
             raise wire.ProtocolError("data set fragment before the command set was complete")
         if self.file is not None:
+            if self.file.size + len(fragment) > self.limits.store_bytes:
+                raise wire.MessageTooLarge(f"a C-STORE data set over the limit of {self.limits.store_bytes} bytes")
             self.file.write(fragment)
             if last:
                 self.file.finish()
         else:
+            if len(self.data) + len(fragment) > self.limits.identifier_bytes:
+                raise wire.MessageTooLarge(f"a data set over the limit of {self.limits.identifier_bytes} bytes "
+                                           f"(command 0x{self.command[commands.COMMAND_FIELD]:04x})")
             self.data += fragment
         if last:
             self.complete = True

@@ -10,6 +10,7 @@ from pynetdicom.pdu_primitives import (
     MaximumLengthNotification,
 )
 
+from . import wire
 from .implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
@@ -41,10 +42,16 @@ def encoded(pdu_class, primitive: A_ASSOCIATE) -> bytes:
 
 
 def decoded(pdu_class, pdu_type: int, body: memoryview) -> A_ASSOCIATE:
-    """The primitive of a PDU whose body wire.Connection.read_pdu() returned."""
+    """The primitive of a PDU whose body wire.Connection.read_pdu() returned; ProtocolError
+    when pynetdicom cannot make sense of it (it raises whatever its parsing hits: ValueError,
+    KeyError, UnicodeDecodeError, AssertionError...)."""
     pdu = pdu_class()
-    pdu.decode(bytes([pdu_type, 0]) + len(body).to_bytes(4, "big") + bytes(body))
-    return pdu.to_primitive()
+    try:
+        pdu.decode(bytes([pdu_type, 0]) + len(body).to_bytes(4, "big") + bytes(body))
+        return pdu.to_primitive()
+    except Exception as error:
+        raise wire.ProtocolError(f"malformed {pdu_class.__name__.replace('_', '-')} PDU: "
+                                 f"{type(error).__name__}: {str(error)[:120]}") from None
 
 
 def peer_max_pdu(primitive: A_ASSOCIATE) -> int:

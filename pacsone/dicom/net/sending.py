@@ -1,9 +1,10 @@
 """Stored instances sent as C-STORE requests: the sub-operations of C-GET (on the requestor's own
 association) and of C-MOVE (on an association we open to the destination).
 
-A stored file goes out as it is, read from disk in PDU-sized pieces, when the peer accepted its
-transfer syntax; otherwise it is decoded, decompressed if need be, and encoded in an uncompressed
-syntax the peer accepted. An instance that cannot be sent either way is a failed sub-operation.
+A stored file goes out as it is, read from disk a megabyte at a time, when the peer accepted its
+transfer syntax; otherwise it is re-encoded in an uncompressed syntax the peer accepted, its
+pixel data decompressed one frame at a time (transcoding.py). Either way memory stays flat
+whatever the file's size. An instance that cannot be sent either way is a failed sub-operation.
 """
 
 import logging
@@ -13,11 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
-from pynetdicom.dsutils import encode
 
-from . import commands, wire
+from . import commands, transcoding, wire
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +107,9 @@ def send_instance(channel: Channel, instance: Instance, message_id: int, as_scu:
                 return _status_of(channel.await_response(message_id))
         finally:
             os.close(fd)
-    context, payload = _converted(channel, instance, as_scu)
-    channel.connection.send_message(context.context_id, command, payload)
+    context, chunks = _converted(channel, instance, as_scu)
+    channel.connection.send_message(context.context_id, command)
+    channel.connection.send_dataset_stream(context.context_id, chunks)
     return _status_of(channel.await_response(message_id))
 
 
@@ -118,24 +118,15 @@ def _status_of(response) -> int:
 
 
 def _converted(channel: Channel, instance: Instance, as_scu: bool):
-    """(context, encoded data set) for a peer that did not take the stored transfer syntax."""
-    try:
-        ds = dcmread(instance.path)
-    except Exception as error:
-        raise Unsendable(f"cannot read the stored file: {error}") from None
+    """(context, data set as a stream of buffers) for a peer that did not take the stored
+    transfer syntax; Unsendable before anything is sent when there is no way."""
     stored = UID(instance.transfer_syntax)
     candidates = [stored] if not stored.is_compressed else []
     candidates += [syntax for syntax in UNCOMPRESSED if syntax not in candidates]
     context = channel.context_for(instance.sop_class, candidates, as_scu)
     if context is None:
         raise Unsendable(f"the peer accepts neither {stored} nor an uncompressed syntax for {instance.sop_class}")
-    if stored.is_compressed:
-        try:
-            ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
-        except Exception as error:
-            raise Unsendable(f"cannot decompress {stored}: {error}") from None
-    syntax = context.transfer_syntax
-    encoded = encode(ds, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-    if encoded is None:
-        raise Unsendable("cannot encode the data set")
-    return context, encoded
+    try:
+        return context, transcoding.uncompressed_chunks(instance.path, context.transfer_syntax)
+    except transcoding.Untranscodable as error:
+        raise Unsendable(str(error)) from None

@@ -10,6 +10,8 @@ import os
 import select
 import socket
 import struct
+import time
+from typing import Iterable
 
 A_ASSOCIATE_RQ = 0x01
 A_ASSOCIATE_AC = 0x02
@@ -29,6 +31,8 @@ P_DATA_OVERHEAD = _PDV_HEADER.size  # bytes of one PDV's header inside a P-DATA-
 ASSOCIATION_PDU_LIMIT = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is ~30 kB
 IOV_BATCH = 512  # buffers per sendmsg() (the kernel takes up to 1024)
 UNLIMITED_PDU_CAP = 1 << 28  # a peer told "no limit" still may not make us allocate more
+SEND_FRAGMENT_CAP = 4 << 20  # we send PDUs no larger than this, whatever the peer accepts
+SEND_BATCH_BYTES = 1 << 20  # a stored file goes out this much at a time (one read, one sendmsg)
 
 
 class ConnectionClosed(Exception):
@@ -39,6 +43,14 @@ class ProtocolError(Exception):
     """The peer sent something the upper layer protocol does not allow here."""
 
 
+class MessageTooLarge(ProtocolError):
+    """A command set or data set longer than we hold (a setting names the limit)."""
+
+
+class DeadlineExceeded(TimeoutError):
+    """The peer did not send what we waited for in time (names which deadline)."""
+
+
 class Connection:
     """A TCP connection carrying DICOM PDUs. Incoming PDU bodies are read into one reusable
     buffer (a view of it is only valid until the next read)."""
@@ -47,33 +59,60 @@ class Connection:
         self.sock = sock
         self.max_receive = max_receive  # what we announced; 0 = no limit
         self.peer_max = 0  # what the peer announced; 0 = no limit
+        self.timeout = sock.gettimeout()  # for sends, and for reads given no deadline
+        self.sending_incomplete = False  # a data set went out in part: the stream is broken
         self._buffer = bytearray(64 * 1024)  # grows to the largest PDU received
         self._header = bytearray(6)
 
+    def set_timeout(self, seconds: float | None) -> None:
+        self.timeout = seconds
+        self.sock.settimeout(seconds)
+
     # --- reading ------------------------------------------------------------------------------
 
-    def _read_exactly(self, view: memoryview) -> None:
+    def _read_exactly(self, view: memoryview, deadline: float | None, what: str) -> None:
         recv_into = self.sock.recv_into
         while view:
-            received = recv_into(view)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeadlineExceeded(what)
+                self.sock.settimeout(remaining)
+            try:
+                received = recv_into(view)
+            except TimeoutError:
+                raise DeadlineExceeded(what) from None
             if not received:
                 raise ConnectionClosed("the peer closed the connection")
             view = view[received:]
 
-    def read_pdu(self) -> tuple[int, memoryview]:
-        """(PDU type, body). Raises ConnectionClosed, ProtocolError or socket.timeout."""
-        self._read_exactly(memoryview(self._header))
-        pdu_type, length = _PDU_HEADER.unpack(self._header)
-        if not A_ASSOCIATE_RQ <= pdu_type <= A_ABORT:
-            raise ProtocolError(f"unknown PDU type 0x{pdu_type:02x}")
-        limit = (self.max_receive or UNLIMITED_PDU_CAP) if pdu_type == P_DATA_TF else ASSOCIATION_PDU_LIMIT
-        if length > limit:
-            raise ProtocolError(f"a PDU of {length} bytes, more than the {limit} allowed")
-        if length > len(self._buffer):
-            self._buffer = bytearray(length)
-        body = memoryview(self._buffer)[:length]
-        self._read_exactly(body)
-        return pdu_type, body
+    def read_pdu(self, wait: float | None = None, within: float | None = None) -> tuple[int, memoryview]:
+        """(PDU type, body). `wait`: seconds for the PDU to begin; `within`: seconds for all of it,
+        counted from its first byte when `wait` is given, else from now (so a peer that sends a
+        byte at a time cannot hold us). Neither: the connection's timeout for each read.
+        Raises ConnectionClosed, ProtocolError, DeadlineExceeded or socket.timeout."""
+        try:
+            header = memoryview(self._header)
+            if wait is not None:
+                self._read_exactly(header[:1], time.monotonic() + wait, f"no PDU began within {wait:g}s")
+                header = header[1:]
+            deadline = None if within is None else time.monotonic() + within
+            what = f"a PDU did not arrive whole within {within:g}s" if within is not None else ""
+            self._read_exactly(header, deadline, what)
+            pdu_type, length = _PDU_HEADER.unpack(self._header)
+            if not A_ASSOCIATE_RQ <= pdu_type <= A_ABORT:
+                raise ProtocolError(f"unknown PDU type 0x{pdu_type:02x}")
+            limit = (self.max_receive or UNLIMITED_PDU_CAP) if pdu_type == P_DATA_TF else ASSOCIATION_PDU_LIMIT
+            if length > limit:
+                raise ProtocolError(f"a PDU of {length} bytes, more than the {limit} allowed")
+            if length > len(self._buffer):
+                self._buffer = bytearray(length)
+            body = memoryview(self._buffer)[:length]
+            self._read_exactly(body, deadline, what)
+            return pdu_type, body
+        finally:
+            if wait is not None or within is not None:
+                self.sock.settimeout(self.timeout)
 
     def has_pending_input(self) -> bool:
         """Whether the peer sent something we have not read (without blocking)."""
@@ -86,8 +125,9 @@ class Connection:
         self.sock.sendall(_PDU_HEADER.pack(pdu_type, len(body)) + body)
 
     def fragment_size(self) -> int:
-        """The most data bytes one PDV may carry to this peer (its maximum PDU length)."""
-        return (self.peer_max - P_DATA_OVERHEAD) if self.peer_max else (1 << 20)
+        """The most data bytes one PDV may carry to this peer (its maximum PDU length; 1 MB when it
+        set none; never more than SEND_FRAGMENT_CAP, so that sending holds little memory)."""
+        return min(self.peer_max - P_DATA_OVERHEAD, SEND_FRAGMENT_CAP) if self.peer_max else (1 << 20)
 
     def send_message(self, context_id: int, command: bytes, dataset: bytes | memoryview | None = None) -> None:
         """A DIMSE message: its command set, then its data set, fragmented to the peer's limit."""
@@ -97,24 +137,53 @@ class Connection:
         self._send_parts(parts)
 
     def send_file_dataset(self, context_id: int, fd: int, offset: int, length: int) -> None:
-        """The data set of a stored file (bytes `offset`..`offset+length` of `fd`), fragmented."""
-        data = memoryview(bytearray(length))
-        got = 0
-        while got < length:
-            read = os.preadv(fd, [data[got:]], offset + got)
-            if not read:
-                raise OSError("the stored file is shorter than its index says")
-            got += read
-        self._send_parts(self._fragments(context_id, 0, data))
+        """The data set of a stored file (bytes `offset`..`offset+length` of `fd`), fragmented,
+        read and sent SEND_BATCH_BYTES at a time (memory stays flat whatever the file's size)."""
+        size = self.fragment_size()
+        batch = memoryview(bytearray(min(length, max(size, SEND_BATCH_BYTES // size * size))))
+        position = 0
+        self.sending_incomplete = True
+        while True:
+            count = min(len(batch), length - position)
+            got = 0
+            while got < count:
+                read = os.preadv(fd, [batch[got:count]], offset + position + got)
+                if not read:
+                    raise OSError("the stored file is shorter than its index says")
+                got += read
+            position += count
+            self._send_parts(self._fragments(context_id, 0, batch[:count], final=position >= length))
+            if position >= length:
+                break
+        self.sending_incomplete = False
 
-    def _fragments(self, context_id: int, kind: int, data) -> list:
-        """PDU header + PDV header and data of each fragment, as a list of buffers."""
+    def send_dataset_stream(self, context_id: int, chunks: Iterable) -> None:
+        """A data set given as a sequence of buffers (of any sizes), fragmented as it comes: at
+        most one fragment is held here. The caller's exception midway leaves sending_incomplete."""
+        size = self.fragment_size()
+        pending = bytearray()
+        self.sending_incomplete = True
+        for chunk in chunks:
+            view = memoryview(chunk).cast("B")
+            while view:
+                if len(pending) == size:  # a full fragment and more follows: not the last one
+                    self._send_parts(self._fragments(context_id, 0, pending, final=False))
+                    pending.clear()
+                take = min(len(view), size - len(pending))
+                pending += view[:take]
+                view = view[take:]
+        self._send_parts(self._fragments(context_id, 0, pending, final=True))
+        self.sending_incomplete = False
+
+    def _fragments(self, context_id: int, kind: int, data, final: bool = True) -> list:
+        """PDU header + PDV header and data of each fragment, as a list of buffers (the last
+        fragment is marked last when `final`)."""
         view = memoryview(data)
         size = self.fragment_size()
         parts = []
         for start in range(0, max(len(view), 1), size):
             chunk = view[start:start + size]
-            control = kind | (LAST if start + size >= len(view) else 0)
+            control = kind | (LAST if final and start + size >= len(view) else 0)
             parts.append(_PDU_HEADER.pack(P_DATA_TF, len(chunk) + P_DATA_OVERHEAD)
                          + _PDV_HEADER.pack(len(chunk) + 2, context_id, control))
             parts.append(chunk)

@@ -1,6 +1,6 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from pacsone.supervisor import Supervisor, default_children
+from pacsone.supervisor import PortInUse, Supervisor, default_children
 
 COMPONENTS = ("web", "dicom", "tasks")
 
@@ -16,4 +16,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         components = set(options["only"] or COMPONENTS)
-        Supervisor(default_children(components)).run()
+        try:
+            children = default_children(components)
+        except PortInUse as error:
+            raise CommandError(str(error)) from None
+        Supervisor(children).run()

@@ -1,7 +1,8 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from pacsone.dicom.scp import serve_until_signalled
+from pacsone.supervisor import PortInUse
 
 
 class Command(BaseCommand):
@@ -16,4 +17,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        serve_until_signalled(options["ae_title"], options["port"], options["listen_fd"])
+        try:
+            serve_until_signalled(options["ae_title"], options["port"], options["listen_fd"])
+        except PortInUse as error:
+            raise CommandError(str(error)) from None
