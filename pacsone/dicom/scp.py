@@ -32,9 +32,12 @@ from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 
+from audit.journal import Action, record
+from audit.journal import Outcome as JournalOutcome
+
 from .. import storage
 from ..ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
-from . import qr, registry
+from . import policy, qr
 from .net import commands, status
 from .net.acceptor import AcceptedAssociation, AcceptedContext, AcceptorSettings, Message
 from .receiving import ReceivedFile
@@ -62,9 +65,13 @@ STATUS_FOR_OUTCOME = {
 }
 
 
-def accepts_calling_ae(ae_title: str) -> bool:
-    """The calling-AE policy, read from the registry at each association."""
-    return settings.PACS_ACCEPT_CALLING_AE != "registered" or ae_title.strip() in registry.registered_ae_titles()
+def accepts_calling_ae(assoc: AcceptedAssociation) -> bool:
+    """The calling-AE policy (policy.py), read from the registry at each association. A refusal
+    is answered A-ASSOCIATE-RJ "calling AE title not recognized" and journaled (handle_rejected)."""
+    decision = policy.may_associate(policy.caller_of(assoc))
+    if not decision.allowed:
+        assoc.extra["rejected_because"] = decision.reason
+    return decision.allowed
 
 
 class DicomServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -207,9 +214,11 @@ def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
     sop_instance = message.command.get(commands.AFFECTED_SOP_INSTANCE_UID)
     if received is None:  # a C-STORE-RQ without a data set
         code, reason = status.CANNOT_UNDERSTAND, "the C-STORE request has no data set"
-    elif settings.PACS_ACCEPT_CALLING_AE == "registered" and not registry.may_store(calling_ae):
+    elif not (decision := policy.may_store(policy.caller_of(assoc))).allowed:
         received.discard()
-        code, reason = status.NOT_AUTHORIZED, f"{calling_ae} may not store here"
+        code, reason = status.NOT_AUTHORIZED, decision.reason
+        record(Action.STORE, ae_title=calling_ae, address=assoc.requestor.address, outcome=JournalOutcome.DENIED,
+               target=f"C-STORE {sop_instance or ''}"[:255], detail=f"refused (0x0124): {reason}")
     else:
         storage.SYNC_POOL.submit(_sync_quietly, received)  # the disk works while the row is prepared
         origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
@@ -250,7 +259,14 @@ def handle_finished(assoc: AcceptedAssociation) -> None:
 
 
 def handle_rejected(assoc: AcceptedAssociation) -> None:
-    log.warning("association rejected calling_ae=%s address=%s", assoc.requestor.ae_title, assoc.requestor.address)
+    reason = assoc.extra.get("rejected_because", "too many associations")
+    log.warning("association rejected calling_ae=%s address=%s reason=%r", assoc.requestor.ae_title,
+                assoc.requestor.address, reason)
+    try:
+        record(Action.ASSOCIATION, ae_title=assoc.requestor.ae_title, address=assoc.requestor.address,
+               target=f"association to {assoc.ae_title}", outcome=JournalOutcome.DENIED, detail=f"rejected: {reason}")
+    except Exception:  # the database is down: the rejection stands, the log line above keeps it
+        log.exception("cannot journal a rejected association calling_ae=%s", assoc.requestor.ae_title)
     keep_clean_database_connections()  # the calling-AE check may have opened one
 
 

@@ -84,7 +84,8 @@ class AcceptorSettings:
     max_pdu: int
     acse_timeout: float = 30
     network_timeout: float = 60
-    accepts_calling_ae: Callable[[str], bool] = lambda _title: True
+    # Called with the association (its requestor's AE title and address are known by then).
+    accepts_calling_ae: Callable[["AcceptedAssociation"], bool] = lambda _assoc: True
     open_store_file: Callable = lambda _context, _command: None  # where a C-STORE's data set goes
     on_established: Callable = lambda _assoc: None
     on_finished: Callable = lambda _assoc: None
@@ -175,7 +176,7 @@ class AcceptedAssociation:
         self.connection.peer_max = negotiation.peer_max_pdu(rq)
 
         rejection = None
-        if not self.settings.accepts_calling_ae(rq.calling_ae_title):
+        if not self.settings.accepts_calling_ae(self):
             rejection = REJECT_CALLING_AE
         elif self._too_many():
             rejection = REJECT_TOO_MANY
