@@ -209,3 +209,19 @@ def test_upgrading_re_chains_old_entries_and_says_whether_the_old_chain_held():
     cut_over = Entry.objects.latest("id")
     assert cut_over.username == "(upgrade)" and "3 entries" in cut_over.detail and "was intact" in cut_over.detail
     assert JournalHead.objects.get(pk=1).count == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_inside_a_rolled_back_transaction_leaves_the_chain_whole():
+    from django.db import transaction
+
+    first = record(Action.VIEW, detail="before")
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            record(Action.MODIFY, detail="the change failed after its entry")
+            raise RuntimeError("the change failed")
+    after = record(Action.VIEW, detail="after")
+    assert list(Entry.objects.order_by("id").values_list("detail", flat=True)) == ["before", "after"]
+    assert after.previous_hash == first.hash
+    report = verify_chain(heads=[current_head()])
+    assert report.ok and report.checked == 2
