@@ -1,4 +1,10 @@
-"""The one audit call (DESIGN.md invariant 4): `record(action, ...)` appends a journal entry."""
+"""The one audit call (DESIGN.md invariant 4): `record(action, ...)` appends a journal entry.
+
+`record()` may be called inside the caller's transaction (a `do_*` function writes its change
+and its entry together; if it rolls back, so does the entry). Appending locks the one head row
+(SELECT ... FOR UPDATE on MariaDB/PostgreSQL; SQLite's transactions take the write lock at
+BEGIN IMMEDIATE), so concurrent writers chain one after the other.
+"""
 
 import logging
 from dataclasses import dataclass
@@ -6,11 +12,12 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import chain
 from .models import Action, Entry, JournalHead, Outcome
 
 log = logging.getLogger(__name__)
 
-GENESIS_HASH = "0" * 64
+GENESIS_HASH = chain.GENESIS
 
 __all__ = ["Action", "Outcome", "record", "client_address", "verify_chain"]
 
@@ -62,6 +69,9 @@ def record(
         JournalHead.objects.filter(pk=head.pk).update(
             last_entry_id=entry.pk, last_hash=entry.hash, count=head.count + 1
         )
+        exported = chain.Head(entry.pk, head.count + 1, entry.hash)
+        # Only a committed head leaves the database: a rolled-back one would look like a deletion.
+        transaction.on_commit(lambda: chain.maybe_export_head(exported))
     return entry
 
 
@@ -82,22 +92,27 @@ class ChainReport:
     checked: int
     broken_at: int | None = None  # id of the first entry whose link does not hold
     reason: str = ""
+    heads_checked: int = 0
 
     @property
     def ok(self) -> bool:
         return self.broken_at is None and not self.reason
 
 
-def verify_chain(progress=None) -> ChainReport:
-    """Walk the journal in order and recompute every link."""
+def verify_chain(progress=None, heads: list[chain.Head] = ()) -> ChainReport:
+    """Walk the journal in order and recompute every MAC with the key; then check that each
+    head exported off the database (log, syslog, mail) is still in it, unchanged. Raises
+    chain.JournalKeyError when the key file is missing or unusable."""
+    key = chain.journal_key(create=False) if Entry.objects.exists() else None
     previous = GENESIS_HASH
     checked = 0
     last_id = 0
     for entry in Entry.objects.order_by("id").iterator(chunk_size=2000):
         if entry.previous_hash != previous:
             return ChainReport(checked, entry.pk, "an entry before it was removed or changed")
-        if entry.compute_hash() != entry.hash:
-            return ChainReport(checked, entry.pk, "its contents were changed")
+        if entry.compute_hash(key) != entry.hash:
+            return ChainReport(checked, entry.pk, "its contents were changed (or the journal key is not the one "
+                                                  "it was written with)")
         previous = entry.hash
         last_id = entry.pk
         checked += 1
@@ -106,4 +121,18 @@ def verify_chain(progress=None) -> ChainReport:
     head = JournalHead.objects.filter(pk=1).first()
     if head is not None and (head.last_hash != previous or head.count != checked):
         return ChainReport(checked, None, f"the newest entries after id {last_id} were removed")
-    return ChainReport(checked)
+    for exported in heads:
+        kept = Entry.objects.filter(pk=exported.entry_id).values_list("hash", flat=True).first()
+        if kept is None:
+            return ChainReport(checked, None, f"entry id {exported.entry_id}, an exported head, is no longer in the "
+                                              f"database: the newest entries were removed")
+        if kept != exported.mac:
+            return ChainReport(checked, exported.entry_id, "it differs from the head exported for it")
+    return ChainReport(checked, heads_checked=len(heads))
+
+
+def current_head() -> chain.Head | None:
+    head = JournalHead.objects.filter(pk=1).first()
+    if head is None or not head.count:
+        return None
+    return chain.Head(head.last_entry_id, head.count, head.last_hash)

@@ -1,14 +1,14 @@
-"""The system journal: append-only entries, each carrying a SHA-256 chained to the one before.
+"""The system journal: append-only entries, each carrying a keyed MAC chained to the one before.
 
 The ORM refuses to change or delete an entry; `manage.py verifyjournal` recomputes the chain
-and reports the first broken link, so an entry edited or removed in the database by hand is
-detected.
+with the key kept outside the database (audit/chain.py) and reports the first broken link, so
+an entry edited or removed in the database by hand is detected, even when its editor
+recomputed a plain hash chain.
 """
 
-import hashlib
-import json
-
 from django.db import models
+
+from . import chain
 
 
 class Action(models.TextChoices):
@@ -34,6 +34,7 @@ class Action(models.TextChoices):
     MARK = "mark", "Mark study"
     CHANGE_STORAGE = "change_storage", "Change storage"
     PURGE = "purge", "Purge"
+    ASSOCIATION = "association", "DICOM association"
     CONFIGURATION = "configuration", "Configuration change"
     USER_ADMIN = "user_admin", "User administration"
 
@@ -71,6 +72,8 @@ class Entry(models.Model):
     target = models.CharField(max_length=255, blank=True, default="")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     detail = models.TextField(blank=True, default="")
+    # The previous entry's MAC, and this entry's HMAC-SHA256 (the column names are from the
+    # SHA-256 chain it replaced).
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
@@ -88,27 +91,15 @@ class Entry(models.Model):
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("journal entries cannot be deleted")
 
-    def compute_hash(self) -> str:
-        """SHA-256 over the previous hash and every recorded field, in a fixed order."""
-        fields = [
-            self.previous_hash,
-            self.timestamp.isoformat(timespec="microseconds"),
-            self.username,
-            self.address,
-            self.ae_title,
-            self.action,
-            self.patient_id,
-            self.study_uid,
-            self.target,
-            self.outcome,
-            self.detail,
-        ]
-        return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+    def compute_hash(self, key: bytes | None = None) -> str:
+        """HMAC-SHA256 over the previous MAC and every recorded field, in a fixed order."""
+        return chain.mac(chain.entry_fields(self), key)
 
 
 class JournalHead(models.Model):
-    """One row holding the newest entry's hash. Appending locks it, so that concurrent
-    processes chain one after the other; it also reveals removal of the newest entries."""
+    """One row holding the newest entry's MAC. Appending locks it, so that concurrent
+    processes chain one after the other; with the head exported off the database it reveals
+    removal of the newest entries."""
 
     last_entry_id = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)

@@ -9,11 +9,15 @@ from collections import Counter
 from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
+from .journal import current_head
 from .models import Entry, MailServer
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_NAME = "monthly journal report"
+# A cell a spreadsheet would read as a formula (or whose leading tab/CR it would drop) gets a
+# leading apostrophe: a user name like `=HYPERLINK(...)` is shown, never evaluated.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ["id", "timestamp", "username", "address", "ae_title", "action", "patient_id",
                "study_uid", "target", "outcome", "detail", "hash"]
 
@@ -32,13 +36,18 @@ class _Line:
         return line
 
 
+def csv_cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def csv_lines(entries):
     """The journal entries as CSV lines, oldest first, header first: streamed by the page's
     export and joined for the monthly mail."""
     writer = csv.writer(_Line())
     yield writer.writerow(CSV_COLUMNS)
     for entry in entries.order_by("id").iterator(chunk_size=2000):
-        yield writer.writerow([getattr(entry, column) for column in CSV_COLUMNS])
+        yield writer.writerow([csv_cell(getattr(entry, column)) for column in CSV_COLUMNS])
 
 
 def entries_csv(entries) -> str:
@@ -57,7 +66,12 @@ def send_monthly_report(today: datetime.date | None = None) -> str:
     )
     counts = Counter(entries.values_list("action", flat=True))
     lines = [f"{action}: {count}" for action, count in sorted(counts.items())] or ["no entries"]
-    body = f"PacsOne system journal, {start:%B %Y}.\n\n" + "\n".join(lines) + "\n\nThe entries are attached as CSV.\n"
+    head = current_head()
+    # The head, kept in the mailbox: `verifyjournal --head ID:MAC` later proves nothing older was removed.
+    head_text = (f"Journal chain head: {head.line()}\n(check later with: manage.py verifyjournal "
+                 f"--head {head.entry_id}:{head.mac})\n") if head else "The journal is empty.\n"
+    body = (f"PacsOne system journal, {start:%B %Y}.\n\n" + "\n".join(lines) + "\n\nThe entries are attached as CSV.\n\n"
+            + head_text)
     connection = get_connection(
         host=server.host, port=server.port, username=server.username or None,
         password=server.password or None, use_tls=server.use_tls, timeout=30,

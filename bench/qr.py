@@ -225,6 +225,8 @@ def inner(backend: str, studies: int, repeat: int) -> dict:
     work = data_dir / "work"
     storescp, storescp_port = start_storescp(work / "storescp")
     RemoteAE.objects.create(ae_title="STORESCP", host="127.0.0.1", port=storescp_port)
+    for calling in ("BENCHFIND", "BENCHMOVE", "BENCHGET"):  # only registered AEs may query (README "DICOM access")
+        RemoteAE.objects.get_or_create(ae_title=calling, defaults={"host": "127.0.0.1", "port": 104})
     from django.db import connections
 
     connections.close_all()

@@ -168,6 +168,12 @@ class Instance(models.Model):
         return f"Instance {self.sop_instance_uid}"
 
 
+class Scope(models.TextChoices):
+    ALL = "all", "Whole archive"
+    USER = "user", "What a user may see"
+    GROUP = "group", "What a group may see"
+
+
 class RemoteAE(models.Model):
     """A DICOM node we know: what it may do to us and what we may do with it."""
 
@@ -179,9 +185,29 @@ class RemoteAE(models.Model):
     may_query = models.BooleanField(default=True, help_text="May query and retrieve from us")
     is_move_destination = models.BooleanField(default=True, help_text="May receive C-MOVE results")
     is_queryable = models.BooleanField(default=False, help_text="We may query and retrieve from it")
+    # Where its calls may come from (pacsone/dicom/policy.py): blank means its host above.
+    networks = models.CharField(
+        max_length=255, blank=True, default="", verbose_name="calls accepted from",
+        help_text="Blank: from the host above. Otherwise IP addresses, host names or networks "
+                  "(CIDR, e.g. 10.1.0.0/16), separated by commas.")
+    # What its C-FIND/C-MOVE/C-GET see: the whole archive, or what one user or one group may see.
+    # A linked user or group that is deleted leaves the scope in place and the AE sees nothing.
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.ALL)
+    user = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="dicom_aes", help_text="Its queries see what this user may see.")
+    group = models.ForeignKey("accounts.UserGroup", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="dicom_aes", help_text="Its queries see what this group's members may see.")
 
     class Meta:
         verbose_name = "remote AE"
+
+    def sees(self) -> str:
+        """Its scope in words, for lists and the journal."""
+        if self.scope == Scope.USER:
+            return f"user {self.user.username}" if self.user else "nothing (its user was deleted)"
+        if self.scope == Scope.GROUP:
+            return f"group {self.group.name}" if self.group else "nothing (its group was deleted)"
+        return "whole archive"
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"

@@ -70,6 +70,18 @@ def parse_dicom_instances(raw: str, default_ae: str, default_port: int) -> list[
     return instances
 
 
+def parse_syslog_url(raw: str) -> tuple[str, str, int] | None:
+    """`udp://host:port` or `tcp://host:port` -> (protocol, host, port); empty means no syslog."""
+    if not raw.strip():
+        return None
+    protocol, sep, rest = raw.strip().partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or protocol not in ("udp", "tcp") or not colon or not host or not port.isdigit() \
+            or not 1 <= int(port) <= 65535:
+        raise ImproperlyConfigured(f"PACS_SYSLOG_URL must be udp://host:port or tcp://host:port, got {raw!r}")
+    return protocol, host.strip("[]"), int(port)
+
+
 # --- Where things live -------------------------------------------------------------------------
 DATA_DIR = Path(env_str("PACS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 STORAGE_DIR = DATA_DIR / "storage"
@@ -305,7 +317,8 @@ PACS_DICOM_THREAD_IDLE_SECONDS = env_int("PACS_DICOM_THREAD_IDLE_SECONDS", 60, m
 PACS_TEMP_MAX_AGE_HOURS = env_int("PACS_TEMP_MAX_AGE_HOURS", 24, minimum=1)
 PACS_TEMP_SWEEP_MINUTES = env_int("PACS_TEMP_SWEEP_MINUTES", 60, minimum=1)
 PACS_HL7_PORT = env_int("PACS_HL7_PORT", 2575, 1, 65535)
-# Calling-AE policy: "any" accepts every caller, "registered" only AEs in the registry.
+# Who may open an association and C-STORE: "any" AE (default), or only "registered" AEs calling
+# from their registered address (others get A-ASSOCIATE-RJ; C-STORE needs the AE's store permission).
 PACS_ACCEPT_CALLING_AE = env_choice("PACS_ACCEPT_CALLING_AE", "any", ("any", "registered"))
 # Called-AE policy: "ours" accepts associations addressed to one of our AE titles (PACS_AE_TITLE,
 # PACS_DICOM_INSTANCES), "any" whatever title the caller uses.
@@ -313,6 +326,12 @@ PACS_ACCEPT_CALLED_AE = env_choice("PACS_ACCEPT_CALLED_AE", "ours", ("ours", "an
 # Storage SOP classes pynetdicom does not list (private ones from GE, Siemens, ...; newer standard
 # ones) are accepted for C-STORE and stored as received; false refuses their contexts.
 PACS_ACCEPT_UNKNOWN_SOP_CLASSES = env_bool("PACS_ACCEPT_UNKNOWN_SOP_CLASSES", True)
+# Who may C-FIND/C-MOVE/C-GET: only "registered" AEs calling from their registered address (default),
+# or any AE ("open", the behaviour before 2026-12). An AE linked to a user or group sees only what
+# they may see, under either policy.
+PACS_DICOM_QUERY_POLICY = env_choice("PACS_DICOM_QUERY_POLICY", "registered", ("registered", "open"))
+# Resolving a registered AE's host name to check a caller's address waits at most this long.
+PACS_DICOM_RESOLVE_SECONDS = env_int("PACS_DICOM_RESOLVE_SECONDS", 2, minimum=1, maximum=30)
 # What a re-sent SOP Instance UID does: "ignore" keeps the first copy, "replace" keeps the newest.
 PACS_DUPLICATE_POLICY = env_choice("PACS_DUPLICATE_POLICY", "ignore", ("ignore", "replace"))
 # C-FIND person-name matching: "insensitive" (default) or "sensitive" to case.
@@ -325,6 +344,11 @@ PACS_AUTOSCAN_MINUTES = env_int("PACS_AUTOSCAN_MINUTES", 1, minimum=1)
 PACS_ATTACHMENT_MAX_MB = env_int("PACS_ATTACHMENT_MAX_MB", 50, minimum=1)
 # Largest browser upload of DICOM files or ZIPs, in one go.
 PACS_UPLOAD_MAX_MB = env_int("PACS_UPLOAD_MAX_MB", 2048, minimum=1)
+# The journal's keyed-MAC key: a file outside the database (created with mode 0600 on first use).
+PACS_JOURNAL_KEY_FILE = Path(env_str("PACS_JOURNAL_KEY_FILE", str(DATA_DIR / "journal.key")))
+# The chain's head goes to the log (and syslog) every this many entries, and at least this often.
+PACS_JOURNAL_HEAD_EVERY = env_int("PACS_JOURNAL_HEAD_EVERY", 100, minimum=1)
+PACS_JOURNAL_HEAD_MINUTES = env_int("PACS_JOURNAL_HEAD_MINUTES", 60, minimum=1)
 # The monthly journal e-mail goes to this address when an e-mail server is configured.
 DEFAULT_FROM_EMAIL = env_str("PACS_EMAIL_FROM", "pacsone@localhost")
 
@@ -348,8 +372,16 @@ LOGGING = {
     },
     "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
     "loggers": {
+        # The journal chain's head (audit/journal.py): always logged, whatever PACS_LOG_LEVEL says.
+        "audit.head": {"level": "INFO"},
         "pynetdicom": {"level": "WARNING"},
         "django_q": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
     },
 }
+# The journal chain's head also goes to a syslog server (RFC 5424) when PACS_SYSLOG_URL is set.
+PACS_SYSLOG_URL = parse_syslog_url(env_str("PACS_SYSLOG_URL", ""))
+if PACS_SYSLOG_URL:
+    LOGGING["handlers"]["syslog"] = {"()": "audit.syslog.Rfc5424Handler", "protocol": PACS_SYSLOG_URL[0],
+                                     "host": PACS_SYSLOG_URL[1], "port": PACS_SYSLOG_URL[2]}
+    LOGGING["loggers"]["audit.head"]["handlers"] = ["syslog"]

@@ -59,6 +59,23 @@ def visible_studies(user, studies: QuerySet | None = None) -> QuerySet:
     return studies.filter(Q(public__in=[True]) | private_access(user))
 
 
+def group_visible_studies(group, studies: QuerySet | None = None) -> QuerySet:
+    """What the rule lets every member of `group` see through the group alone (a DICOM AE linked
+    to the group sees this): everything if the group holds View; otherwise public studies and
+    private studies whose Institution Name is the group's description."""
+    from .models import Study
+
+    studies = Study.objects.all() if studies is None else studies
+    if group is None:
+        return studies.none()
+    if Privilege.VIEW in group.privileges:
+        return studies
+    condition = Q(public__in=[True])
+    if group.description.strip():
+        condition |= Q(institution_name__iexact=group.description.strip())
+    return studies.filter(condition)
+
+
 def visible_patients(user, patients: QuerySet | None = None) -> QuerySet:
     from .models import Patient, Study
 

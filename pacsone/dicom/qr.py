@@ -9,6 +9,11 @@ Services of the SCP's engine (acceptor.py), each called with the association and
 An identifier we cannot run is refused before any sub-operation with the status C-FIND would give
 it (0xA900 for a level or model mismatch, 0xC000 for a value we cannot match) and a reason.
 Every request is journaled once, with what was asked, who asked and how it ended.
+
+Who may ask, and what they reach, is policy.py's decision: a caller that may not query gets
+0x0124 (Refused: Not Authorized) with the reason as Error Comment, before anything is read; an AE
+linked to a user or group matches and retrieves only within the studies they may see, at every
+level (a study outside them answers as if it did not exist).
 """
 
 import logging
@@ -31,7 +36,7 @@ from pynetdicom.sop_class import (
 
 from audit.journal import Action, Outcome, record
 
-from . import query, registry
+from . import policy, query, registry
 from .net import commands, sending, status, wire
 from .net.acceptor import AcceptedAssociation, AssociationEnded, Message
 from .net.requestor import AssociationRefused, StoreAssociation
@@ -89,8 +94,13 @@ def allow_get_role(contexts: list[PresentationContext]) -> None:
         context.scp_role = True
 
 
-def _allowed(peer: Peer) -> bool:
-    return settings.PACS_ACCEPT_CALLING_AE != "registered" or registry.may_query(peer.ae_title)
+def _access(assoc: AcceptedAssociation) -> policy.Decision:
+    return policy.may_query(policy.caller_of(assoc))
+
+
+def _journal_refusal(action, peer: Peer, target: str, decision: policy.Decision) -> None:
+    record(action, ae_title=peer.ae_title, address=peer.address, target=target, outcome=Outcome.DENIED,
+           detail=f"refused (0x0124): {decision.reason}")
 
 
 def _identifier(message: Message) -> Dataset:
@@ -116,17 +126,17 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         """Once the peer has its answer: the entry's commit is not the peer's wait."""
         assoc.after_reply(lambda: _journal_find(peer, target, asked, result, outcome))
 
-    if not _allowed(peer):
-        record(Action.QUERY, ae_title=peer.ae_title, address=peer.address, target=target,
-               outcome=Outcome.DENIED, detail="calling AE may not query")
-        answer(status.NOT_AUTHORIZED, reason=f"{peer.ae_title} may not query")
+    access = _access(assoc)
+    if not access.allowed:
+        _journal_refusal(Action.QUERY, peer, target, access)
+        answer(status.NOT_AUTHORIZED, reason=access.reason)
         return
     syntax = message.context.transfer_syntax
     count = 0
     try:
         if model is None:
             raise query.QueryError(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "not a C-FIND information model")
-        found, answers = _encoded_answers(_identifier(message), model, assoc.ae_title, syntax)
+        found, answers = _encoded_answers(_identifier(message), model, assoc.ae_title, syntax, access.studies)
         target = f"C-FIND {model} root {found.level}"
         for encoded in answers:
             if assoc.is_cancelled(message):
@@ -151,12 +161,14 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
     journal(found.describe(), f"{count} answer(s)")
 
 
-def _encoded_answers(identifier: Dataset, model: str, retrieve_ae_title: str, syntax):
+def _encoded_answers(identifier: Dataset, model: str, retrieve_ae_title: str, syntax, studies=None):
     """(Query, iterator of encoded answers) in the request's transfer syntax: built straight as
-    bytes for the little endian syntaxes, through pydicom for the others."""
+    bytes for the little endian syntaxes, through pydicom for the others. `studies`: the studies
+    the caller may reach (None: all)."""
     if syntax.is_little_endian and not syntax.is_deflated:
-        return query.find_encoded(identifier, model, retrieve_ae_title, explicit_vr=not syntax.is_implicit_VR)
-    found, answers = query.find(identifier, model, retrieve_ae_title=retrieve_ae_title)
+        return query.find_encoded(identifier, model, retrieve_ae_title, explicit_vr=not syntax.is_implicit_VR,
+                                  studies=studies)
+    found, answers = query.find(identifier, model, retrieve_ae_title=retrieve_ae_title, studies=studies)
     return found, (encode(ds, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated) for ds in answers)
 
 
@@ -168,13 +180,14 @@ def _journal_find(peer: Peer, target: str, asked: str, result: str, outcome=Outc
 # --- C-MOVE and C-GET: the instances to send ----------------------------------------------------------
 
 
-def _matched(message: Message, models: dict) -> tuple[query.Query, list]:
-    """The instances a C-MOVE/C-GET asks for, with their study keys; refuses what it cannot run."""
+def _matched(message: Message, models: dict, studies=None) -> tuple[query.Query, list]:
+    """The instances a C-MOVE/C-GET asks for (within `studies` when given), with their study keys;
+    refuses what it cannot run."""
     model = models.get(message.sop_class)
     try:
         if model is None:
             raise query.QueryError(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "not a retrieve information model")
-        found, instances = query.instances_for(_identifier(message), model)
+        found, instances = query.instances_for(_identifier(message), model, studies=studies)
         rows = list(instances.values("pk", "sop_instance_uid", "sop_class_uid", "transfer_syntax_uid", "file_path",
                                      "storage_location__path", "series__study__study_instance_uid",
                                      "series__study__patient__patient_id"))
@@ -188,14 +201,14 @@ def _matched(message: Message, models: dict) -> tuple[query.Query, list]:
     return found, rows
 
 
-def _allowed_and_matched(message: Message, models: dict, action, peer: Peer, target: str) -> tuple[query.Query, list]:
+def _allowed_and_matched(message: Message, models: dict, action, peer: Peer,
+                         target: str, access: policy.Decision) -> tuple[query.Query, list]:
     """The instances of a C-MOVE/C-GET the peer may have; a refusal is journaled and raised."""
-    if not _allowed(peer):
-        record(action, ae_title=peer.ae_title, address=peer.address, target=target,
-               outcome=Outcome.DENIED, detail="calling AE may not retrieve")
-        raise Refused(status.NOT_AUTHORIZED, f"{peer.ae_title} may not retrieve")
+    if not access.allowed:
+        _journal_refusal(action, peer, target, access)
+        raise Refused(status.NOT_AUTHORIZED, access.reason)
     try:
-        return _matched(message, models)
+        return _matched(message, models, access.studies)
     except Refused as refused:
         record(action, ae_title=peer.ae_title, address=peer.address, target=target,
                outcome=Outcome.FAILURE, detail=refused.reason)
@@ -311,6 +324,11 @@ def handle_move(assoc: AcceptedAssociation, message: Message) -> None:
     peer = Peer.of(assoc)
     destination_ae = str(message.command.get(commands.MOVE_DESTINATION, ""))
     target = f"C-MOVE to {destination_ae}"
+    access = _access(assoc)
+    if not access.allowed:  # before the destination check: a stranger learns nothing about our AEs
+        _journal_refusal(Action.MOVE, peer, target, access)
+        _retrieve_response(assoc, message, commands.C_MOVE_RSP, status.NOT_AUTHORIZED, reason=access.reason)
+        return
     destination = registry.move_destination(destination_ae)
     if destination is None:
         record(Action.MOVE, ae_title=peer.ae_title, address=peer.address, target=target,
@@ -319,7 +337,7 @@ def handle_move(assoc: AcceptedAssociation, message: Message) -> None:
                            reason=f"{destination_ae or 'no destination'} is not a registered move destination")
         return
     try:
-        found, rows = _allowed_and_matched(message, MOVE_MODELS, Action.MOVE, peer, target)
+        found, rows = _allowed_and_matched(message, MOVE_MODELS, Action.MOVE, peer, target, access)
     except Refused as refused:
         _retrieve_response(assoc, message, commands.C_MOVE_RSP, refused.status, reason=refused.reason)
         return
@@ -363,7 +381,7 @@ def handle_get(assoc: AcceptedAssociation, message: Message) -> None:
     peer = Peer.of(assoc)
     target = "C-GET"
     try:
-        found, rows = _allowed_and_matched(message, GET_MODELS, Action.RETRIEVE, peer, target)
+        found, rows = _allowed_and_matched(message, GET_MODELS, Action.RETRIEVE, peer, target, _access(assoc))
     except Refused as refused:
         _retrieve_response(assoc, message, commands.C_GET_RSP, refused.status, reason=refused.reason)
         return

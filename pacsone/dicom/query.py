@@ -19,6 +19,11 @@ built from the rows and headers without a Dataset (identifier_codec.py; over ten
 cheaper). `find_encoded(identifier, model, retrieve_ae_title, explicit_vr)` is `find()` for
 the encoded answers. An answer whose row holds non-ASCII text carries Specific Character Set
 ISO_IR 192 and its text is UTF-8, in both ways.
+
+Every entry point takes `studies`: the queryset of studies the caller may reach (a DICOM AE's
+linked user or group, pacsone/dicom/policy.py), or None for the whole archive. Matches, counts,
+headers and retrieved instances then stay inside it at every level: a patient appears only
+with a study in it, and a study outside it answers as if it did not exist.
 """
 
 import datetime
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -98,10 +103,16 @@ COMPUTED = {
     "NumberOfSeriesRelatedInstances": (SERIES, "number_of_instances"),
 }
 PATIENT_COUNTS = {
-    "n_studies": Count("studies", distinct=True),
-    "n_series": Count("studies__series", distinct=True),
-    "n_instances": Count("studies__series__instances", distinct=True),
+    "n_studies": "studies",
+    "n_series": "studies__series",
+    "n_instances": "studies__series__instances",
 }
+
+
+def patient_counts(names, studies: QuerySet | None) -> dict:
+    """The patient-level count annotations, counting only the reachable studies when scoped."""
+    only = None if studies is None else Q(studies__in=studies.values("pk"))
+    return {name: Count(PATIENT_COUNTS[name], filter=only, distinct=True) for name in names}
 NOT_RETURNED = {"QueryRetrieveLevel", "SpecificCharacterSet"}
 
 MODEL_OF_LEVEL = {PATIENT: Patient, STUDY: Study, SERIES: Series, IMAGE: Instance}
@@ -287,6 +298,7 @@ class Query:
     identifier: Dataset
     condition: Q = field(default_factory=Q)
     matched_keys: list[str] = field(default_factory=list)
+    studies: QuerySet | None = None  # the studies the caller may reach; None: all
 
     def queryset(self):
         manager = MODEL_OF_LEVEL[self.level].objects
@@ -310,11 +322,20 @@ def parse_level(identifier: Dataset, model: str) -> str:
     return level
 
 
-def build_query(identifier: Dataset, model: str) -> Query:
+def scope_q(level: str, studies: QuerySet) -> Q:
+    """The entities of `level` that belong to the reachable studies."""
+    if level == PATIENT:
+        return Q(Exists(studies.filter(patient=OuterRef("pk"))))
+    return Q(**{f"{PATH[level][STUDY]}pk__in": studies.values("pk")})
+
+
+def build_query(identifier: Dataset, model: str, studies: QuerySet | None = None) -> Query:
     """Translate a C-FIND (or C-MOVE/C-GET) identifier. Keys below the level are ignored;
     keys we do not index are return keys only (universal matching, as PS3.4 allows)."""
     level = parse_level(identifier, model)
-    query = Query(level, model, identifier)
+    query = Query(level, model, identifier, studies=studies)
+    if studies is not None:
+        query.condition &= scope_q(level, studies)
     depth = LEVELS.index(level)
     values: dict[str, str] = {}
     for element in identifier:
@@ -395,7 +416,7 @@ class Answerer:
         """(row, header) pairs in primary-key order, read PAGE_SIZE at a time."""
         queryset = self.query.queryset()
         if self.query.level == PATIENT and self.computed:
-            queryset = queryset.annotate(**{name: PATIENT_COUNTS[name] for name in self.computed.values()})
+            queryset = queryset.annotate(**patient_counts(self.computed.values(), self.query.studies))
         fields = ["pk", *self.columns.values(), *self.computed.values()]
         last_pk = 0
         while True:
@@ -410,7 +431,10 @@ class Answerer:
     def _headers(self, pks: list[int]) -> dict[int, dict]:
         """The header of one instance (the first stored) of each entity, in two queries."""
         owner = INSTANCE_TO[self.query.level]
-        firsts = (Instance.objects.filter(**{f"{owner}__in": pks}).values(owner)
+        instances = Instance.objects.filter(**{f"{owner}__in": pks})
+        if self.query.studies is not None:  # a patient's header from a study the caller may reach
+            instances = instances.filter(series__study__in=self.query.studies.values("pk"))
+        firsts = (instances.values(owner)
                   .annotate(first=Min("id")).values_list(owner, "first"))
         first_of = dict(firsts)
         headers = dict(Instance.objects.filter(pk__in=first_of.values()).values_list("pk", "header"))
@@ -573,24 +597,28 @@ def _header_element(header: dict, asked: DataElement) -> DataElement:
     return DataElement(asked.tag, asked.VR, [] if asked.VR == "SQ" else None)
 
 
-def find(identifier: Dataset, model: str, retrieve_ae_title: str = ""):
+def find(identifier: Dataset, model: str, retrieve_ae_title: str = "", studies: QuerySet | None = None):
     """(Query, iterator of answers). Raises QueryError for an identifier we cannot run."""
-    query = build_query(identifier, model)
+    query = build_query(identifier, model, studies)
     return query, Answerer(query, retrieve_ae_title).answers()
 
 
-def find_encoded(identifier: Dataset, model: str, retrieve_ae_title: str = "", explicit_vr: bool = False):
+def find_encoded(identifier: Dataset, model: str, retrieve_ae_title: str = "", explicit_vr: bool = False,
+                 studies: QuerySet | None = None):
     """(Query, iterator of answers encoded as bytes, see Answerer.encoded_answers). Raises
     QueryError for an identifier we cannot run."""
-    query = build_query(identifier, model)
+    query = build_query(identifier, model, studies)
     return query, Answerer(query, retrieve_ae_title).encoded_answers(explicit_vr)
 
 
-def instances_for(identifier: Dataset, model: str):
-    """(Query, queryset of the instances to send) for C-MOVE and C-GET."""
-    query = build_query(identifier, model)
+def instances_for(identifier: Dataset, model: str, studies: QuerySet | None = None):
+    """(Query, queryset of the instances to send) for C-MOVE and C-GET, only of `studies` when
+    given (a patient's instances in the studies the caller may reach)."""
+    query = build_query(identifier, model, studies)
     matched = query.queryset().values("pk")
     owner = INSTANCE_TO[query.level]
     owner_field = owner if query.level != IMAGE else "pk"
     instances = Instance.objects.filter(**{f"{owner_field}__in": matched}).select_related("storage_location")
+    if studies is not None:
+        instances = instances.filter(series__study__in=studies.values("pk"))
     return query, instances.order_by("series__study_id", "series_id", "instance_number", "pk")

@@ -38,13 +38,16 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.service_class import ServiceClass, StorageServiceClass
 from pynetdicom.sop_class import Verification, uid_to_service_class
 
+from audit.journal import Action, record
+from audit.journal import Outcome as JournalOutcome
+
 from .. import storage
 from ..ingest import UID_PATTERN, IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
 from ..supervisor import PortInUse
-from . import qr, registry
+from . import policy, qr
 from .net import commands, status
-from .net.acceptor import (ANY_STORAGE_CLASS, REJECT_TOO_MANY, AcceptedAssociation, AcceptedContext,
-                           AcceptorSettings, Limits, Message)
+from .net.acceptor import (ANY_STORAGE_CLASS, REJECT_CALLED_AE, REJECT_CALLING_AE, REJECT_TOO_MANY,
+                           AcceptedAssociation, AcceptedContext, AcceptorSettings, Limits, Message)
 from .pool import ThreadPool
 from .receiving import ReceivedFile
 
@@ -62,6 +65,12 @@ IDLE_CONNECTION_CHECK_SECONDS = 30  # a connection idle longer is checked before
 STANDARD_UID_ROOT = "1.2.840.10008."
 STANDARD_STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1."  # the standard's storage SOP classes (PS3.6 Annex A)
 
+REJECTION_REASONS = {
+    REJECT_TOO_MANY: "too many associations",
+    REJECT_CALLED_AE: "called AE title not recognized",
+    REJECT_CALLING_AE: "calling AE title not recognized",
+}
+
 STATUS_FOR_OUTCOME = {
     Outcome.STORED: status.SUCCESS,
     Outcome.REPLACED: status.SUCCESS,
@@ -72,9 +81,13 @@ STATUS_FOR_OUTCOME = {
 }
 
 
-def accepts_calling_ae(ae_title: str) -> bool:
-    """The calling-AE policy, read from the registry at each association."""
-    return settings.PACS_ACCEPT_CALLING_AE != "registered" or ae_title.strip() in registry.registered_ae_titles()
+def accepts_calling_ae(assoc: AcceptedAssociation) -> bool:
+    """The calling-AE policy (policy.py), read from the registry at each association. A refusal
+    is answered A-ASSOCIATE-RJ "calling AE title not recognized" and journaled (handle_rejected)."""
+    decision = policy.may_associate(policy.caller_of(assoc))
+    if not decision.allowed:
+        assoc.extra["rejected_because"] = decision.reason
+    return decision.allowed
 
 
 def our_ae_titles(server_ae_title: str) -> frozenset[str]:
@@ -305,9 +318,11 @@ def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
     sop_instance = message.command.get(commands.AFFECTED_SOP_INSTANCE_UID)
     if received is None:  # a C-STORE-RQ without a data set
         code, reason = status.CANNOT_UNDERSTAND, "the C-STORE request has no data set"
-    elif settings.PACS_ACCEPT_CALLING_AE == "registered" and not registry.may_store(calling_ae):
+    elif not (decision := policy.may_store(policy.caller_of(assoc))).allowed:
         received.discard()
-        code, reason = status.NOT_AUTHORIZED, f"{calling_ae} may not store here"
+        code, reason = status.NOT_AUTHORIZED, decision.reason
+        record(Action.STORE, ae_title=calling_ae, address=assoc.requestor.address, outcome=JournalOutcome.DENIED,
+               target=f"C-STORE {sop_instance or ''}"[:255], detail=f"refused (0x0124): {reason}")
     else:
         storage.SYNC_POOL.submit(_sync_quietly, received)  # the disk works while the row is prepared
         origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
@@ -348,9 +363,16 @@ def handle_finished(assoc: AcceptedAssociation) -> None:
 
 
 def handle_rejected(assoc: AcceptedAssociation) -> None:
-    result, source, reason = assoc.rejection or (0, 0, 0)
-    log.warning("association rejected calling_ae=%s called_ae=%s address=%s result=%d source=%d reason=%d",
-                assoc.requestor.ae_title, assoc.called_ae_title, assoc.requestor.address, result, source, reason)
+    result, source, code = assoc.rejection or (0, 0, 0)
+    reason = assoc.extra.get("rejected_because") or REJECTION_REASONS.get((result, source, code), "refused")
+    log.warning("association rejected calling_ae=%s called_ae=%s address=%s result=%d source=%d reason=%d (%s)",
+                assoc.requestor.ae_title, assoc.called_ae_title, assoc.requestor.address, result, source, code, reason)
+    try:
+        record(Action.ASSOCIATION, ae_title=assoc.requestor.ae_title, address=assoc.requestor.address,
+               target=f"association to {assoc.called_ae_title or assoc.ae_title}"[:255],
+               outcome=JournalOutcome.DENIED, detail=f"rejected: {reason}")
+    except Exception:  # the database is down: the rejection stands, the log line above keeps it
+        log.exception("cannot journal a rejected association calling_ae=%s", assoc.requestor.ae_title)
     keep_clean_database_connections()  # the calling-AE check may have opened one
 
 

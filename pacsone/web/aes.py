@@ -20,7 +20,7 @@ from .forms import RemoteAEForm, RemoteSearchForm, RemoteSyncForm
 
 @privilege_required(Privilege.SYSTEM_ADMIN)
 def ae_list(request):
-    aes = RemoteAE.objects.order_by("ae_title").select_related("sync")
+    aes = RemoteAE.objects.order_by("ae_title").select_related("sync", "user", "group")
     return render(request, "pacsone/aes/list.html", {"aes": aes})
 
 
@@ -33,7 +33,8 @@ def ae_edit(request, pk=None):
         verb = "changed" if ae else "added"
         record(Action.CONFIGURATION, request=request, target=f"remote AE {saved.ae_title}",
                detail=f"{verb}: {saved} store={saved.may_store} query={saved.may_query} "
-                      f"move_destination={saved.is_move_destination} queryable={saved.is_queryable}")
+                      f"move_destination={saved.is_move_destination} queryable={saved.is_queryable} "
+                      f"calls_from={saved.networks or saved.host} sees={saved.sees()}")
         messages.success(request, f"Remote AE {saved.ae_title} {verb}.")
         return redirect("dicom:ae-list")
     return render(request, "pacsone/aes/form.html", {"form": form, "ae": ae})

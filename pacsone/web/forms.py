@@ -1,8 +1,13 @@
 """Forms of the Query/Retrieve pages; the remote AE form is also the `aes` command's check."""
 
+import re
+
 from django import forms
 
-from ..models import RemoteAE, RemoteSync
+from accounts.models import User, UserGroup
+
+from ..dicom.policy import parse_network
+from ..models import RemoteAE, RemoteSync, Scope
 
 AE_TITLE_HELP = "1 to 16 characters, no backslash or control characters"
 
@@ -18,15 +23,59 @@ def clean_ae_title(value: str) -> str:
     return title
 
 
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$")
+
+
+class UserChoice(forms.ModelChoiceField):
+    def label_from_instance(self, user):
+        name = user.get_full_name()
+        return f"{user.username} ({name})" if name else user.username
+
+
 class RemoteAEForm(forms.ModelForm):
+    """A remote AE. Its scope sets what its C-FIND, C-MOVE and C-GET see: the whole archive, or
+    what one user or one group may see."""
+
+    user = UserChoice(queryset=User.objects.order_by("username"), required=False, label="User",
+                      help_text="For 'what a user may see': e.g. a physician's workstation.")
+    group = forms.ModelChoiceField(queryset=UserGroup.objects.order_by("name"), required=False, label="Group",
+                                   help_text="For 'what a group may see': public studies and those whose "
+                                             "Institution Name is the group's description.")
+
     class Meta:
         model = RemoteAE
         fields = ["ae_title", "host", "port", "description", "may_store", "may_query", "is_move_destination",
-                  "is_queryable"]
+                  "is_queryable", "networks", "scope", "user", "group"]
         help_texts = {"ae_title": AE_TITLE_HELP}
+        labels = {"scope": "Its queries and retrieves see"}
+        widgets = {"scope": forms.RadioSelect}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scope"].required = False  # not given: an existing AE keeps its scope, a new one "all"
 
     def clean_ae_title(self):
         return clean_ae_title(self.cleaned_data.get("ae_title"))
+
+    def clean_networks(self):
+        items = [item.strip() for item in (self.cleaned_data.get("networks") or "").split(",") if item.strip()]
+        for item in items:
+            if parse_network(item) is None and not HOST_NAME.match(item):
+                raise forms.ValidationError(f"{item!r} is not an IP address, a network (e.g. 10.1.0.0/16) or a host name.")
+        return ", ".join(items)
+
+    def clean(self):
+        cleaned = super().clean()
+        scope = cleaned["scope"] = cleaned.get("scope") or (self.instance.scope if self.instance.pk else Scope.ALL)
+        if scope == Scope.USER and not cleaned.get("user"):
+            self.add_error("user", "Choose the user whose studies it sees.")
+        if scope == Scope.GROUP and not cleaned.get("group"):
+            self.add_error("group", "Choose the group whose studies it sees.")
+        if scope != Scope.USER:
+            cleaned["user"] = None
+        if scope != Scope.GROUP:
+            cleaned["group"] = None
+        return cleaned
 
     def clean_host(self):
         host = (self.cleaned_data.get("host") or "").strip()

@@ -4,7 +4,13 @@ import pytest
 
 from accounts.models import UserGroup
 from pacsone.models import Patient, Study
-from pacsone.visibility import can_see_study, set_patient_public, set_study_public, visible_patients
+from pacsone.visibility import (
+    can_see_study,
+    group_visible_studies,
+    set_patient_public,
+    set_study_public,
+    visible_patients,
+)
 from tests.people import VISIBLE, make_study, make_user, make_world
 
 pytestmark = pytest.mark.django_db
@@ -98,3 +104,18 @@ def test_a_guessed_study_url_is_404_and_journaled_as_denied(client):
     assert client.get("/notes/9.9.9/").status_code == 404
     denied = Entry.objects.filter(username="jane", outcome="denied").order_by("id")
     assert [e.study_uid for e in denied] == ["1.2.3.4", "9.9.9"]
+
+
+def test_a_group_sees_public_studies_and_its_institutions_as_its_members_do():
+    public = make_study("1.2.9.1", "G1", public=True)
+    ours = make_study("1.2.9.2", "G2", institution="st mary")
+    other = make_study("1.2.9.3", "G3", institution="General Hospital")
+    group = UserGroup.objects.create(name="stmary", description="St Mary")
+    member = make_user("nurse")
+    group.members.add(member)
+    by_group = set(group_visible_studies(group))
+    assert by_group == {public, ours} == set(Study.objects.visible_to(member))
+    group.privileges = ["view"]
+    assert set(group_visible_studies(group)) == {public, ours, other}
+    assert not group_visible_studies(None).exists()
+    assert set(group_visible_studies(UserGroup(name="nobody", description=""))) == {public}

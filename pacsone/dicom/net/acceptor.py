@@ -124,7 +124,8 @@ class AcceptorSettings:
     pdu_timeout: float = 60  # for each PDU once begun, and for the next PDU of a message begun
     idle_timeout: float = 120  # between messages, and for a peer's answer to our request
     limits: Limits = field(default_factory=Limits)
-    accepts_calling_ae: Callable[[str], bool] = lambda _title: True
+    # Called with the association (its requestor's AE title and address are known by then).
+    accepts_calling_ae: Callable[["AcceptedAssociation"], bool] = lambda _assoc: True
     accepts_called_ae: Callable[[str], bool] = lambda _title: True
     # A context for a proposed abstract syntax that is not in `contexts`, or None to refuse it.
     storage_context: Callable[[str], PresentationContext | None] = lambda _uid: None
@@ -229,7 +230,7 @@ class AcceptedAssociation:
         rejection = self._rejection
         if rejection is None and not self.settings.accepts_called_ae(rq.called_ae_title):
             rejection = REJECT_CALLED_AE
-        elif rejection is None and not self.settings.accepts_calling_ae(rq.calling_ae_title):
+        elif rejection is None and not self.settings.accepts_calling_ae(self):
             rejection = REJECT_CALLING_AE
         if rejection:
             self.rejection = rejection

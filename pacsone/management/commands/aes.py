@@ -2,10 +2,11 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.models import User, UserGroup
 from audit.journal import Action, record
 from pacsone.dicom import scu
+from pacsone.models import RemoteAE, Scope
 from pacsone.web.forms import RemoteAEForm
-from pacsone.models import RemoteAE
 
 PERMISSIONS = (
     ("store", "may_store", "may send images to us (C-STORE)"),
@@ -17,7 +18,8 @@ PERMISSIONS = (
 
 def describe(ae: RemoteAE) -> str:
     allowed = [flag for flag, field, _help in PERMISSIONS if getattr(ae, field)]
-    return f"{ae.ae_title} {ae.host}:{ae.port} [{', '.join(allowed) or 'nothing'}]"
+    calls = f" from {ae.networks}" if ae.networks else ""
+    return f"{ae.ae_title} {ae.host}:{ae.port} [{', '.join(allowed) or 'nothing'}]{calls} sees {ae.sees()}"
 
 
 class Command(BaseCommand):
@@ -33,6 +35,16 @@ class Command(BaseCommand):
         for flag, field, text in PERMISSIONS:
             add.add_argument(f"--{flag}", dest=field, action="store_true", default=None, help=text)
             add.add_argument(f"--no-{flag}", dest=field, action="store_false", help=f"not: {text}")
+        add.add_argument("--from", dest="networks", default=None, metavar="ADDRESSES",
+                         help="where its calls may come from: IPs, host names or CIDR networks, comma-separated "
+                              "(default: HOST; '' resets to HOST)")
+        scope = add.add_mutually_exclusive_group()
+        scope.add_argument("--user", default=None, metavar="USERNAME",
+                           help="its C-FIND/C-MOVE/C-GET see only what this user may see")
+        scope.add_argument("--group", default=None, metavar="NAME",
+                           help="its C-FIND/C-MOVE/C-GET see only what this group's members may see")
+        scope.add_argument("--whole-archive", action="store_true",
+                           help="unlink it: its queries see the whole archive (the default for a new AE)")
         actions.add_parser("list", help="List the registered remote AEs.")
         remove = actions.add_parser("remove", help="Remove a remote AE.")
         remove.add_argument("ae_title")
@@ -57,6 +69,8 @@ class Command(BaseCommand):
             chosen = options[field]
             default = getattr(existing, field) if existing else RemoteAE._meta.get_field(field).default
             data[field] = default if chosen is None else chosen
+        data["networks"] = options["networks"] if options["networks"] is not None else (existing.networks if existing else "")
+        data.update(self._scope(options, existing))
         form = RemoteAEForm(data, instance=existing)
         if not form.is_valid():
             problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
@@ -65,6 +79,21 @@ class Command(BaseCommand):
         verb = "updated" if existing else "added"
         record(Action.CONFIGURATION, username="(shell)", target=f"remote AE {ae.ae_title}", detail=f"{verb}: {describe(ae)}")
         self.stdout.write(f"{verb} {describe(ae)}")
+
+    def _scope(self, options, existing: RemoteAE | None) -> dict:
+        if options["user"]:
+            user = User.objects.filter(username=options["user"]).first()
+            if user is None:
+                raise CommandError(f"user: there is no user {options['user']!r}")
+            return {"scope": Scope.USER, "user": user.pk}
+        if options["group"]:
+            group = UserGroup.objects.filter(name=options["group"]).first()
+            if group is None:
+                raise CommandError(f"group: there is no group {options['group']!r}")
+            return {"scope": Scope.GROUP, "group": group.pk}
+        if options["whole_archive"] or existing is None:
+            return {"scope": Scope.ALL}
+        return {"scope": existing.scope, "user": existing.user_id, "group": existing.group_id}
 
     def do_list(self, options):
         for ae in RemoteAE.objects.order_by("ae_title"):

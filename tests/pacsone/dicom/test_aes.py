@@ -5,9 +5,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from accounts.models import UserGroup
 from audit.models import Entry
 from pacsone.models import RemoteAE
 from tests.helpers import free_port
+from tests.people import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -23,8 +25,8 @@ def test_add_list_update_remove():
                                                                           "--description", "CT scanner")
     aes("add", "ARCHIVE", "archive.local", "11112", "--queryable", "--no-store")
     listing = aes("list")
-    assert "ARCHIVE archive.local:11112 [query, move-destination, queryable]" in listing
-    assert "CT1 10.0.0.5:104 [store, query, move-destination]  CT scanner" in listing
+    assert "ARCHIVE archive.local:11112 [query, move-destination, queryable] sees whole archive" in listing
+    assert "CT1 10.0.0.5:104 [store, query, move-destination] sees whole archive  CT scanner" in listing
     # add again updates: the port changes, the rest stays.
     assert "updated CT1 10.0.0.5:4242" in aes("add", "CT1", "10.0.0.5", "4242", "--no-query")
     ct = RemoteAE.objects.get(ae_title="CT1")
@@ -34,7 +36,28 @@ def test_add_list_update_remove():
     assert Entry.objects.filter(action="configuration", target="remote AE CT1").count() == 3
 
 
+def test_it_links_an_ae_to_a_user_or_a_group_and_lists_it():
+    make_user("jane", first_name="Jane", last_name="Smith")
+    UserGroup.objects.create(name="radiology", description="General Hospital")
+    assert "sees user jane" in aes("add", "JANEWS", "10.1.2.3", "104", "--user", "jane")
+    assert "from 10.1.0.0/16 sees group radiology" in aes("add", "WARD", "ward.local", "104", "--group", "radiology",
+                                                          "--from", "10.1.0.0/16")
+    listing = aes("list")
+    assert "JANEWS 10.1.2.3:104 [store, query, move-destination] sees user jane" in listing
+    assert "WARD ward.local:104 [store, query, move-destination] from 10.1.0.0/16 sees group radiology" in listing
+    aes("add", "JANEWS", "10.1.2.3", "4242")  # an update without a scope option keeps the link
+    assert RemoteAE.objects.get(ae_title="JANEWS").sees() == "user jane"
+    assert "sees whole archive" in aes("add", "JANEWS", "10.1.2.3", "4242", "--whole-archive")
+    entries = Entry.objects.filter(action="configuration", target="remote AE JANEWS").order_by("id")
+    assert [("sees user jane" in e.detail, "sees whole archive" in e.detail) for e in entries] == [
+        (True, False), (True, False), (False, True)]
+
+
 @pytest.mark.parametrize("args,problem", [
+    (("add", "OK", "h", "104", "--user", "nobody"), "no user 'nobody'"),
+    (("add", "OK", "h", "104", "--group", "nogroup"), "no group 'nogroup'"),
+    (("add", "OK", "h", "104", "--from", "10.1.0.0/99"), "networks"),
+    (("add", "OK", "h", "104", "--from", "two words"), "networks"),
     (("add", "THIS_TITLE_IS_TOO_LONG", "h", "104"), "ae_title"),
     (("add", "BAD\\AE", "h", "104"), "ae_title"),
     (("add", "   ", "h", "104"), "ae_title"),

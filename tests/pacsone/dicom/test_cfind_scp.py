@@ -23,7 +23,10 @@ A1, A2 = STUDY_A + ".1", STUDY_A + ".2"
 
 
 @pytest.fixture
-def archive_scp(scp, tmp_path):
+def archive_scp(scp, tmp_path, settings):
+    """The archive, queried by any AE: these tests are about Q/R itself (who may ask, and what an
+    AE linked to a user sees: test_dicom_access.py)."""
+    settings.PACS_DICOM_QUERY_POLICY = "open"
     make_archive(tmp_path / "archive")
     return scp
 
@@ -167,6 +170,7 @@ def test_cancel_stops_the_answers(archive_scp, monkeypatch):
 def test_registered_policy_refuses_who_may_not_query(archive_scp, settings):
     _ae, port = archive_scp
     settings.PACS_ACCEPT_CALLING_AE = "registered"
+    settings.PACS_DICOM_QUERY_POLICY = "registered"
     RemoteAE.objects.create(ae_title="PYFIND", host="127.0.0.1", port=104, may_query=False)
     assoc = associate(port)
     try:

@@ -28,7 +28,10 @@ A1 = STUDY_A + ".1"
 
 
 @pytest.fixture
-def archive_scp(scp, tmp_path):
+def archive_scp(scp, tmp_path, settings):
+    """The archive, queried by any AE: these tests are about Q/R itself (who may ask, and what an
+    AE linked to a user sees: test_dicom_access.py)."""
+    settings.PACS_DICOM_QUERY_POLICY = "open"
     make_archive(tmp_path / "archive")
     return scp
 
@@ -194,8 +197,9 @@ def test_cancel_move(archive_scp, storescp, monkeypatch):
 
 
 @pytest.fixture
-def compressed_scp(scp, tmp_path):
-    """RLE (decodable) and JPEG extended 12-bit (pylibjpeg cannot decode it)."""
+def compressed_scp(scp, tmp_path, settings):
+    """RLE (decodable) and JPEG extended 12-bit (pylibjpeg cannot decode it), retrieved by any AE."""
+    settings.PACS_DICOM_QUERY_POLICY = "open"
     for name in ("MR_small_RLE.dcm", "JPEG-lossy.dcm"):
         assert ingest_file(pydicom_file(name), Origin("import")).outcome.accepted
     return scp
@@ -276,6 +280,7 @@ def test_registered_policy_refuses_a_retrieve_from_who_may_not_query(archive_scp
     0x0124 for C-MOVE and C-GET, nothing is sent, and the refusal is journaled."""
     _ae, port = archive_scp
     settings.PACS_ACCEPT_CALLING_AE = "registered"
+    settings.PACS_DICOM_QUERY_POLICY = "registered"
     RemoteAE.objects.create(ae_title="PYMOVE", host="127.0.0.1", port=104, may_query=False)
     RemoteAE.objects.create(ae_title="PYGET", host="127.0.0.1", port=104, may_query=False)
     responses = move(port, "STORESCP", identifier("STUDY", StudyInstanceUID=STUDY_A))
@@ -289,6 +294,7 @@ def test_registered_policy_refuses_a_retrieve_from_who_may_not_query(archive_scp
 def test_registered_policy_rejects_an_unregistered_caller(archive_scp, settings):
     _ae, port = archive_scp
     settings.PACS_ACCEPT_CALLING_AE = "registered"
+    settings.PACS_DICOM_QUERY_POLICY = "registered"
     RemoteAE.objects.create(ae_title="SOMEONE", host="127.0.0.1", port=104)
     ae = AE(ae_title="PYMOVE")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)

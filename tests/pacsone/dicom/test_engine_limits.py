@@ -46,6 +46,8 @@ def start_scp(transactional_db, settings):
     servers = []
 
     def start(**overrides) -> int:
+        # These tests are about the engine, not about who may query (test_dicom_access.py).
+        overrides.setdefault("PACS_DICOM_QUERY_POLICY", "open")
         for name, value in overrides.items():
             setattr(settings, name, value)
         port = free_port()
@@ -227,10 +229,10 @@ def test_a_failing_c_store_answers_0xc211_leaves_no_temp_file_and_the_associatio
 def test_a_failing_c_find_answers_0xc211_and_the_association_goes_on(scp, monkeypatch):
     _ae, port = scp
 
-    def broken_policy(peer):
+    def broken_policy(assoc):
         raise RuntimeError("the registry is on fire")
 
-    monkeypatch.setattr(qr, "_allowed", broken_policy)
+    monkeypatch.setattr(qr, "_access", broken_policy)
     ae = AE(ae_title="FINDSCU")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     ae.add_requested_context(Verification)
@@ -329,8 +331,9 @@ def large_instance(folder, study_uid: str, compressed: bool):
 
 
 @pytest.mark.peers
-def test_memory_stays_flat_during_four_large_c_moves(scp, tmp_path):
+def test_memory_stays_flat_during_four_large_c_moves(scp, tmp_path, settings):
     _ae, port = scp
+    settings.PACS_DICOM_QUERY_POLICY = "open"  # about memory, not about who may retrieve
     large_instance(tmp_path, "1.2.826.0.1.3680043.99.1", compressed=False)  # sent as stored
     large_instance(tmp_path, "1.2.826.0.1.3680043.99.2", compressed=True)  # storescp takes no RLE: decompressed
     _dest_port, storescp = start_storescp(tmp_path / "received", "+uf")

@@ -27,6 +27,35 @@ def admin(client, db):
 
 
 @pytest.mark.django_db
+def test_it_links_an_ae_to_a_user_shows_and_journals_it(admin):
+    make_user("jane", first_name="Jane", last_name="Smith")
+    jane = make_user("jane2", first_name="Jane", last_name="Doe")
+    page = admin.get("/aes/add/").content.decode()
+    assert "Its queries and retrieves see" in page and "jane2 (Jane Doe)" in page
+    response = admin.post("/aes/add/", {"ae_title": "JANEWS", "host": "10.0.0.5", "port": "104", "may_query": "on",
+                                        "networks": "10.1.0.0/16, ws7.example.org", "scope": "user", "user": jane.pk})
+    assert response.status_code == 302
+    ae = RemoteAE.objects.get(ae_title="JANEWS")
+    assert (ae.scope, ae.user, ae.networks) == ("user", jane, "10.1.0.0/16, ws7.example.org")
+    listing = admin.get("/aes/").content.decode()
+    assert "user jane2" in listing and "10.1.0.0/16, ws7.example.org" in listing
+    entry = Entry.objects.filter(action="configuration", target="remote AE JANEWS").latest("id")
+    assert "sees=user jane2" in entry.detail and "calls_from=10.1.0.0/16, ws7.example.org" in entry.detail
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("data,error", [
+    ({"scope": "user"}, "Choose the user whose studies it sees."),
+    ({"scope": "group"}, "Choose the group whose studies it sees."),
+    ({"networks": "10.1.0.0/33"}, "is not an IP address, a network"),
+])
+def test_it_refuses_an_incomplete_link_or_a_bad_network(admin, data, error):
+    response = admin.post("/aes/add/", {"ae_title": "WS", "host": "10.0.0.5", "port": "104", **data})
+    assert response.status_code == 200 and error in response.content.decode()
+    assert not RemoteAE.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("url", ["/aes/", "/aes/add/", "/remote/"])
 def test_pages_need_login_and_privilege(client, url):
     assert client.get(url).status_code == 302
