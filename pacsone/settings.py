@@ -325,6 +325,13 @@ PACS_AUTOSCAN_MINUTES = env_int("PACS_AUTOSCAN_MINUTES", 1, minimum=1)
 PACS_ATTACHMENT_MAX_MB = env_int("PACS_ATTACHMENT_MAX_MB", 50, minimum=1)
 # Largest browser upload of DICOM files or ZIPs, in one go.
 PACS_UPLOAD_MAX_MB = env_int("PACS_UPLOAD_MAX_MB", 2048, minimum=1)
+# Wildcard patterns in searches (study list, API, C-FIND): at most this many `*`/`?` and this
+# many characters per value; a longer pattern is refused with a clear message.
+PACS_MATCH_MAX_WILDCARDS = env_int("PACS_MATCH_MAX_WILDCARDS", 8, minimum=1)
+PACS_MATCH_MAX_LENGTH = env_int("PACS_MATCH_MAX_LENGTH", 64, minimum=1)
+# Longest time one database statement of a search (study list, API lists, C-FIND, C-MOVE/C-GET
+# matching) may take, in milliseconds; a slower one is stopped and the search refused.
+PACS_QUERY_TIMEOUT_MS = env_int("PACS_QUERY_TIMEOUT_MS", 10000, minimum=1)
 # The monthly journal e-mail goes to this address when an e-mail server is configured.
 DEFAULT_FROM_EMAIL = env_str("PACS_EMAIL_FROM", "pacsone@localhost")
 
