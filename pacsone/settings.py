@@ -276,6 +276,12 @@ else:
 # --- The archive ---------------------------------------------------------------------------------
 PACS_WEB_PORT = env_int("PACS_WEB_PORT", 8000, 1, 65535)
 PACS_WEB_WORKERS = env_int("PACS_WEB_WORKERS", 2, minimum=1)
+# Threads per web worker: requests served at once by each (each may hold a database connection).
+PACS_WEB_THREADS = env_int("PACS_WEB_THREADS", 8, minimum=1, maximum=256)
+# Slow clients (pacsone/gunicorn_worker.py): a request head must arrive within this many seconds;
+# once a request is being served, each read or write of its socket waits at most this long.
+PACS_HTTP_HEADER_TIMEOUT = env_int("PACS_HTTP_HEADER_TIMEOUT", 10, minimum=1)
+PACS_HTTP_READ_TIMEOUT = env_int("PACS_HTTP_READ_TIMEOUT", 30, minimum=1)
 PACS_AE_TITLE = env_str("PACS_AE_TITLE", "PACSONE")
 PACS_DICOM_PORT = env_int("PACS_DICOM_PORT", 11112, 1, 65535)
 PACS_DICOM_INSTANCES = parse_dicom_instances(
