@@ -331,6 +331,14 @@ PACS_AUTOSCAN_MINUTES = env_int("PACS_AUTOSCAN_MINUTES", 1, minimum=1)
 PACS_ATTACHMENT_MAX_MB = env_int("PACS_ATTACHMENT_MAX_MB", 50, minimum=1)
 # Largest browser upload of DICOM files or ZIPs, in one go.
 PACS_UPLOAD_MAX_MB = env_int("PACS_UPLOAD_MAX_MB", 2048, minimum=1)
+# A ZIP (uploaded or imported) is refused before extraction when its members expand to more than
+# this in all, or to more than PACS_ZIP_MAX_RATIO times the ZIP's compressed size.
+PACS_ZIP_MAX_EXPANDED_MB = env_int("PACS_ZIP_MAX_EXPANDED_MB", 20480, minimum=1)
+PACS_ZIP_MAX_RATIO = env_int("PACS_ZIP_MAX_RATIO", 100, minimum=2)
+# The folders the web Import may read (os.pathsep-separated, `:` on Linux); nothing else on the
+# server. Empty turns the web Import off. `manage.py importdicom` is not restricted.
+PACS_IMPORT_ROOTS = [Path(p).resolve() for p in
+                     env_str("PACS_IMPORT_ROOTS", str(DATA_DIR / "import")).split(os.pathsep) if p.strip()]
 # Wildcard patterns in searches (study list, API, C-FIND): at most this many `*`/`?` and this
 # many characters per value; a longer pattern is refused with a clear message.
 PACS_MATCH_MAX_WILDCARDS = env_int("PACS_MATCH_MAX_WILDCARDS", 8, minimum=1)
