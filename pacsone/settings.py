@@ -105,7 +105,6 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_q",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "axes",
     "pacsone",
@@ -194,6 +193,8 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# API tokens expire this many days after they are made (they do not follow the idle timeout).
+PACS_TOKEN_DAYS = env_int("PACS_TOKEN_DAYS", 30, minimum=1)
 # A password older than this must be changed before anything else (0 = never expires).
 PACS_PASSWORD_MAX_AGE_DAYS = env_int("PACS_PASSWORD_MAX_AGE_DAYS", 60, minimum=0)
 # Failed logins (django-axes): after this many failures for one user name from one address,
@@ -240,7 +241,7 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.tokens.ApiTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api_permissions.ActiveUserWithValidPassword"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",

@@ -3,8 +3,8 @@ each role, against public, private-own and private-other studies. Other apps' pa
 own matrices next to their tests."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from accounts.tokens import issue_token
 from tests.people import ROLES, VISIBLE, make_world
 
 pytestmark = pytest.mark.django_db
@@ -15,6 +15,7 @@ OK, REDIRECT, FORBIDDEN, NOT_FOUND = 200, 302, 403, 404
 PAGES = {
     "/": (REDIRECT, OK, OK, OK, OK),
     "/accounts/password/": (REDIRECT, OK, OK, OK, OK),
+    "/accounts/tokens/": (REDIRECT, OK, OK, OK, OK),
     "/accounts/users/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
     "/accounts/users/new/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
     "/accounts/users/{jane}/": (REDIRECT, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
@@ -51,8 +52,8 @@ def client_for(role, world, client, api_token=False):
     if user is None:
         return client, {}
     if api_token:
-        token, _ = Token.objects.get_or_create(user=user)
-        return client, {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+        _token, key = issue_token(user, "test")
+        return client, {"HTTP_AUTHORIZATION": f"Token {key}"}
     client.force_login(user)
     return client, {}
 
