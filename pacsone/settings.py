@@ -117,6 +117,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After whitenoise: static files keep their caching; everything else gets CSP and no-store.
+    "pacsone.security_headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -247,6 +249,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "pacsone.api.negotiation.BrowsableOnlyWhenLoggedIn",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -254,6 +257,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Patients, studies, users, groups and the system journal of the PacsOne archive.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema names every endpoint and field: only for logged-in users.
+    "SERVE_PERMISSIONS": ["accounts.api_permissions.ActiveUserWithValidPassword"],
 }
 
 # --- Task queue (django-q2) ----------------------------------------------------------------------
