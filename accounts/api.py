@@ -3,7 +3,6 @@
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -13,16 +12,21 @@ from audit.journal import Action, record
 from .api_permissions import IsRoot
 from .models import User, UserGroup
 from .privileges import Privilege
+from .tokens import TokenRefused, issue_token
 
 
 @extend_schema(
-    request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
-    responses={200: inline_serializer("TokenResponse", {"token": serializers.CharField()})},
+    request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField(),
+                                               "name": serializers.CharField(required=False)}),
+    responses={200: inline_serializer("TokenResponse", {"token": serializers.CharField(), "name": serializers.CharField(),
+                                                        "expires": serializers.DateTimeField()})},
 )
 @api_view(["POST"])
 @permission_classes([AllowAny])
 def obtain_token(request):
-    """Exchange a user name and password for an API token (`Authorization: Token ...`)."""
+    """Exchange a user name and password for an API token (`Authorization: Token ...`), named
+    `name` (default "api"; asking again with the same name replaces that token). It expires
+    after PACS_TOKEN_DAYS days and dies with a password change; see also /accounts/tokens/."""
     username = str(request.data.get("username", ""))
     password = str(request.data.get("password", ""))
     if not username or not password:
@@ -31,9 +35,12 @@ def obtain_token(request):
     user = authenticate(request._request, username=username, password=password)
     if user is None or not user.is_active:
         return Response({"detail": "user name and password did not match"}, status=status.HTTP_401_UNAUTHORIZED)
-    token, _ = Token.objects.get_or_create(user=user)
-    record(Action.LOGIN, request=request._request, user=user, target="API token")
-    return Response({"token": token.key})
+    try:
+        token, key = issue_token(user, str(request.data.get("name", "api")))
+    except TokenRefused as refused:
+        return Response({"detail": str(refused)}, status=status.HTTP_400_BAD_REQUEST)
+    record(Action.LOGIN, request=request._request, user=user, target="API token", detail=f"token {token.name}")
+    return Response({"token": key, "name": token.name, "expires": token.expires_at})
 
 
 class UserSerializer(serializers.ModelSerializer):

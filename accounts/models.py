@@ -1,6 +1,7 @@
 """Users and groups. A custom user model from the first migration: privileges, password
 expiry and the physician-name match live on it."""
 
+from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
@@ -57,6 +58,17 @@ class User(AbstractUser):
     def set_password(self, raw_password):
         super().set_password(raw_password)
         self.password_changed_at = timezone.now()
+        self._revoke_api_tokens = True  # on save (accounts.signals): a new password kills old tokens
+
+    def check_password(self, raw_password):
+        """Django's check, whose re-hash of the same password (a hasher upgrade) neither
+        restarts the expiry clock nor revokes tokens."""
+
+        def rehash(raw):
+            AbstractUser.set_password(self, raw)
+            self.save(update_fields=["password"])
+
+        return check_password(raw_password, self.password, rehash)
 
 
 class UserGroup(models.Model):
@@ -74,3 +86,23 @@ class UserGroup(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApiToken(models.Model):
+    """A named API token (`Authorization: Token <key>`); a user may hold several. Only the
+    SHA-256 of the key is stored: the key is shown once, when it is made (accounts.tokens)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80)
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)  # the key's first characters, to tell tokens apart
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="one_token_name_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}...)"

@@ -1,10 +1,22 @@
-"""Logins, logouts, failed logins and lockouts go into the system journal."""
+"""Logins, logouts, failed logins and lockouts go into the system journal; a new password or a
+disabled account revokes the user's API tokens (deleting the user deletes them by cascade)."""
 
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from audit.journal import Action, Outcome, client_address, record
+
+from .models import ApiToken, User
+
+
+@receiver(post_save, sender=User)
+def revoke_api_tokens(sender, instance, **kwargs):
+    """After set_password() (own change, reset by root, the API) or when disabled."""
+    if getattr(instance, "_revoke_api_tokens", False) or not instance.is_active:
+        ApiToken.objects.filter(user=instance).delete()
+    instance._revoke_api_tokens = False
 
 
 @receiver(user_logged_in)

@@ -15,6 +15,9 @@ administration = [
     path("groups/new/", views.group_edit, name="group-create"),
     path("groups/<int:pk>/", views.group_edit, name="group-edit"),
     path("groups/<int:pk>/delete/", views.group_delete, name="group-delete"),
+    # Every user's own API tokens.
+    path("tokens/", views.token_list, name="token-list"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
 ]
 
 urlpatterns = [

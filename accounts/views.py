@@ -1,7 +1,9 @@
 """Login-related pages and user administration (root only, seed 004)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
@@ -11,8 +13,9 @@ from django.views.decorators.http import require_POST
 from audit.journal import Action, record
 
 from .forms import GroupForm, NewUserForm, PasswordResetForm, UserForm
-from .models import User, UserGroup
+from .models import ApiToken, User, UserGroup
 from .privileges import root_required
+from .tokens import TokenRefused, issue_token
 
 USERS_PER_PAGE = 50
 
@@ -142,3 +145,30 @@ def group_edit(request, pk=None):
 @root_required
 def group_delete(request, pk):
     return _confirm_delete(request, get_object_or_404(UserGroup, pk=pk), "group", "accounts:group-list")
+
+
+@login_required
+def token_list(request):
+    """The user's own API tokens: list, make one (its key shown once, on this answer), revoke."""
+    created_key = None
+    if request.method == "POST":
+        try:
+            token, created_key = issue_token(request.user, request.POST.get("name", ""))
+        except TokenRefused as refused:
+            messages.error(request, str(refused))
+        else:
+            record(Action.USER_ADMIN, request=request, target=f"created API token {token.name}"[:255])
+            messages.success(request, f"Token {token.name} created. Copy its key now: it is not shown again.")
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(request, "accounts/tokens.html", {"tokens": tokens, "created_key": created_key,
+                                                   "token_days": settings.PACS_TOKEN_DAYS})
+
+
+@login_required
+@require_POST
+def token_revoke(request, pk):
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    token.delete()
+    record(Action.USER_ADMIN, request=request, target=f"revoked API token {token.name}"[:255])
+    messages.success(request, f"Token {token.name} revoked.")
+    return redirect("accounts:token-list")

@@ -1,4 +1,11 @@
-"""Import DICOM files from files, folders and zip files through the one ingest path."""
+"""Import DICOM files from files, folders and zip files through the one ingest path.
+
+Limits: a ZIP is refused before anything is extracted when its members would expand past
+PACS_ZIP_MAX_EXPANDED_MB in all, or past PACS_ZIP_MAX_RATIO times its compressed size (a "ZIP
+bomb": 1 MB of zeros that expands to 1 GiB); extraction itself stops at the declared sizes.
+Imports started from the web (import_job with `roots_only`) read only below PACS_IMPORT_ROOTS:
+each path, and each file found under it, is resolved (symlinks followed) before the check.
+"""
 
 import os
 import shutil
@@ -8,10 +15,85 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from django.conf import settings
+
 from . import media, storage
 from .ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
 
 MAX_REASONS_KEPT = 20
+# Below this many expanded bytes, a ZIP is never refused for its compression ratio.
+RATIO_CHECK_FROM_BYTES = 1024 * 1024
+# The one answer for a path that is missing, unreadable or outside the import roots: which of
+# these it is must not be learnable from outside (no existence oracle).
+NOT_IMPORTABLE = "is not a folder, DICOMDIR or ZIP file in the import folders"
+
+
+class ZipRefused(Exception):
+    """A ZIP over the expansion limits; nothing of it was extracted."""
+
+
+class ExpansionLimit(Exception):
+    """A member expanded past its declared size."""
+
+
+def check_zip(archive: zipfile.ZipFile) -> None:
+    """ZipRefused when the members would expand past the configured total or ratio."""
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    expanded = sum(m.file_size for m in members)
+    compressed = sum(m.compress_size for m in members)
+    limit = settings.PACS_ZIP_MAX_EXPANDED_MB * 1024 * 1024
+    if expanded > limit:
+        raise ZipRefused(f"it expands to {expanded // (1024 * 1024)} MB, more than {settings.PACS_ZIP_MAX_EXPANDED_MB} MB")
+    if expanded > RATIO_CHECK_FROM_BYTES and expanded > settings.PACS_ZIP_MAX_RATIO * max(compressed, 1):
+        raise ZipRefused(f"it expands {expanded // max(compressed, 1)} times its size, more than "
+                         f"{settings.PACS_ZIP_MAX_RATIO} times")
+
+
+def zip_problem(path: Path) -> str | None:
+    """Why the ZIP at `path` is refused, or None when it may be imported (or is not a ZIP)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            check_zip(archive)
+    except ZipRefused as refused:
+        return f"ZIP refused: {refused}"
+    except (zipfile.BadZipFile, OSError):
+        return None  # not a ZIP after all: ingested (and judged) as a file
+    return None
+
+
+def copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> None:
+    """Extract one member, never writing more than its declared size."""
+    written = 0
+    with archive.open(member) as src, open(target, "wb") as dst:
+        while chunk := src.read(1024 * 1024):
+            written += len(chunk)
+            if written > member.file_size:
+                raise ExpansionLimit(f"a member expands past its declared {member.file_size} bytes")
+            dst.write(chunk)
+
+
+def import_roots() -> list[Path]:
+    return [Path(root).resolve() for root in settings.PACS_IMPORT_ROOTS]
+
+
+def below_roots(path: Path, roots: list[Path]) -> bool:
+    """`path`, with its symlinks resolved, is one of the roots or below one."""
+    resolved = path.resolve()
+    return any(resolved == root or resolved.is_relative_to(root) for root in roots)
+
+
+def importable(path_text: str) -> Path | None:
+    """The path a web import may read: absolute, existing and below an import root; else None
+    (one answer for every reason, see NOT_IMPORTABLE)."""
+    path = Path(path_text)
+    if not path_text or not path.is_absolute():
+        return None
+    try:
+        if below_roots(path, import_roots()) and (path.is_dir() or path.is_file()):
+            return path.resolve()
+    except (OSError, RuntimeError):  # unreadable, or a symlink loop
+        return None
+    return None
 
 
 @dataclass
@@ -31,6 +113,11 @@ class ImportSummary:
         """Files now in the archive: stored, replaced, or there already."""
         return self.counts[Outcome.STORED] + self.counts[Outcome.REPLACED] + self.counts[Outcome.IGNORED]
 
+    def refuse(self, label: str, reason: str) -> None:
+        self.counts[Outcome.INVALID] += 1
+        if len(self.problems) < MAX_REASONS_KEPT:
+            self.problems.append(f"{label}: {reason}")
+
     def add(self, label: str, result: IngestResult, size: int) -> None:
         self.counts[result.outcome] += 1
         if result.outcome in (Outcome.STORED, Outcome.REPLACED):
@@ -43,17 +130,25 @@ class ImportSummary:
         return sum(self.counts.values())
 
 
-def count_candidates(paths: list[Path]) -> int:
+@dataclass(frozen=True)
+class Refused:
+    """A candidate that is not read: a ZIP over the limits, a file outside the import roots."""
+
+    reason: str
+
+
+def count_candidates(paths: list[Path], roots: list[Path] | None = None) -> int:
     """How many files the import will look at (folders walked, zip members counted)."""
-    return sum(1 for _ in _walk(paths))
+    return sum(1 for _ in _walk(paths, roots))
 
 
-Candidate = tuple[Path, str | None | media.MediaProblem]
+Candidate = tuple[Path, str | None | media.MediaProblem | Refused]
 
 
-def _walk(paths: list[Path]) -> Iterator[Candidate]:
+def _walk(paths: list[Path], roots: list[Path] | None = None) -> Iterator[Candidate]:
     """(file, zip member or None) for every candidate under the given paths; (DICOMDIR,
-    MediaProblem) for a file a DICOMDIR references that is missing."""
+    MediaProblem) for a file a DICOMDIR references that is missing; with `roots`, (file,
+    Refused) for a file whose real path is outside them, which is never opened."""
     for path in paths:
         if path.is_dir():
             for folder, dirs, files in os.walk(path):
@@ -65,32 +160,56 @@ def _walk(paths: list[Path]) -> Iterator[Candidate]:
                         dirs.clear()  # the DICOMDIR lists what this folder's media holds
                         continue
                 for name in sorted(files):
-                    yield from _expand(Path(folder) / name)
+                    yield from _expand(Path(folder) / name, roots)
         elif media.is_dicomdir(path.name):
-            yield from _media_candidates(path)[0]
+            yield from _media_candidates(path, roots)[0]
         else:
-            yield from _expand(path)
+            yield from _expand(path, roots)
 
 
-def _media_candidates(dicomdir: Path) -> tuple[list[Candidate], bool]:
+def _media_candidates(dicomdir: Path, roots: list[Path] | None = None) -> tuple[list[Candidate], bool]:
     """The files a DICOMDIR references, and whether it could be read (if not, the one candidate
     says why, and the caller walks its folder file by file)."""
     try:
         entries = media.folder_files(dicomdir)
     except media.MediaError as error:
         return [(dicomdir, media.MediaProblem(str(dicomdir), f"{error}; its folder is imported file by file"))], False
-    return [(dicomdir, entry) if isinstance(entry, media.MediaProblem) else (entry, None) for entry in entries], True
+    candidates: list[Candidate] = []
+    for entry in entries:
+        if isinstance(entry, media.MediaProblem):
+            candidates.append((dicomdir, entry))
+        elif roots is not None and not below_roots(entry, roots):
+            candidates.append((entry, Refused("outside the import folders")))
+        else:
+            candidates.append((entry, None))
+    return candidates, True
 
 
-def _expand(path: Path) -> Iterator[Candidate]:
+def _expand(path: Path, roots: list[Path] | None) -> Iterator[Candidate]:
     if media.is_dicomdir(path.name):
         return  # an index of the media, not an image: read by _media_files, never stored
+    if roots is not None and not below_roots(path, roots):
+        yield path, Refused("outside the import folders")
+        return
     if zipfile.is_zipfile(path):
+        if problem := zip_problem(path):
+            yield path, Refused(problem)
+            return
         with zipfile.ZipFile(path) as archive:
             for member in media.zip_members(archive):
                 yield path, member
     else:
         yield path, None
+
+
+def _label(path: Path, tops: list[Path]) -> str:
+    """A file's name relative to the folder the import was given: messages show no server path."""
+    for top in tops:
+        if path == top:
+            return path.name
+        if path.is_relative_to(top):
+            return str(path.relative_to(top))
+    return path.name
 
 
 def import_paths(
@@ -99,29 +218,43 @@ def import_paths(
     on_progress: Callable[[int], None] = lambda n: None,
     batch: PostIngestBatch | None = None,
     display_names: dict[str, str] | None = None,
+    roots: list[Path] | None = None,
 ) -> ImportSummary:
-    """Import everything under `paths`. The follow-up work is queued at the end, or left in
-    the caller's `batch` for the caller to flush. `display_names`: file name -> the name its
-    owner knows it by (an upload is saved under a number), for the problems reported."""
+    """Import everything under `paths` (only below `roots` when given). The follow-up work is
+    queued at the end, or left in the caller's `batch` for the caller to flush.
+    `display_names`: file name -> the name its owner knows it by (an upload is saved under a
+    number), for the problems reported; other files are named relative to the folder given."""
     display_names = display_names or {}
     summary = ImportSummary()
     own_batch = batch is None
     batch = batch or PostIngestBatch()
     location = storage.default_location()
-    for path, member in _walk(paths):
+    tops = [p for p in paths if p.is_dir()]
+    for path, member in _walk(paths, roots):
         if isinstance(member, media.MediaProblem):
             summary.add_media_problem(member)
             on_progress(1)
             continue
-        shown = display_names.get(path.name, str(path))
+        shown = display_names.get(path.name) or _label(path, tops)
+        if isinstance(member, Refused):
+            summary.refuse(shown, member.reason)
+            on_progress(1)
+            continue
         label = f"{shown}:{member}" if member else shown
         if member is None:
             size = path.stat().st_size
             result = ingest_file(path, origin, batch=batch)
         else:
             temp = storage.new_temp_path(location)  # never named after the member's name
-            with zipfile.ZipFile(path) as archive, archive.open(member) as src, open(temp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    copy_member(archive, archive.getinfo(member), temp)
+            except (ExpansionLimit, zipfile.BadZipFile, OSError) as error:
+                temp.unlink(missing_ok=True)
+                summary.refuse(label, f"not extracted: {error}" if isinstance(error, ExpansionLimit)
+                               else "not extracted: damaged ZIP member")
+                on_progress(1)
+                continue
             size = temp.stat().st_size
             result = ingest_file(temp, origin, adopt=True, batch=batch)
         summary.add(label, result, size)
@@ -132,14 +265,19 @@ def import_paths(
 
 
 def import_job(progress, paths: list[str], channel: str, username: str, remove_after: str = "",
-               display_names: dict[str, str] | None = None) -> str:
+               display_names: dict[str, str] | None = None, roots_only: bool = False) -> str:
     """A job (routing.jobs): import `paths` with a progress bar; `remove_after` is a staging
-    folder (browser uploads) deleted when the import is done; `display_names` as for import_paths."""
+    folder (browser uploads) deleted when the import is done; `display_names` as for
+    import_paths; `roots_only` (the web Import) reads only below the import roots, checked
+    again here as the job runs."""
     try:
+        roots = import_roots() if roots_only else None
         path_list = [Path(p) for p in paths]
-        progress.start(count_candidates(path_list))
+        if roots is not None and not all(importable(str(p)) for p in path_list):
+            return f"the path {NOT_IMPORTABLE}"
+        progress.start(count_candidates(path_list, roots))
         summary = import_paths(path_list, Origin(channel, username=username), on_progress=progress.advance,
-                               display_names=display_names)
+                               display_names=display_names, roots=roots)
     finally:
         if remove_after:
             shutil.rmtree(remove_after, ignore_errors=True)

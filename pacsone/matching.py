@@ -3,20 +3,73 @@
 Wildcards: `*` any run of characters, `?` one character (PS3.4 C.2.2.2.4). A pattern whose only
 wildcard is a trailing `*` becomes a prefix match (LIKE 'abc%', index-friendly); other patterns
 become an anchored regular expression.
+
+Patterns are bounded (PACS_MATCH_MAX_WILDCARDS, PACS_MATCH_MAX_LENGTH): a longer one raises
+PatternError, which every interface turns into a clear refusal. The regular expression is built
+so that it cannot backtrack without end: `*A*A*A*A*A*A*A*B` against 64 `A`s took SQLite (whose
+REGEXP is Python's `re`) 15 s as `^.*A.*A...B$`. Each middle run is taken at its leftmost
+occurrence inside an atomic group, `(?>.*?A)`, which is exact for `*` and `?` patterns (a later
+occurrence never leaves more room for what follows) and linear in the value's length.
+PostgreSQL's regular expressions have no atomic groups and need none (they do not backtrack).
 """
 
 import datetime
 import re
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Q
+
+
+class PatternError(ValueError):
+    """A wildcard pattern over the configured bounds."""
 
 
 def has_wildcards(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
 
 
+def collapse_stars(pattern: str) -> str:
+    """`**` means the same as `*`."""
+    return re.sub(r"\*{2,}", "*", pattern)
+
+
+def check_pattern(pattern: str) -> str:
+    """The pattern with runs of `*` collapsed; PatternError when it has more wildcards or
+    characters than the settings allow. A value without wildcards is not a pattern."""
+    pattern = collapse_stars(pattern)
+    if not has_wildcards(pattern):
+        return pattern
+    wildcards = pattern.count("*") + pattern.count("?")
+    if wildcards > settings.PACS_MATCH_MAX_WILDCARDS:
+        raise PatternError(f"at most {settings.PACS_MATCH_MAX_WILDCARDS} wildcards (* or ?) per value")
+    if len(pattern) > settings.PACS_MATCH_MAX_LENGTH:
+        raise PatternError(f"a pattern has at most {settings.PACS_MATCH_MAX_LENGTH} characters")
+    return pattern
+
+
+def _literal(run: str) -> str:
+    return "".join("." if c == "?" else re.escape(c) for c in run)
+
+
+def pattern_regex(pattern: str, atomic: bool = True) -> str:
+    """An anchored regular expression for a `*`/`?` pattern; with `atomic`, one that matches in
+    linear time on a backtracking engine (see the module's docstring)."""
+    runs = pattern.split("*")
+    if len(runs) == 1:
+        return "^" + _literal(pattern) + "$"
+    first, middles, last = runs[0], runs[1:-1], runs[-1]
+    if atomic:
+        middle = "".join(f"(?>.*?{_literal(run)})" for run in middles if run)
+    else:
+        middle = "".join(f".*{_literal(run)}" for run in middles if run)
+    return "^" + _literal(first) + middle + ".*" + _literal(last) + "$"
+
+
 def wildcard_q(field: str, pattern: str, case_insensitive: bool = False) -> Q:
-    """`field` matches `pattern` (with * and ?); an empty pattern or a lone `*` matches all."""
+    """`field` matches `pattern` (with * and ?); an empty pattern or a lone `*` matches all.
+    PatternError when the pattern is over the bounds."""
+    pattern = check_pattern(pattern)
     if pattern in ("", "*"):
         return Q()
     prefix = "i" if case_insensitive else ""
@@ -25,7 +78,7 @@ def wildcard_q(field: str, pattern: str, case_insensitive: bool = False) -> Q:
     body = pattern.rstrip("*")
     if not has_wildcards(body):
         return Q(**{f"{field}__{prefix}startswith": body})
-    regex = "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
+    regex = pattern_regex(pattern, atomic=connection.vendor != "postgresql")
     return Q(**{f"{field}__{prefix}regex": regex})
 
 

@@ -117,7 +117,6 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_q",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "axes",
     "pacsone",
@@ -130,6 +129,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After whitenoise: static files keep their caching; everything else gets CSP and no-store.
+    "pacsone.security_headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -206,6 +207,8 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# API tokens expire this many days after they are made (they do not follow the idle timeout).
+PACS_TOKEN_DAYS = env_int("PACS_TOKEN_DAYS", 30, minimum=1)
 # A password older than this must be changed before anything else (0 = never expires).
 PACS_PASSWORD_MAX_AGE_DAYS = env_int("PACS_PASSWORD_MAX_AGE_DAYS", 60, minimum=0)
 # Failed logins (django-axes): after this many failures for one user name from one address,
@@ -252,12 +255,13 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.tokens.ApiTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api_permissions.ActiveUserWithValidPassword"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "pacsone.api.negotiation.BrowsableOnlyWhenLoggedIn",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -265,6 +269,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Patients, studies, users, groups and the system journal of the PacsOne archive.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema names every endpoint and field: only for logged-in users.
+    "SERVE_PERMISSIONS": ["accounts.api_permissions.ActiveUserWithValidPassword"],
 }
 
 # --- Task queue (django-q2) ----------------------------------------------------------------------
@@ -288,6 +294,12 @@ else:
 # --- The archive ---------------------------------------------------------------------------------
 PACS_WEB_PORT = env_int("PACS_WEB_PORT", 8000, 1, 65535)
 PACS_WEB_WORKERS = env_int("PACS_WEB_WORKERS", 2, minimum=1)
+# Threads per web worker: requests served at once by each (each may hold a database connection).
+PACS_WEB_THREADS = env_int("PACS_WEB_THREADS", 8, minimum=1, maximum=256)
+# Slow clients (pacsone/gunicorn_worker.py): a request head must arrive within this many seconds;
+# once a request is being served, each read or write of its socket waits at most this long.
+PACS_HTTP_HEADER_TIMEOUT = env_int("PACS_HTTP_HEADER_TIMEOUT", 10, minimum=1)
+PACS_HTTP_READ_TIMEOUT = env_int("PACS_HTTP_READ_TIMEOUT", 30, minimum=1)
 PACS_AE_TITLE = env_str("PACS_AE_TITLE", "PACSONE")
 PACS_DICOM_PORT = env_int("PACS_DICOM_PORT", 11112, 1, 65535)
 PACS_DICOM_INSTANCES = parse_dicom_instances(
@@ -349,6 +361,21 @@ PACS_JOURNAL_KEY_FILE = Path(env_str("PACS_JOURNAL_KEY_FILE", str(DATA_DIR / "jo
 # The chain's head goes to the log (and syslog) every this many entries, and at least this often.
 PACS_JOURNAL_HEAD_EVERY = env_int("PACS_JOURNAL_HEAD_EVERY", 100, minimum=1)
 PACS_JOURNAL_HEAD_MINUTES = env_int("PACS_JOURNAL_HEAD_MINUTES", 60, minimum=1)
+# A ZIP (uploaded or imported) is refused before extraction when its members expand to more than
+# this in all, or to more than PACS_ZIP_MAX_RATIO times the ZIP's compressed size.
+PACS_ZIP_MAX_EXPANDED_MB = env_int("PACS_ZIP_MAX_EXPANDED_MB", 20480, minimum=1)
+PACS_ZIP_MAX_RATIO = env_int("PACS_ZIP_MAX_RATIO", 100, minimum=2)
+# The folders the web Import may read (os.pathsep-separated, `:` on Linux); nothing else on the
+# server. Empty turns the web Import off. `manage.py importdicom` is not restricted.
+PACS_IMPORT_ROOTS = [Path(p).resolve() for p in
+                     env_str("PACS_IMPORT_ROOTS", str(DATA_DIR / "import")).split(os.pathsep) if p.strip()]
+# Wildcard patterns in searches (study list, API, C-FIND): at most this many `*`/`?` and this
+# many characters per value; a longer pattern is refused with a clear message.
+PACS_MATCH_MAX_WILDCARDS = env_int("PACS_MATCH_MAX_WILDCARDS", 8, minimum=1)
+PACS_MATCH_MAX_LENGTH = env_int("PACS_MATCH_MAX_LENGTH", 64, minimum=1)
+# Longest time one database statement of a search (study list, API lists, C-FIND, C-MOVE/C-GET
+# matching) may take, in milliseconds; a slower one is stopped and the search refused.
+PACS_QUERY_TIMEOUT_MS = env_int("PACS_QUERY_TIMEOUT_MS", 10000, minimum=1)
 # The monthly journal e-mail goes to this address when an e-mail server is configured.
 DEFAULT_FROM_EMAIL = env_str("PACS_EMAIL_FROM", "pacsone@localhost")
 

@@ -4,17 +4,28 @@ Parameters (all optional): patient_id, patient_name (wildcards * and ?, case-ins
 accession_number, study_date (DICOM date or range `A-B`, `-B`, `A-`), date_from / date_to,
 modality, referring_physician (wildcards), source_ae, institution, read (true/false),
 public (true/false), study_instance_uid.
+
+Wildcard patterns are bounded (matching.check_pattern): one over the bounds is a problem of its
+parameter, never a slow query. Callers run the search inside query_limits.time_limited().
 """
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from .matching import date_range_q, parse_date, wildcard_q
+from .matching import PatternError, date_range_q, parse_date, wildcard_q
 from .models import Series
 
 SEARCH_FIELDS = (
     "patient_id", "patient_name", "accession_number", "study_date", "date_from", "date_to",
     "modality", "referring_physician", "source_ae", "institution", "read", "public",
     "study_instance_uid",
+)
+# Parameters matched with wildcards: (parameter, column, case-insensitive).
+WILDCARD_FIELDS = (
+    ("patient_id", "patient__patient_id", False),
+    ("patient_name", "patient__patient_name_search", False),  # the folded (upper-case) name
+    ("accession_number", "accession_number", False),
+    ("referring_physician", "referring_physician_name", True),
+    ("institution", "institution_name", True),
 )
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
@@ -40,18 +51,17 @@ def search_studies(studies: QuerySet, params) -> tuple[QuerySet, dict[str, str]]
     """Filter an already visibility-restricted study queryset. Returns it and the problems
     (parameter -> message) so that bad input is reported, never silently widened."""
     problems: dict[str, str] = {}
-    if value := _text(params, "patient_id"):
-        studies = studies.filter(wildcard_q("patient__patient_id", value))
-    if value := _text(params, "patient_name"):
-        studies = studies.filter(wildcard_q("patient__patient_name_search", value.upper()))
-    if value := _text(params, "accession_number"):
-        studies = studies.filter(wildcard_q("accession_number", value))
+    for name, field, case_insensitive in WILDCARD_FIELDS:
+        if value := _text(params, name):
+            if name == "patient_name":
+                value = value.upper()
+            try:
+                studies = studies.filter(wildcard_q(field, value, case_insensitive=case_insensitive))
+            except PatternError as error:
+                problems[name] = f"{name}: {error}"
+                studies = studies.none()  # refused, not widened to every study
     if value := _text(params, "study_instance_uid"):
         studies = studies.filter(study_instance_uid=value)
-    if value := _text(params, "referring_physician"):
-        studies = studies.filter(wildcard_q("referring_physician_name", value, case_insensitive=True))
-    if value := _text(params, "institution"):
-        studies = studies.filter(wildcard_q("institution_name", value, case_insensitive=True))
     if value := _text(params, "source_ae"):
         studies = studies.filter(source_ae=value)
     if value := _text(params, "study_date"):

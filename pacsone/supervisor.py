@@ -118,23 +118,24 @@ def manage_py(*args: str) -> list[str]:
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), *args]
 
 
+def web_command(port: int, host: str = "0.0.0.0") -> list[str]:
+    """gunicorn with the worker class that a slow client cannot hold (pacsone/gunicorn_worker.py)."""
+    return [
+        sys.executable, "-m", "gunicorn", "pacsone.wsgi:application",
+        "--bind", f"{host}:{port}",
+        "--worker-class", "pacsone.gunicorn_worker.HeadFirstWorker",
+        "--workers", str(settings.PACS_WEB_WORKERS),
+        "--threads", str(settings.PACS_WEB_THREADS),
+        "--timeout", "120",
+        "--access-logfile", "-",
+        "--chdir", str(settings.BASE_DIR),
+    ]
+
+
 def default_children(components: set[str]) -> list[Child]:
     children = []
     if "web" in components:
-        children.append(
-            Child(
-                "web",
-                [
-                    sys.executable, "-m", "gunicorn", "pacsone.wsgi:application",
-                    "--bind", f"0.0.0.0:{settings.PACS_WEB_PORT}",
-                    "--workers", str(settings.PACS_WEB_WORKERS),
-                    "--threads", "4",
-                    "--timeout", "120",
-                    "--access-logfile", "-",
-                    "--chdir", str(settings.BASE_DIR),
-                ],
-            )
-        )
+        children.append(Child("web", web_command(settings.PACS_WEB_PORT)))
     if "dicom" in components:
         for ae_title, port in settings.PACS_DICOM_INSTANCES:
             # One listening socket per port, opened here and kept open, shared by its workers

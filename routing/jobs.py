@@ -40,6 +40,14 @@ def start_job(kind: str, title: str, owner, function: str, *args) -> Job:
     return job
 
 
+def _shown(exc: Exception) -> str:
+    """What a failed job's page says: never a server path (an OSError names its file; the log
+    has the whole exception)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
+
+
 def run_job(job_pk: int, function: str, *args) -> None:
     from django.utils.module_loading import import_string
 
@@ -50,7 +58,7 @@ def run_job(job_pk: int, function: str, *args) -> None:
     except Exception as exc:
         log.exception("job failed id=%s kind=%s", job_pk, job.kind)
         Job.objects.filter(pk=job_pk).update(state=Job.State.FAILED, finished_at=timezone.now(),
-                                             message=f"failed: {exc}"[:5000])
+                                             message=f"failed: {_shown(exc)}"[:5000])
         return
     Job.objects.filter(pk=job_pk).update(state=Job.State.DONE, finished_at=timezone.now(),
                                          message=(message or "")[:5000])

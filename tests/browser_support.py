@@ -5,6 +5,7 @@ PACS_REQUIRE_PEERS=1 (CI), which turns the skip into a failure."""
 
 import os
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,9 +45,24 @@ def browser_page(width: int = 1280, height: int = 900):
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(15000)
+            # Our pages must run under their Content-Security-Policy: any violation fails the test.
+            violations = []
+            page.on("console", lambda message: violations.append(message.text)
+                    if "Content Security Policy" in message.text else None)
             yield page
+            assert violations == [], violations
         finally:
             browser.close()
+
+
+def wait_until(page, expression: str, timeout: float = 15) -> None:
+    """Wait until a JavaScript expression is true. Playwright's wait_for_function evaluates its
+    string inside the page, which the pages' CSP (no eval) forbids; evaluate() does not."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {expression}")
+        time.sleep(0.1)
 
 
 def screenshot(page, name: str) -> Path:

@@ -8,12 +8,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 pytestmark = pytest.mark.django_db
 
-# Public on purpose: the login page, the health probe, the API's schema and root listing
-# (shapes, no data), the token exchange (POST only), static files.
-PUBLIC = {
-    "accounts/login/", "healthz", "api/schema/", "api/", "api/auth/token/",
-    r"api/\.(?P<format>[a-z0-9]+)/?",
-}
+# Public on purpose: the login page, the health probe, the token exchange (POST only), static
+# files. The API's schema and root listing need a login too.
+PUBLIC = {"accounts/login/", "healthz", "api/auth/token/"}
 
 
 def walk(patterns, prefix=""):

@@ -8,7 +8,7 @@ read and change is journaled.
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from accounts.api_permissions import privilege_permission
@@ -16,6 +16,7 @@ from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
 from ..models import Patient, Study
+from ..query_limits import QueryTimeout, time_limited
 from ..stats import archive_stats
 from ..study_search import search_studies
 from ..visibility import set_patient_public, set_study_public
@@ -65,11 +66,29 @@ def _checked_changes(request, allowed: tuple[str, ...]) -> dict[str, bool]:
     return changes
 
 
+class SearchTooSlow(APIException):
+    status_code = 503
+    default_code = "search_too_slow"
+
+
+def _searched(queryset, params):
+    """Studies filtered by the search parameters; a refused parameter is a 400."""
+    studies, problems = search_studies(queryset, params)
+    if problems:
+        raise ValidationError(problems)
+    return studies
+
+
 class JournaledReadMixin:
-    """List = a search, retrieve = a view; both journaled with what was asked."""
+    """List = a search (under the query time bound: past it, a 503 that says so), retrieve =
+    a view; both journaled with what was asked."""
 
     def list(self, request, *args, **kwargs):
-        response = super().list(request, *args, **kwargs)
+        try:
+            with time_limited():
+                response = super().list(request, *args, **kwargs)
+        except QueryTimeout as timeout:
+            raise SearchTooSlow(str(timeout)) from None
         record(Action.SEARCH, request=request._request, target=f"api {self.basename} list",
                detail=request.query_params.urlencode()[:1000])
         return response
@@ -90,7 +109,7 @@ class PatientViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadO
         patients = Patient.objects.visible_to(self.request.user).order_by("patient_name", "id")
         params = {k: self.request.query_params.get(k, "") for k in PATIENT_FILTERS}
         if any(params.values()):
-            visible = search_studies(Study.objects.visible_to(self.request.user), params)[0]
+            visible = _searched(Study.objects.visible_to(self.request.user), params)
             patients = patients.filter(studies__in=visible).distinct()
         return patients
 
@@ -120,9 +139,7 @@ class StudyViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadOnl
     def get_queryset(self):
         studies = Study.objects.visible_to(self.request.user).select_related("patient")
         if self.action == "list":
-            studies, problems = search_studies(studies, self.request.query_params)
-            if problems:
-                raise ValidationError(problems)
+            studies = _searched(studies, self.request.query_params)
         return studies.order_by("-study_date", "-id")
 
     def journal_subject(self, study):

@@ -188,9 +188,9 @@ def _matched(message: Message, models: dict, studies=None) -> tuple[query.Query,
         if model is None:
             raise query.QueryError(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "not a retrieve information model")
         found, instances = query.instances_for(_identifier(message), model, studies=studies)
-        rows = list(instances.values("pk", "sop_instance_uid", "sop_class_uid", "transfer_syntax_uid", "file_path",
-                                     "storage_location__path", "series__study__study_instance_uid",
-                                     "series__study__patient__patient_id"))
+        fields = ("pk", "sop_instance_uid", "sop_class_uid", "transfer_syntax_uid", "file_path",
+                  "storage_location__path", "series__study__study_instance_uid", "series__study__patient__patient_id")
+        rows = list(query.time_limited_answers(instances.values(*fields)))
     except query.QueryError as error:
         raise Refused(error.status, error.reason) from None
     except Exception as error:  # a database failure

@@ -39,6 +39,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 from .. import matching
+from ..query_limits import QueryTimeout, time_limited
 from ..models import Instance, Patient, Series, Study
 from .net import identifier_codec, status
 
@@ -158,6 +159,10 @@ def text_q(field_name: str, pattern: str, case_insensitive: bool = False, folded
     pattern are both upper-case, so the collation's case rules do not matter."""
     if pattern.strip("*") == "":
         return Q()
+    try:
+        pattern = matching.check_pattern(pattern)
+    except matching.PatternError as error:
+        raise QueryError(UNABLE_TO_PROCESS, str(error)) from None
     if case_insensitive:
         return matching.wildcard_q(field_name, pattern, case_insensitive=True)
     if not matching.has_wildcards(pattern):
@@ -597,18 +602,29 @@ def _header_element(header: dict, asked: DataElement) -> DataElement:
     return DataElement(asked.tag, asked.VR, [] if asked.VR == "SQ" else None)
 
 
+def time_limited_answers(answers):
+    """The answers, each database statement behind them bounded in time (query_limits); a
+    statement stopped there becomes QueryError (Unable to process, with the reason)."""
+    try:
+        with time_limited():
+            yield from answers
+    except QueryTimeout as timeout:
+        raise QueryError(UNABLE_TO_PROCESS, str(timeout)) from None
+
+
 def find(identifier: Dataset, model: str, retrieve_ae_title: str = "", studies: QuerySet | None = None):
-    """(Query, iterator of answers). Raises QueryError for an identifier we cannot run."""
+    """(Query, iterator of answers). Raises QueryError for an identifier we cannot run (also
+    while iterating, when the search runs past its time bound)."""
     query = build_query(identifier, model, studies)
-    return query, Answerer(query, retrieve_ae_title).answers()
+    return query, time_limited_answers(Answerer(query, retrieve_ae_title).answers())
 
 
 def find_encoded(identifier: Dataset, model: str, retrieve_ae_title: str = "", explicit_vr: bool = False,
                  studies: QuerySet | None = None):
     """(Query, iterator of answers encoded as bytes, see Answerer.encoded_answers). Raises
-    QueryError for an identifier we cannot run."""
+    QueryError for an identifier we cannot run (also while iterating, see find)."""
     query = build_query(identifier, model, studies)
-    return query, Answerer(query, retrieve_ae_title).encoded_answers(explicit_vr)
+    return query, time_limited_answers(Answerer(query, retrieve_ae_title).encoded_answers(explicit_vr))
 
 
 def instances_for(identifier: Dataset, model: str, studies: QuerySet | None = None):

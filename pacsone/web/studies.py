@@ -14,9 +14,10 @@ from django.db.models.expressions import RawSQL
 from django.shortcuts import get_object_or_404, render
 
 from accounts.privileges import Privilege, has_privilege
-from audit.journal import Action, record
+from audit.journal import Action, Outcome, record
 
 from ..models import Instance, Patient, RemoteAE, Series, Study
+from ..query_limits import QueryTimeout, time_limited
 from ..stats import archive_stats
 from ..study_search import search_studies
 from ..visibility import visible_study_or_404
@@ -112,7 +113,8 @@ def _sees_whole_archive(user) -> bool:
 
 @login_required
 def home(request):
-    """The study list: search, sort, pages; what the archive holds in a summary bar."""
+    """The study list: search, sort, pages; what the archive holds in a summary bar. The
+    search runs under the query time bound: past it, the page says so and lists nothing."""
     studies, problems = search_studies(Study.objects.visible_to(request.user), request.GET)
     sort = request.GET.get("sort") or DEFAULT_SORT
     if sort.lstrip("-") not in SORTS:
@@ -121,9 +123,15 @@ def home(request):
     descending = sort.startswith("-")
     columns = [_patient_row() if name == "patient row" else F(name) for name in SORTS[sort.lstrip("-")]]
     order = [column.desc() if descending else column.asc() for column in columns]
-    page = paged_studies(studies.order_by(*order), request.GET.get("page"))
+    try:
+        with time_limited():
+            page = paged_studies(studies.order_by(*order), request.GET.get("page"))
+    except QueryTimeout as timeout:
+        problems["search"] = str(timeout)
+        page = paged_studies(studies.none(), None)
     criteria = {name: request.GET[name] for name in FILTERS if request.GET.get(name, "").strip()}
     record(Action.SEARCH, request=request, target="study list",
+           outcome=Outcome.FAILURE if "search" in problems else Outcome.SUCCESS,
            detail=", ".join(f"{k}={v}" for k, v in criteria.items()) or "all studies")
     return render(request, "pacsone/study_list.html", {
         "page": page, "problems": problems, "params": request.GET, "columns": _sort_links(request, sort),

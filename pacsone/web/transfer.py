@@ -1,7 +1,11 @@
 """Getting images out and in from the browser: download a study as ZIP (Download), upload files
 or a ZIP with a progress bar (Upload), import a DICOMDIR folder or ZIP that is on the server
-(Import). Uploads and imports run as jobs through the one ingest path."""
+(Import). Uploads and imports run as jobs through the one ingest path.
 
+Import reads only below PACS_IMPORT_ROOTS, and says the same for a path that is missing and one
+that is outside them; an uploaded ZIP over the expansion limits is refused at once."""
+
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from routing.jobs import start_job
 from routing.models import Job
 
 from ..download import study_zip_chunks
+from ..importer import NOT_IMPORTABLE, importable, zip_problem
 from ..visibility import visible_study_or_404
 
 
@@ -58,6 +63,10 @@ def upload(request):
             for chunk in upload_file.chunks():
                 out.write(chunk)
         display_names[saved_as] = f"file {number + 1} ({Path(upload_file.name or '').name[:128]})"
+        if problem := zip_problem(staging / saved_as):
+            shutil.rmtree(staging, ignore_errors=True)
+            record(Action.UPLOAD, request=request, outcome=Outcome.FAILURE, detail=f"file {number + 1}: {problem}")
+            return JsonResponse({"error": f"{display_names[saved_as].capitalize()}: {problem}."}, status=400)
     job = start_job(Job.Kind.UPLOAD, f"{len(files)} file(s) uploaded by {request.user.username}", request.user,
                     "pacsone.importer.import_job", [str(staging)], "upload", request.user.username, str(staging),
                     display_names)
@@ -68,17 +77,17 @@ def upload(request):
 @privilege_required(Privilege.IMPORT)
 def import_from_server(request):
     """A folder (e.g. a CD copied to the server: its DICOMDIR says what to import), a DICOMDIR or
-    a ZIP file on the server."""
+    a ZIP file below an import root (PACS_IMPORT_ROOTS)."""
     path_text = request.POST.get("path", "").strip() if request.method == "POST" else ""
     if request.method == "POST":
-        path = Path(path_text)
-        if not path_text or not path.is_absolute():
-            messages.error(request, "Give the absolute path of a folder, DICOMDIR or ZIP file on the server.")
-        elif not path.exists():
-            messages.error(request, f"{path_text} does not exist on the server.")
+        path = importable(path_text)
+        if path is None:
+            # The same words whether the path is missing or outside the roots: no existence oracle.
+            messages.error(request, f"The path {NOT_IMPORTABLE}.")
+            record(Action.IMPORT, request=request, outcome=Outcome.DENIED, detail=path_text[:500])
         else:
             job = start_job(Job.Kind.IMPORT, f"import of {path_text}", request.user, "pacsone.importer.import_job",
-                            [str(path)], "import", request.user.username)
+                            [str(path)], "import", request.user.username, "", None, True)
             record(Action.IMPORT, request=request, target=f"job {job.pk}", detail=path_text)
             return redirect("routing:job-detail", job.pk)
-    return render(request, "pacsone/import.html", {"path": path_text})
+    return render(request, "pacsone/import.html", {"path": path_text, "roots": settings.PACS_IMPORT_ROOTS})

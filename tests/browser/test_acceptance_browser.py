@@ -10,7 +10,7 @@ import pytest
 from pydicom.fileset import FileSet
 
 from pacsone.models import Attachment, Instance, Note
-from tests.browser_support import browser_page, log_in, screenshot
+from tests.browser_support import browser_page, log_in, screenshot, wait_until
 from tests.helpers import dcmtk_program, make_dataset
 from tests.people import PASSWORD, make_user
 
@@ -34,7 +34,7 @@ def series_zip(path, count=4):
 
 def wait_for_job(page) -> None:
     page.wait_for_url("**/jobs/*/")
-    page.wait_for_function("['done', 'failed'].includes(document.getElementById('state').textContent.trim())")
+    wait_until(page, "['done', 'failed'].includes(document.getElementById('state').textContent.trim())")
     assert page.inner_text("#state").strip() == "done", page.inner_text("#message")
 
 
@@ -58,10 +58,10 @@ def test_upload_find_view_export_and_note(live_server, tmp_path):
         page.click("text=NEWMAN^NORA")
         page.wait_for_url(f"**/studies/{STUDY}/")
         page.click("text=Open viewer")
-        page.wait_for_function("document.getElementById('image')?.naturalWidth > 0")
+        wait_until(page, "document.getElementById('image')?.naturalWidth > 0")
         page.hover("#viewport")
         page.mouse.wheel(0, 120)
-        page.wait_for_function("document.getElementById('ov-bl').textContent.includes('(2/4)')")
+        wait_until(page, "document.getElementById('ov-bl').textContent.includes('(2/4)')")
         page.keyboard.press("1")  # the header's window preset
         assert "WL 40  WW 400" in page.inner_text("#ov-br")
 

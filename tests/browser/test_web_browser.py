@@ -10,7 +10,7 @@ import pytest
 
 from pacsone.ingest import Origin, ingest_file
 from pacsone.models import Study
-from tests.browser_support import browser_page, log_in, screenshot
+from tests.browser_support import browser_page, log_in, screenshot, wait_until
 from tests.helpers import make_dataset, pydicom_file, write_dataset
 from tests.people import PASSWORD, make_user
 
@@ -47,7 +47,7 @@ def overlay(page, corner: str) -> str:
 
 
 def wait_for_image(page) -> None:
-    page.wait_for_function("document.getElementById('image')?.complete && document.getElementById('image').naturalWidth > 0")
+    wait_until(page, "document.getElementById('image')?.complete && document.getElementById('image').naturalWidth > 0")
 
 
 def test_a_radiologist_finds_views_windows_marks_and_downloads_a_study(live_server, ct_study, tmp_path):
@@ -63,7 +63,7 @@ def test_a_radiologist_finds_views_windows_marks_and_downloads_a_study(live_serv
         page.click("text=SMITH^ANNA")
         page.wait_for_load_state("networkidle")
         assert "CT CHEST" in page.inner_text("h1")
-        page.wait_for_function("[...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth > 0)")
+        wait_until(page, "[...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth > 0)")
         screenshot(page, "study")
 
         page.click("text=Open viewer")
@@ -76,7 +76,7 @@ def test_a_radiologist_finds_views_windows_marks_and_downloads_a_study(live_serv
         page.hover("#viewport")
         for _ in range(3):
             page.mouse.wheel(0, 120)
-        page.wait_for_function("document.getElementById('ov-bl').textContent.includes('(4/12)')")
+        wait_until(page, "document.getElementById('ov-bl').textContent.includes('(4/12)')")
         page.keyboard.press("ArrowDown")
         assert "(5/12)" in overlay(page, "bl")
         page.keyboard.press("End")
@@ -103,7 +103,7 @@ def test_a_radiologist_finds_views_windows_marks_and_downloads_a_study(live_serv
         page.keyboard.press("Home")
         page.fill("#fps", "20")
         page.click("#play")
-        page.wait_for_function("!document.getElementById('ov-bl').textContent.includes('(1/12)')")
+        wait_until(page, "!document.getElementById('ov-bl').textContent.includes('(1/12)')")
         page.click("#play")
         assert page.inner_text("#play").startswith("▶")
 
@@ -155,3 +155,24 @@ def test_an_ended_session_is_explained_in_the_viewer(live_server, ct_study):
         page.keyboard.press("End")
         page.wait_for_selector("#message:not([hidden])")
         assert "session has ended" in page.inner_text("#message")
+
+
+def test_delete_asks_first_and_select_all_works_under_the_csp(live_server, ct_study):
+    """Issue 17: the delete form's hidden field named "confirm" shadowed confirm() in its inline
+    handler, so one click deleted the study. The static script asks through window.confirm."""
+    make_user("editor", ["view", "modify", "export"], first_name="Ed", last_name="Itor")
+    with browser_page() as page:
+        log_in(page, live_server.url, "editor", PASSWORD)
+        page.check("th input[type=checkbox]")  # select all (pages.js)
+        assert page.is_checked("input[name=study]")
+        page.goto(f"{live_server.url}/studies/{STUDY}/")
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        page.click("button.danger")
+        page.wait_for_load_state("networkidle")
+        assert asked == ["Delete this study and all its images for good?"]
+        assert Study.objects.filter(study_instance_uid=STUDY).exists()  # dismissed: still there
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("button.danger")
+        page.wait_for_load_state("networkidle")
+        assert not Study.objects.filter(study_instance_uid=STUDY).exists()

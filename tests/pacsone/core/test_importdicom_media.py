@@ -170,7 +170,8 @@ def test_a_dicomdir_exported_by_us_round_trips(tmp_path):
     assert stored_uids() == uids and Study.objects.get().patient.patient_id == "RT1"
 
 
-def test_the_web_import_reads_a_dicomdir_and_names_what_is_missing(client, tmp_path):
+def test_the_web_import_reads_a_dicomdir_and_names_what_is_missing(client, tmp_path, settings):
+    settings.PACS_IMPORT_ROOTS = [tmp_path.resolve()]  # the web Import reads only below its roots
     uids = make_media(tmp_path / "cd")
     lost = sorted(media_files(tmp_path / "cd"))[0]
     lost.unlink()

@@ -141,7 +141,8 @@ def test_upload_without_files_or_privilege(client):
     assert client.post("/upload/", {}).status_code == 400
 
 
-def test_import_from_a_server_folder(client, tmp_path):
+def test_import_from_a_server_folder(client, tmp_path, settings):
+    settings.PACS_IMPORT_ROOTS = [tmp_path.resolve()]
     media = tmp_path / "cdrom"
     make_file(media / "DICOM", "IM1", patient_id="CD1")
     (media / "DICOMDIR").write_bytes(b"not read: the files are walked")
@@ -154,9 +155,9 @@ def test_import_from_a_server_folder(client, tmp_path):
     assert Entry.objects.filter(action="import", username="imp").exists()
 
 
-@pytest.mark.parametrize("path,message", [("", b"absolute path"), ("relative/dir", b"absolute path"),
-                                          ("/no/such/folder", b"does not exist")])
-def test_import_bad_paths(client, path, message):
+@pytest.mark.parametrize("path", ["", "relative/dir", "/no/such/folder"])
+def test_import_bad_paths(client, path):
     client.force_login(make_user("imp", ["import"]))
     response = client.post("/import/", {"path": path})
-    assert response.status_code == 200 and message in response.content and not Job.objects.exists()
+    assert response.status_code == 200 and b"is not a folder, DICOMDIR or ZIP file in the import folders" in response.content
+    assert not Job.objects.exists()

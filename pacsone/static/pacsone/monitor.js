@@ -1,0 +1,52 @@
+// The live monitor: redraws its tables and chart every 3 s from the data URL on #updated.
+(function () {
+  "use strict";
+  const LIMIT = 12;
+  function cell(text) { const td = document.createElement("td"); td.textContent = text == null ? "" : String(text); return td; }
+  function fill(id, rows, columns, empty) {
+    const body = document.querySelector("#" + id + " tbody");
+    body.replaceChildren();
+    if (!rows.length) {
+      const tr = document.createElement("tr"); const td = cell(empty); td.className = "empty";
+      td.colSpan = columns.length; tr.appendChild(td); body.appendChild(tr); return;
+    }
+    rows.slice(0, LIMIT).forEach(function (row) {
+      const tr = document.createElement("tr");
+      columns.forEach(function (column) { tr.appendChild(typeof column === "function" ? column(row) : cell(row[column])); });
+      body.appendChild(tr);
+    });
+  }
+  function clock(row) { const td = cell((row.when || "").slice(11)); td.title = row.when; td.style.whiteSpace = "nowrap"; return td; }
+  function since(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : ""; }
+  function render(data) {
+    document.getElementById("no-supervisor").hidden = data.processes.supervisor;
+    fill("processes", data.processes.children, ["name", "pid", function (row) {
+      const td = cell(row.running ? "running" : "stopped"); td.className = row.running ? "state-up" : "state-down"; return td;
+    }, function (row) { return cell(since(row.started)); }, "restarts", "last_exit"], "No process state published yet.");
+    const peak = Math.max(1, ...data.throughput.map(function (m) { return m.count; }));
+    const chart = document.getElementById("throughput");
+    chart.replaceChildren();
+    data.throughput.forEach(function (m, i) {
+      const bar = document.createElement("div"); bar.className = "bar";
+      bar.title = new Date(m.minute).toLocaleTimeString() + ": " + m.count + " instance(s)";
+      const f = document.createElement("div"); f.className = "fill"; f.style.height = (100 * m.count / peak) + "%";
+      bar.appendChild(f);
+      if (i % 15 === 0 || i === data.throughput.length - 1) {
+        const label = document.createElement("span"); label.textContent = new Date(m.minute).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"}); bar.appendChild(label);
+      }
+      chart.appendChild(bar);
+    });
+    fill("associations", data.associations, [clock, "event", "calling_ae", "address"], "No association in the recent log.");
+    fill("stored", data.stored, [clock, "outcome", "ae", "channel", "bytes"], "Nothing stored recently.");
+    fill("rejected", data.rejected, [clock, "outcome", "ae", "reason"], "No rejection recently.");
+    fill("problems", data.problems, [clock, "level", "message"], "No warnings or errors recently.");
+    document.getElementById("updated").textContent = "updated " + new Date(data.time).toLocaleTimeString();
+  }
+  render(JSON.parse(document.getElementById("monitor-initial").textContent));
+  setInterval(function () {
+    fetch(document.getElementById("updated").dataset.url, {credentials: "same-origin"})
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(render)
+      .catch(function () { document.getElementById("updated").textContent = "cannot reach the server; retrying"; });
+  }, 3000);
+})();

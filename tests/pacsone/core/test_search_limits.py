@@ -1,0 +1,97 @@
+"""Search limits in the core: wildcard patterns are bounded and matched without runaway
+backtracking; database statements of a search are bounded in time (query_limits)."""
+
+import random
+import re
+import time
+
+import pytest
+from django.db import connection
+
+from pacsone.matching import PatternError, check_pattern, pattern_regex, wildcard_q
+from pacsone.models import Study
+from pacsone.query_limits import QueryTimeout, time_limited
+from tests.people import make_study
+
+REDOS = "*A*A*A*A*A*A*A*B"
+
+
+def slow_sql() -> str:
+    """A statement that runs for many seconds on the test database."""
+    if connection.vendor == "postgresql":
+        return "SELECT pg_sleep(30)"
+    if connection.vendor == "mysql":
+        return "SELECT BENCHMARK(1000000000, MD5('x'))"
+    return "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000) SELECT max(x) FROM c"
+
+
+def reference_match(pattern: str, value: str) -> bool:
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(body, value) is not None
+
+
+def test_it_matches_exactly_like_the_plain_translation():
+    generator = random.Random(12)
+    for _ in range(20000):
+        pattern = "".join(generator.choice("AB*?") for _ in range(generator.randint(1, 7)))
+        value = "".join(generator.choice("AB") for _ in range(generator.randint(0, 9)))
+        assert (re.search(pattern_regex(pattern), value) is not None) == reference_match(pattern, value), (pattern, value)
+
+
+def test_it_matches_the_redos_pattern_in_linear_time():
+    started = time.monotonic()
+    assert re.search(pattern_regex(REDOS), "A" * 64) is None
+    assert re.search(pattern_regex(REDOS), "A" * 10000) is None
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize("pattern,problem", [
+    ("A*" * 9, "at most 8 wildcards"),
+    ("?" * 9, "at most 8 wildcards"),
+    ("*" + "A" * 64 + "*", "at most 64 characters"),
+])
+def test_it_refuses_patterns_over_the_bounds(pattern, problem):
+    with pytest.raises(PatternError, match=problem):
+        wildcard_q("patient_id", pattern)
+
+
+def test_bounds_are_settings_and_runs_of_stars_count_once(settings):
+    assert check_pattern("A**B***") == "A*B*"
+    settings.PACS_MATCH_MAX_WILDCARDS = 2
+    check_pattern("*A*")
+    with pytest.raises(PatternError):
+        check_pattern("*A*B*")
+    assert check_pattern("X" * 200) == "X" * 200  # no wildcard: not a pattern
+
+
+@pytest.mark.django_db
+def test_the_redos_pattern_answers_within_a_bound_on_the_database():
+    make_study("1.2.826.9.1", "LONG1", patient_name="A" * 64)
+    started = time.monotonic()
+    with time_limited():
+        found = list(Study.objects.filter(wildcard_q("patient__patient_name_search", REDOS)))
+    assert found == []
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.django_db
+def test_a_slow_statement_is_stopped_at_the_bound_and_the_connection_goes_on(settings):
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout, match="longer than 0.2 s"):
+        with time_limited(200):
+            with connection.cursor() as cursor:
+                cursor.execute(slow_sql())
+                cursor.fetchall()
+    assert time.monotonic() - started < 2
+    with connection.cursor() as cursor:  # no bound left behind
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.django_db
+def test_the_bound_is_per_statement():
+    make_study("1.2.826.9.2", "FAST1")
+    with time_limited(300):
+        for _ in range(3):
+            time.sleep(0.15)  # more than the bound in all, but each statement is quick
+            assert Study.objects.count() == 1
