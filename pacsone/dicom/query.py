@@ -256,6 +256,8 @@ def key_q(keyword: str, path: str, value: str) -> Q:
     """The condition for one matching key at ORM path `path` (e.g. 'study__')."""
     key = KEYS[keyword]
     column = path + key.column
+    if key.kind in VALUE_LIST_KINDS and "\\" in value:
+        return value_list_q(value, lambda one: key_q(keyword, path, one))
     if key.kind == UID:
         uids = [uid.strip() for uid in value.split("\\") if uid.strip()]
         return Q(**{column: uids[0]}) if len(uids) == 1 else Q(**{f"{column}__in": uids})
@@ -275,6 +277,32 @@ def key_q(keyword: str, path: str, value: str) -> Q:
     if key.kind == PERSON:
         return text_q(column, value, case_insensitive=name_matching_is_case_insensitive())
     return text_q(column, value)
+
+
+# Kinds whose values may be a list `A\\B`: any value matches (PS3.4 C.2.2.2.1, as dcmtk and
+# Orthanc read it). UIDs have their own list matching; dates, times and numbers take one value.
+VALUE_LIST_KINDS = (TEXT, NAME, PERSON)
+
+
+def value_list_q(value: str, one_q) -> Q:
+    """Any of the backslash-separated values, each matched by `one_q(value)` (which may hold
+    wildcards); a universal value (empty or `*`) among them makes the whole key universal."""
+    values = [part.strip() for part in value.split("\\")]
+    if any(not part.strip("*") for part in values):
+        return Q()
+    condition = Q()
+    for part in values:
+        condition |= one_q(part)
+    return condition
+
+
+def modalities_q(value: str) -> Q:
+    """ModalitiesInStudy at STUDY level: a study matches when one of its series has one of the
+    listed modalities (wildcards allowed)."""
+    within = value_list_q(value, lambda one: text_q("modality", one))
+    if not within:
+        return Q()
+    return Q(Exists(Series.objects.filter(within, study=OuterRef("pk"))))
 
 
 # --- The query -----------------------------------------------------------------------------------------
@@ -341,10 +369,9 @@ def build_query(identifier: Dataset, model: str) -> Query:
             query.condition &= key_q(keyword, path, text)
         query.matched_keys.append(keyword)
     if "ModalitiesInStudy" in identifier and level == STUDY:
-        modalities = [m for m in _value_text(identifier["ModalitiesInStudy"]).split("\\") if m.strip("*")]
+        modalities = modalities_q(_value_text(identifier["ModalitiesInStudy"]))
         if modalities:
-            series = Series.objects.filter(study=OuterRef("pk"), modality__in=modalities)
-            query.condition &= Q(Exists(series))
+            query.condition &= modalities
             query.matched_keys.append("ModalitiesInStudy")
     return query
 
