@@ -35,6 +35,7 @@ from pydicom.tag import Tag
 
 from .. import matching
 from ..models import Instance, Patient, Series, Study
+from . import header_match
 from .net import identifier_codec, status
 
 log = logging.getLogger(__name__)
@@ -315,6 +316,10 @@ class Query:
     identifier: Dataset
     condition: Q = field(default_factory=Q)
     matched_keys: list[str] = field(default_factory=list)
+    # Keys matched on the stored headers (header_match.py): their journal text, and for each
+    # matched entity the instance whose header matched (it answers the header return keys).
+    header_keys: list[str] = field(default_factory=list)
+    header_instances: dict[int, int] = field(default_factory=dict)
 
     def queryset(self):
         manager = MODEL_OF_LEVEL[self.level].objects
@@ -325,7 +330,7 @@ class Query:
 
     def describe(self) -> str:
         """For the journal: the keys that were matched on, with their values."""
-        parts = [f"{kw}={_value_text(self.identifier[kw])}" for kw in self.matched_keys]
+        parts = [f"{kw}={_value_text(self.identifier[kw])}" for kw in self.matched_keys] + self.header_keys
         return f"{self.model} root, {self.level}: " + (", ".join(parts) or "all")
 
 
@@ -373,7 +378,29 @@ def build_query(identifier: Dataset, model: str) -> Query:
         if modalities:
             query.condition &= modalities
             query.matched_keys.append("ModalitiesInStudy")
+    match_headers(query)
     return query
+
+
+def match_headers(query: Query) -> None:
+    """Narrow the query by the keys that no column holds, from the stored headers of the
+    instances the indexed keys left (header_match.py has the rules and the bound)."""
+    try:
+        keys = header_match.header_keys(query.identifier, indexed=set(KEYS) | set(COMPUTED))
+        if not keys:
+            return
+        if query.level == IMAGE:
+            instances, owner = Instance.objects.filter(query.condition), "pk"
+        else:
+            candidates = MODEL_OF_LEVEL[query.level].objects.filter(query.condition).values("pk")
+            owner = INSTANCE_TO[query.level]
+            instances = Instance.objects.filter(**{f"{owner}__in": candidates})
+        matched = header_match.scan(instances, owner, keys)
+        query.header_keys = [header_match.describe(key) for key in keys]
+    except header_match.HeaderKeyError as error:
+        raise QueryError(error.status, error.reason) from None
+    query.condition &= Q(pk__in=sorted(matched))
+    query.header_instances = matched
 
 
 def _combined(values: dict[str, str], time_keyword: str) -> bool:
@@ -437,9 +464,11 @@ class Answerer:
     def _headers(self, pks: list[int]) -> dict[int, dict]:
         """The header of one instance (the first stored) of each entity, in two queries."""
         owner = INSTANCE_TO[self.query.level]
-        firsts = (Instance.objects.filter(**{f"{owner}__in": pks}).values(owner)
-                  .annotate(first=Min("id")).values_list(owner, "first"))
-        first_of = dict(firsts)
+        matched = self.query.header_instances  # the instance whose header matched, if any
+        rest = [pk for pk in pks if pk not in matched]
+        firsts = (Instance.objects.filter(**{f"{owner}__in": rest}).values(owner)
+                  .annotate(first=Min("id")).values_list(owner, "first")) if rest else []
+        first_of = {**dict(firsts), **{pk: matched[pk] for pk in pks if pk in matched}}
         headers = dict(Instance.objects.filter(pk__in=first_of.values()).values_list("pk", "header"))
         return {pk: headers.get(instance_pk, {}) for pk, instance_pk in first_of.items()}
 
