@@ -83,6 +83,8 @@ def value_text(element: DataElement) -> str:
         raise HeaderKeyError(status.UNABLE_TO_PROCESS, f"cannot read the value of {_name(element)}") from None
     if value is None:
         return ""
+    if isinstance(value, bytes):  # UN, OB...: only an empty one is a key we can take (a return key)
+        return value.decode("latin-1").strip(" \0")
     if isinstance(value, (list, tuple, MultiValue)):
         return "\\".join(str(v) for v in value)
     return str(value).strip()
@@ -91,6 +93,8 @@ def value_text(element: DataElement) -> str:
 def is_matching_key(element: DataElement) -> bool:
     """A key with a value to match (not a return key). Raises HeaderKeyError for a sequence
     key with more than one item (PS3.4 C.2.2.2.6 allows one)."""
+    if element.tag.element == 0x0000:  # a group length
+        return False
     if element.VR == "SQ":
         items = element.value or []
         if len(items) > 1:
@@ -104,7 +108,7 @@ def header_keys(identifier: Dataset, indexed: set[str]) -> list[DataElement]:
     keys = []
     for element in identifier:
         tag = element.tag
-        if tag.group in (0x0000, 0x0002) or tag.is_private or element.keyword in QUERY_ONLY:
+        if tag.group in (0x0000, 0x0002) or tag.element == 0x0000 or tag.is_private or element.keyword in QUERY_ONLY:
             continue
         if element.keyword in indexed:
             continue
