@@ -40,7 +40,8 @@ def make_header_archive(folder) -> None:
              ProtocolName="BRAIN", ProcedureCodeSequence=[item(CodeValue="MR77", CodingSchemeDesignator="L")],
              RequestAttributesSequence=[item(RequestedProcedureID="RP9")], SliceThickness="5.0",
              AcquisitionDate="20240301", AcquisitionTime="093000", ReferringPhysicianName="Who^Ever"),
-        dict(study_uid=Z, series_uid=Z + ".1", sop_uid=Z + ".1.1", patient_id="P3", patient_name="Müller^Jürgen"),
+        dict(study_uid=Z, series_uid=Z + ".1", sop_uid=Z + ".1.1", patient_id="P3", patient_name="Müller^Jürgen",
+             SpecificCharacterSet="ISO_IR 192", InstitutionName="Universitätsklinikum Süd"),
     ]
     for i, kwargs in enumerate(files):
         assert ingest_file(make_file(folder, f"{i}.dcm", **kwargs), Origin("import")).outcome.accepted
@@ -79,6 +80,7 @@ def studies(**keys) -> set[str]:
     ({"AcquisitionDate": "20240201-20240331"}, {Y}),
     ({"AcquisitionDate": "-20240229"}, set()),
     ({"AcquisitionTime": "0900-1000"}, {Y}),
+    ({"InstitutionName": "Universitäts*"}, {Z}),  # stored headers hold decoded text
     ({"PatientID": "P1", "ProtocolName": "BRAIN"}, set()),  # the indexed keys narrow first
     ({"PatientID": "P2", "ProtocolName": "BRAIN"}, {Y}),
 ])
