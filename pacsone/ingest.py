@@ -364,7 +364,7 @@ def _insert_or_replace(
     with transaction.atomic():
         study_pk, series_pk, new_series = _parents.resolve(ds, uids, origin, fields["storage_location"])
         if new_series:
-            study_counts.recount_series_of(study_pk)
+            study_counts.series_added(study_pk, _text(ds, "Modality", 16))
         try:
             with transaction.atomic():  # a savepoint: a duplicate must not undo the parents
                 instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)

@@ -10,10 +10,11 @@ The measured choice (docs/benchmarks.md, "Exact counts"): two UPDATEs by primary
 instance cost about as much as computing the counts at query time for one 1,000-instance
 study, and the columns serve every reader (pages, API, sync) without a join. The UPDATEs are
 plain SQL, prepared once: the ORM's `update(F(...) + 1)` costs several times more Python.
-A new series, which is rare, recounts the study's series and modalities from the Series rows.
+A new series, which is rare, adds itself to the study's series count and modalities.
 """
 
 from django.db import connection
+from django.db.models import F
 
 from .models import Series, Study
 
@@ -39,10 +40,12 @@ def count_instance(study_pk: int, series_pk: int, delta: int, size: int) -> None
         )
 
 
-def recount_series_of(study_pk: int) -> None:
-    """A series was added to (or removed from) the study: its series count and modalities."""
-    series = Series.objects.filter(study_id=study_pk)
-    modalities = sorted(set(series.values_list("modality", flat=True)) - {""})
+def series_added(study_pk: int, modality: str) -> None:
+    """A series was created in the study, in this transaction. The study row is read with a
+    lock first: two associations adding series to one study at once wait for each other and
+    each counts from what the other committed (a plain read could see a stale snapshot)."""
+    study = Study.objects.select_for_update().only("modalities_in_study").get(pk=study_pk)
+    modalities = set(filter(None, study.modalities_in_study.split("\\"))) | ({modality} - {""})
     Study.objects.filter(pk=study_pk).update(
-        number_of_series=series.count(), modalities_in_study="\\".join(modalities)[:64],
+        number_of_series=F("number_of_series") + 1, modalities_in_study="\\".join(sorted(modalities))[:64],
     )
