@@ -280,7 +280,7 @@ def key_q(keyword: str, path: str, value: str) -> Q:
     return text_q(column, value)
 
 
-# Kinds whose values may be a list `A\\B`: any value matches (PS3.4 C.2.2.2.1, as dcmtk and
+# Kinds whose values may be a list `A\B`: any value matches (PS3.4 C.2.2.2.1, as dcmtk and
 # Orthanc read it). UIDs have their own list matching; dates, times and numbers take one value.
 VALUE_LIST_KINDS = (TEXT, NAME, PERSON)
 
@@ -344,8 +344,8 @@ def parse_level(identifier: Dataset, model: str) -> str:
 
 
 def build_query(identifier: Dataset, model: str) -> Query:
-    """Translate a C-FIND (or C-MOVE/C-GET) identifier. Keys below the level are ignored;
-    keys we do not index are return keys only (universal matching, as PS3.4 allows)."""
+    """Translate a C-FIND (or C-MOVE/C-GET) identifier. Indexed keys below the level are
+    ignored; keys no column holds are matched on the stored headers (match_headers)."""
     level = parse_level(identifier, model)
     query = Query(level, model, identifier)
     depth = LEVELS.index(level)
