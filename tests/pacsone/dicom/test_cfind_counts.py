@@ -14,6 +14,7 @@ from pynetdicom.sop_class import (
 )
 
 from tests.helpers import make_dataset
+from tests.people import make_user
 from tests.pacsone.dicom.qr_archive import identifier
 from tests.pacsone.dicom.test_cfind_scp import associate, findscu
 
@@ -81,3 +82,19 @@ def test_findscu_counts_every_instance_stored_before_it(scp, tmp_path):
         storing.release()
     assert answer.NumberOfStudyRelatedInstances == CT_COUNT + MR_COUNT
     assert answer.NumberOfStudyRelatedSeries == 2 and list(answer.ModalitiesInStudy) == ["CT", "MR"]
+
+
+def test_the_study_list_and_the_api_count_every_instance_stored_before_them(scp, client):
+    _ae, port = scp
+    study_uid = generate_uid()[:60]
+    client.force_login(make_user("viewer", ["view"]))
+    storing = store_study(port, study_uid)
+    try:
+        page = client.get("/", {"patient_id": "CNT1"})
+        (listed,) = client.get("/api/studies/", {"study_instance_uid": study_uid}).json()["results"]
+    finally:
+        storing.release()
+    (row,) = page.context["page"]
+    assert (row.number_of_instances, row.number_of_series, row.modalities_in_study) == (CT_COUNT + MR_COUNT, 2, "CT\\MR")
+    assert (listed["number_of_instances"], listed["number_of_series"], listed["modalities_in_study"]) == (
+        CT_COUNT + MR_COUNT, 2, "CT\\MR")
