@@ -99,6 +99,18 @@ def test_at_image_level_each_instance_is_matched(archive):
     assert [a.SOPInstanceUID for a in answers] == [X + ".1.2"]
 
 
+def test_patient_and_series_levels_match_through_any_instance(archive):
+    _query, answers = q.find(identifier("PATIENT", PatientID="", ProtocolName="*DOSE"), q.PATIENT_ROOT)
+    assert [a.PatientID for a in answers] == ["P1"]
+    series = found("SERIES", StudyInstanceUID=X, SeriesInstanceUID="", SliceThickness="1.25")
+    assert [a.SeriesInstanceUID for a in series] == [X + ".1"]
+
+
+def test_a_retrieve_by_a_header_key_takes_the_whole_matched_study(archive):
+    _query, instances = q.instances_for(identifier("STUDY", ProtocolName="*LOW*"), q.STUDY_ROOT)
+    assert sorted(instances.values_list("sop_instance_uid", flat=True)) == [X + ".1.1", X + ".1.2"]
+
+
 @pytest.mark.parametrize("sequence,keys,expected", [
     ("RequestAttributesSequence", {"RequestedProcedureID": "RP2"}, {X}),
     ("RequestAttributesSequence", {"RequestedProcedureID": "RP9"}, {Y}),
