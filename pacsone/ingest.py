@@ -13,7 +13,6 @@ import logging
 import re
 import shutil
 import threading
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
-from . import storage
+from . import storage, study_counts
 from .dataset_structure import Truncated, check_file
 from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .header_json import header_json
@@ -350,23 +349,26 @@ def _insert_or_replace(
     new_file = (fields["storage_location"], fields["file_path"])
     cached = _parents.cached(uids["SeriesInstanceUID"])
     if cached is not None:
-        # The parents exist already: one INSERT in autocommit mode is a transaction of its own
-        # (BEGIN/COMMIT around it would cost MariaDB two more round trips). A duplicate (or a
-        # stale cache entry) fails it and takes the full path below.
+        # The parents exist already: the row and the counts that include it (study_counts.py)
+        # in one short transaction. A duplicate (or a stale cache entry) fails it and takes the
+        # full path below; inside a caller's transaction it is a savepoint, which keeps that
+        # transaction usable after the failure.
         study_pk, series_pk = cached
-        # Inside a caller's transaction, a savepoint keeps that transaction usable after a failure.
-        own_transaction = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
         try:
-            with own_transaction:
+            with transaction.atomic():
                 instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
+                study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
         except IntegrityError:
             pass
     with transaction.atomic():
-        study_pk, series_pk = _parents.resolve(ds, uids, origin, fields["storage_location"])
+        study_pk, series_pk, new_series = _parents.resolve(ds, uids, origin, fields["storage_location"])
+        if new_series:
+            study_counts.series_added(study_pk, _text(ds, "Modality", 16))
         try:
             with transaction.atomic():  # a savepoint: a duplicate must not undo the parents
                 instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
+                study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
         except IntegrityError:
             existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
@@ -377,10 +379,12 @@ def _insert_or_replace(
                 return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid), new_file
             log.warning("stored file of sop=%s is missing: storing the copy received now", sop_uid)
         old_file = (existing.storage_location, existing.file_path)
+        study_counts.count_instance(_study_of(existing.series_id), existing.series_id, -1, existing.file_size)
         for name, value in fields.items():
             setattr(existing, name, value)
         existing.series_id = series_pk
         existing.save()
+        study_counts.count_instance(study_pk, series_pk, 1, existing.file_size)
     result = IngestResult(Outcome.REPLACED, "", sop_uid, study_pk, existing.pk)
     return result, (old_file if old_file != new_file else None)
 
@@ -397,18 +401,20 @@ class _ParentCache:
     def cached(self, series_uid: str) -> tuple[int, int] | None:
         return self._series.get(series_uid)
 
-    def resolve(self, ds: Dataset, uids: dict[str, str], origin: Origin, location: StorageLocation) -> tuple[int, int]:
+    def resolve(self, ds: Dataset, uids: dict[str, str], origin: Origin,
+                location: StorageLocation) -> tuple[int, int, bool]:
+        """(study pk, series pk, whether the series was created now)."""
         series_uid = uids["SeriesInstanceUID"]
         cached = self._series.get(series_uid)
         if cached is not None:
-            return cached
+            return *cached, False
         study = _study(ds, uids["StudyInstanceUID"], origin, location)
-        series = _series(ds, series_uid, study)
+        series, created = _series(ds, series_uid, study)
         if len(self._series) >= self.MAX_ENTRIES:
             self._series.clear()
         # Cached only once committed: a rolled-back transaction must not leave pks behind.
         transaction.on_commit(lambda: self._series.__setitem__(series_uid, (study.pk, series.pk)))
-        return study.pk, series.pk
+        return study.pk, series.pk, created
 
     def clear(self) -> None:
         self._series.clear()
@@ -464,7 +470,7 @@ def _study(ds: Dataset, study_uid: str, origin: Origin, location: StorageLocatio
     return study
 
 
-def _series(ds: Dataset, series_uid: str, study: Study) -> Series:
+def _series(ds: Dataset, series_uid: str, study: Study) -> tuple[Series, bool]:
     series, created = Series.objects.get_or_create(
         series_instance_uid=series_uid,
         defaults={
@@ -478,7 +484,11 @@ def _series(ds: Dataset, series_uid: str, study: Study) -> Series:
             "series_time": _text(ds, "SeriesTime", 16),
         },
     )
-    return series
+    return series, created
+
+
+def _study_of(series_pk: int) -> int:
+    return Series.objects.filter(pk=series_pk).values_list("study_id", flat=True).get()
 
 
 def _equipment(ds: Dataset) -> Equipment | None:

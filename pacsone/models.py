@@ -78,7 +78,7 @@ class Study(models.Model):
     )
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Kept up to date by the post-ingest task (pacsone.tasks), for fast study lists.
+    # Kept exact by the ingest transaction (pacsone.study_counts), for C-FIND and study lists.
     modalities_in_study = models.CharField(max_length=64, blank=True, default="")
     number_of_series = models.PositiveIntegerField(default=0)
     number_of_instances = models.PositiveIntegerField(default=0)

@@ -348,6 +348,10 @@ PACS_DICOM_RESOLVE_SECONDS = env_int("PACS_DICOM_RESOLVE_SECONDS", 2, minimum=1,
 PACS_DUPLICATE_POLICY = env_choice("PACS_DUPLICATE_POLICY", "ignore", ("ignore", "replace"))
 # C-FIND person-name matching: "insensitive" (default) or "sensitive" to case.
 PACS_NAME_MATCHING = env_choice("PACS_NAME_MATCHING", "insensitive", ("insensitive", "sensitive"))
+# C-FIND keys no index column holds are matched on the stored headers of the instances the
+# indexed keys leave; a query that would read more headers than this is refused (0xA700). At
+# most 30,000: the matched entities must fit one SQL statement's parameters (SQLite: 32,766).
+PACS_QUERY_HEADER_SCAN_LIMIT = env_int("PACS_QUERY_HEADER_SCAN_LIMIT", 10_000, minimum=1, maximum=30_000)
 PACS_ROOT_PASSWORD = env_secret("PACS_ROOT_PASSWORD")
 # Auto-scan import: a folder scanned every few minutes; empty turns it off.
 PACS_AUTOSCAN_DIR = env_str("PACS_AUTOSCAN_DIR", "")

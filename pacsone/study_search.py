@@ -2,7 +2,8 @@
 
 Parameters (all optional): patient_id, patient_name (wildcards * and ?, case-insensitive),
 accession_number, study_date (DICOM date or range `A-B`, `-B`, `A-`), date_from / date_to,
-modality, referring_physician (wildcards), source_ae, institution, read (true/false),
+modality (one or several: `CT\\MR`, `CT,MR` or the parameter repeated; any of them),
+referring_physician (wildcards), source_ae, institution, read (true/false),
 public (true/false), study_instance_uid.
 
 Wildcard patterns are bounded (matching.check_pattern): one over the bounds is a problem of its
@@ -47,6 +48,20 @@ def _flag(params, name: str, problems: dict) -> bool | None:
     return None
 
 
+def _modalities(params) -> list[str]:
+    """`modality` as one value, a list `CT\\MR` or `CT,MR`, or repeated (a multi-select):
+    a study matches when one of its series has any of them."""
+    raw = params.getlist("modality") if hasattr(params, "getlist") else [params.get("modality") or ""]
+    if isinstance(raw, str):
+        raw = [raw]
+    found = []
+    for item in raw:
+        for value in str(item or "").replace("\\", ",").split(","):
+            if value.strip() and value.strip().upper() not in found:
+                found.append(value.strip().upper())
+    return found
+
+
 def search_studies(studies: QuerySet, params) -> tuple[QuerySet, dict[str, str]]:
     """Filter an already visibility-restricted study queryset. Returns it and the problems
     (parameter -> message) so that bad input is reported, never silently widened."""
@@ -76,8 +91,8 @@ def search_studies(studies: QuerySet, params) -> tuple[QuerySet, dict[str, str]]
                 problems[name] = f"{value!r} is not a date (YYYY-MM-DD)"
             else:
                 studies = studies.filter(**{lookup: day})
-    if value := _text(params, "modality"):
-        in_series = Series.objects.filter(study=OuterRef("pk"), modality=value.upper())
+    if modalities := _modalities(params):
+        in_series = Series.objects.filter(study=OuterRef("pk"), modality__in=modalities)
         studies = studies.filter(Exists(in_series))
     for name in ("read", "public"):
         flag = _flag(params, name, problems)

@@ -3,12 +3,11 @@
 import logging
 from dataclasses import asdict
 
-from django.db.models import Count, Sum
 from django_q.tasks import async_task
 
 from audit.journal import Action, record
 
-from .models import Instance, Series, Study
+from .models import Study
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +23,9 @@ def queue_after_ingest(study_pk: int, stored: int = 0, origin=None) -> None:
 
 
 def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> None:
-    """Refresh the study's summary columns (counts, size, modalities) used by study lists,
-    journal what was stored, by whom (one entry per study and association or import), and
-    render the study page's thumbnails."""
-    refresh_study_summary(study_pk)
+    """Journal what was stored, by whom (one entry per study and association or import), and
+    render the study page's thumbnails. (The study's counts are exact already: the ingest
+    transaction keeps them, pacsone/study_counts.py.)"""
     if stored:
         journal_store(study_pk, stored, sender or {})
         warm_thumbnails(study_pk)
@@ -61,21 +59,4 @@ def journal_store(study_pk: int, stored: int, sender: dict) -> None:
         patient_id=study.patient.patient_id,
         study_uid=study.study_instance_uid,
         target=f"{stored} instance(s) via {sender.get('channel', 'unknown')}",
-    )
-
-
-def refresh_study_summary(study_pk: int) -> None:
-    study = Study.objects.filter(pk=study_pk).first()
-    if study is None:
-        return
-    for series in Series.objects.filter(study=study).annotate(count=Count("instances")):
-        if series.number_of_instances != series.count:
-            Series.objects.filter(pk=series.pk).update(number_of_instances=series.count)
-    totals = Instance.objects.filter(series__study=study).aggregate(count=Count("id"), size=Sum("file_size"))
-    modalities = sorted(set(Series.objects.filter(study=study).values_list("modality", flat=True)) - {""})
-    Study.objects.filter(pk=study_pk).update(
-        number_of_series=Series.objects.filter(study=study).count(),
-        number_of_instances=totals["count"] or 0,
-        size_bytes=totals["size"] or 0,
-        modalities_in_study="\\".join(modalities)[:64],
     )

@@ -41,6 +41,7 @@ from pydicom.tag import Tag
 from .. import matching
 from ..query_limits import QueryTimeout, time_limited
 from ..models import Instance, Patient, Series, Study
+from . import header_match
 from .net import identifier_codec, status
 
 log = logging.getLogger(__name__)
@@ -272,6 +273,8 @@ def key_q(keyword: str, path: str, value: str) -> Q:
     """The condition for one matching key at ORM path `path` (e.g. 'study__')."""
     key = KEYS[keyword]
     column = path + key.column
+    if key.kind in VALUE_LIST_KINDS and "\\" in value:
+        return value_list_q(value, lambda one: key_q(keyword, path, one))
     if key.kind == UID:
         uids = [uid.strip() for uid in value.split("\\") if uid.strip()]
         return Q(**{column: uids[0]}) if len(uids) == 1 else Q(**{f"{column}__in": uids})
@@ -293,6 +296,32 @@ def key_q(keyword: str, path: str, value: str) -> Q:
     return text_q(column, value)
 
 
+# Kinds whose values may be a list `A\B`: any value matches (PS3.4 C.2.2.2.1, as dcmtk and
+# Orthanc read it). UIDs have their own list matching; dates, times and numbers take one value.
+VALUE_LIST_KINDS = (TEXT, NAME, PERSON)
+
+
+def value_list_q(value: str, one_q) -> Q:
+    """Any of the backslash-separated values, each matched by `one_q(value)` (which may hold
+    wildcards); a universal value (empty or `*`) among them makes the whole key universal."""
+    values = [part.strip() for part in value.split("\\")]
+    if any(not part.strip("*") for part in values):
+        return Q()
+    condition = Q()
+    for part in values:
+        condition |= one_q(part)
+    return condition
+
+
+def modalities_q(value: str) -> Q:
+    """ModalitiesInStudy at STUDY level: a study matches when one of its series has one of the
+    listed modalities (wildcards allowed)."""
+    within = value_list_q(value, lambda one: text_q("modality", one))
+    if not within:
+        return Q()
+    return Q(Exists(Series.objects.filter(within, study=OuterRef("pk"))))
+
+
 # --- The query -----------------------------------------------------------------------------------------
 
 
@@ -304,6 +333,10 @@ class Query:
     condition: Q = field(default_factory=Q)
     matched_keys: list[str] = field(default_factory=list)
     studies: QuerySet | None = None  # the studies the caller may reach; None: all
+    # Keys matched on the stored headers (header_match.py): their journal text, and for each
+    # matched entity the instance whose header matched (it answers the header return keys).
+    header_keys: list[str] = field(default_factory=list)
+    header_instances: dict[int, int] = field(default_factory=dict)
 
     def queryset(self):
         manager = MODEL_OF_LEVEL[self.level].objects
@@ -314,7 +347,7 @@ class Query:
 
     def describe(self) -> str:
         """For the journal: the keys that were matched on, with their values."""
-        parts = [f"{kw}={_value_text(self.identifier[kw])}" for kw in self.matched_keys]
+        parts = [f"{kw}={_value_text(self.identifier[kw])}" for kw in self.matched_keys] + self.header_keys
         return f"{self.model} root, {self.level}: " + (", ".join(parts) or "all")
 
 
@@ -335,8 +368,9 @@ def scope_q(level: str, studies: QuerySet) -> Q:
 
 
 def build_query(identifier: Dataset, model: str, studies: QuerySet | None = None) -> Query:
-    """Translate a C-FIND (or C-MOVE/C-GET) identifier. Keys below the level are ignored;
-    keys we do not index are return keys only (universal matching, as PS3.4 allows)."""
+    """Translate a C-FIND (or C-MOVE/C-GET) identifier, within `studies` when given (the studies
+    the caller may reach). Indexed keys below the level are ignored; keys no column holds are
+    matched on the stored headers (match_headers)."""
     level = parse_level(identifier, model)
     query = Query(level, model, identifier, studies=studies)
     if studies is not None:
@@ -367,12 +401,35 @@ def build_query(identifier: Dataset, model: str, studies: QuerySet | None = None
             query.condition &= key_q(keyword, path, text)
         query.matched_keys.append(keyword)
     if "ModalitiesInStudy" in identifier and level == STUDY:
-        modalities = [m for m in _value_text(identifier["ModalitiesInStudy"]).split("\\") if m.strip("*")]
+        modalities = modalities_q(_value_text(identifier["ModalitiesInStudy"]))
         if modalities:
-            series = Series.objects.filter(study=OuterRef("pk"), modality__in=modalities)
-            query.condition &= Q(Exists(series))
+            query.condition &= modalities
             query.matched_keys.append("ModalitiesInStudy")
+    match_headers(query)
     return query
+
+
+def match_headers(query: Query) -> None:
+    """Narrow the query by the keys that no column holds, from the stored headers of the
+    instances the indexed keys left (header_match.py has the rules and the bound)."""
+    try:
+        keys = header_match.header_keys(query.identifier, indexed=set(KEYS) | set(COMPUTED))
+        if not keys:
+            return
+        if query.level == IMAGE:
+            instances, owner = Instance.objects.filter(query.condition), "pk"
+        else:
+            candidates = MODEL_OF_LEVEL[query.level].objects.filter(query.condition).values("pk")
+            owner = INSTANCE_TO[query.level]
+            instances = Instance.objects.filter(**{f"{owner}__in": candidates})
+            if query.studies is not None:  # a patient matches only by what the caller may reach
+                instances = instances.filter(series__study__in=query.studies.values("pk"))
+        matched = header_match.scan(instances, owner, keys)
+        query.header_keys = [header_match.describe(key) for key in keys]
+    except header_match.HeaderKeyError as error:
+        raise QueryError(error.status, error.reason) from None
+    query.condition &= Q(pk__in=sorted(matched))
+    query.header_instances = matched
 
 
 def _combined(values: dict[str, str], time_keyword: str) -> bool:
@@ -436,12 +493,15 @@ class Answerer:
     def _headers(self, pks: list[int]) -> dict[int, dict]:
         """The header of one instance (the first stored) of each entity, in two queries."""
         owner = INSTANCE_TO[self.query.level]
-        instances = Instance.objects.filter(**{f"{owner}__in": pks})
-        if self.query.studies is not None:  # a patient's header from a study the caller may reach
-            instances = instances.filter(series__study__in=self.query.studies.values("pk"))
-        firsts = (instances.values(owner)
-                  .annotate(first=Min("id")).values_list(owner, "first"))
-        first_of = dict(firsts)
+        matched = self.query.header_instances  # the instance whose header matched, if any
+        rest = [pk for pk in pks if pk not in matched]
+        firsts = []
+        if rest:
+            instances = Instance.objects.filter(**{f"{owner}__in": rest})
+            if self.query.studies is not None:  # a patient's header from a study the caller may reach
+                instances = instances.filter(series__study__in=self.query.studies.values("pk"))
+            firsts = instances.values(owner).annotate(first=Min("id")).values_list(owner, "first")
+        first_of = {**dict(firsts), **{pk: matched[pk] for pk in pks if pk in matched}}
         headers = dict(Instance.objects.filter(pk__in=first_of.values()).values_list("pk", "header"))
         return {pk: headers.get(instance_pk, {}) for pk, instance_pk in first_of.items()}
 

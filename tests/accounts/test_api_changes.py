@@ -98,6 +98,8 @@ def test_study_filters(client, world):
     assert uids("patient_id=PUB1") == {"1.2.826.1.1"}
     assert uids("modality=MR") == set()
     assert uids("modality=ct") == {"1.2.826.1.1", "1.2.826.1.2", "1.2.826.1.3"}
+    assert uids("modality=MR,ct") == uids("modality=MR%5CCT") == uids("modality=MR&modality=CT") == uids("modality=ct")
+    assert uids("modality=MR&modality=US") == set()
     Study.objects.filter(study_instance_uid="1.2.826.1.2").update(study_date="2024-03-05", accession_number="A77")
     assert uids("study_date=20240301-20240331") == {"1.2.826.1.2"}
     assert uids("study_date=-20240304") == set()

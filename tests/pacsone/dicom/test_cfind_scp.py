@@ -57,6 +57,8 @@ CASES = [
     ("-S", "STUDY", ["StudyDate=20240105-20240110", "StudyTime=1200-0900", "StudyInstanceUID"],
      "StudyInstanceUID", {STUDY_B, STUDY_C}),
     ("-S", "STUDY", ["ModalitiesInStudy=MR", "StudyInstanceUID"], "StudyInstanceUID", {STUDY_A}),
+    ("-S", "STUDY", ["ModalitiesInStudy=CT\\US", "StudyInstanceUID"], "StudyInstanceUID", {STUDY_A, STUDY_B, STUDY_C}),
+    ("-S", "STUDY", ["ModalitiesInStudy=MR\\US", "StudyInstanceUID"], "StudyInstanceUID", {STUDY_A, STUDY_C}),
     ("-P", "PATIENT", ["PatientID=P*", "PatientName"], "PatientID", {"P1", "P2"}),
     ("-P", "PATIENT", ["PatientName=*RICHARD", "PatientID"], "PatientID", {"X3"}),
     ("-P", "STUDY", ["PatientID=P1", "StudyInstanceUID"], "StudyInstanceUID", {STUDY_A}),

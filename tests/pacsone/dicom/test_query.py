@@ -129,6 +129,24 @@ def test_modalities_in_study_matching(archive):
     assert uids("STUDY", ModalitiesInStudy=["US", "MR"]) == {STUDY_A, STUDY_C}
 
 
+@pytest.mark.parametrize("value,expected", [
+    ("CT\\MR", {STUDY_A, STUDY_B}),  # either, not both
+    ("MR\\US", {STUDY_A, STUDY_C}),
+    ("US\\XA", {STUDY_C}),
+    ("XA\\NM", set()),
+    ("C?\\U*", {STUDY_A, STUDY_B, STUDY_C}),  # each value may hold wildcards
+    ("XA\\*", {STUDY_A, STUDY_B, STUDY_C}),  # a universal value: universal matching
+])
+def test_modalities_in_study_is_a_value_list(archive, value, expected):
+    assert uids("STUDY", ModalitiesInStudy=value) == expected
+
+
+def test_a_value_list_on_other_text_keys_means_any_of_them(archive):
+    assert uids("STUDY", PatientID="P1\\X3") == {STUDY_A, STUDY_C}
+    assert uids("STUDY", PatientName="doe^j*\\ROE^*") == {STUDY_A, STUDY_C}
+    assert uids("SERIES", key="SeriesInstanceUID", StudyInstanceUID=STUDY_A, Modality="MR\\US") == {STUDY_A + ".2"}
+
+
 def test_series_level(archive):
     answers = found("SERIES", StudyInstanceUID=STUDY_A, SeriesInstanceUID="", Modality="",
                     NumberOfSeriesRelatedInstances="", SeriesNumber="")
