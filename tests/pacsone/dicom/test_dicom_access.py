@@ -348,3 +348,18 @@ def test_address_matching_handles_ips_networks_names_and_mapped_addresses(db):
     assert not policy.address_matches(ae, "10.9.9.9")  # networks, when given, replace the host
     assert not policy.address_matches(ae, "") and not policy.address_matches(ae, "not-an-ip")
     assert not policy.address_matches(RemoteAE(ae_title="Y", host="no-such-host.invalid", port=1), "127.0.0.1")
+
+
+def test_header_keys_match_only_within_the_studies_an_ae_may_see(archive, jane, tmp_path):
+    """A key matched on the stored headers (no column holds it) cannot reveal a patient through a
+    study the AE may not see, nor answer with values from that study's headers."""
+    _ae_title, port = archive
+    extra = make_file(tmp_path / "extra", "b2.dcm", study_uid=B, series_uid=B + ".1", sop_uid=B + ".1.9",
+                      patient_id="P1", InstitutionName="Other", StationName="SECRETROOM")
+    assert ingest_file(extra, Origin("import")).outcome.accepted
+    register("JANEWS", scope=Scope.USER, user=jane)
+    register("WHOLE")
+    patient_root = PatientRootQueryRetrieveInformationModelFind
+    assert found(port, "WHOLE", "PATIENT", "PatientID", patient_root, StationName="SECRETROOM") == {"P1"}
+    assert found(port, "JANEWS", "PATIENT", "PatientID", patient_root, StationName="SECRETROOM") == set()
+    assert found(port, "JANEWS", "STUDY", "StudyInstanceUID", StationName="SECRET*") == set()
