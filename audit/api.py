@@ -7,6 +7,7 @@ from accounts.api_permissions import privilege_permission
 from accounts.privileges import Privilege
 
 from .filters import filter_entries
+from .journal import Action, record
 from .models import Entry
 
 
@@ -30,3 +31,15 @@ class EntryViewSet(viewsets.ReadOnlyModelViewSet):
         if problems:
             raise ValidationError(problems)
         return entries.order_by("-id")
+
+    # Reading the journal is itself journaled (who looked at whose accesses).
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        record(Action.VIEW, request=request._request, target="api journal list",
+               detail=request.query_params.urlencode()[:1000])
+        return response
+
+    def retrieve(self, request, *args, **kwargs):
+        response = super().retrieve(request, *args, **kwargs)
+        record(Action.VIEW, request=request._request, target=f"api journal entry {kwargs.get('pk', '')}"[:255])
+        return response

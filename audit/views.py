@@ -53,6 +53,8 @@ def daily_activity(entries, days: int = ACTIVITY_DAYS) -> list[dict]:
 def journal(request):
     entries, problems = filter_entries(request.GET)
     page = Paginator(entries.order_by("-id"), ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
+    # Reading the journal is itself journaled (who looked at whose accesses).
+    record(Action.VIEW, request=request, target="journal", detail=request.GET.urlencode()[:1000])
     return render(request, "audit/journal.html", {
         "activity": daily_activity(entries),
         "page": page,

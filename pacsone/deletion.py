@@ -4,21 +4,27 @@ import logging
 
 from django.db import transaction
 
+from audit.journal import Action, record
+
 from . import rendering, storage
 from .models import Instance, Patient
 
 log = logging.getLogger(__name__)
 
 
-def delete_study(study) -> int:
+def delete_study(study, journal=None) -> int:
     """Delete a study, its series, instances and notes, and its patient if nothing else of the
-    patient is left. Returns the number of instances deleted."""
+    patient is left. `journal(count)` runs inside the rows' transaction (the journal entry).
+    Returns the number of instances deleted."""
     instances = list(Instance.objects.filter(series__study=study).only("storage_location", "file_path", "sha256"))
     files = [(instance.storage_location_id, instance.file_path) for instance in instances]
     patient_pk = study.patient_id
+    study_pk = study.pk
     with transaction.atomic():
         study.delete()
         Patient.objects.filter(pk=patient_pk, studies__isnull=True).delete()
+        if journal is not None:
+            journal(len(files))
     locations = {}
     for location_pk, relative_path in files:
         if Instance.objects.filter(storage_location_id=location_pk, file_path=relative_path).exists():
@@ -28,5 +34,20 @@ def delete_study(study) -> int:
         storage.remove(location, relative_path)
     for instance in instances:
         rendering.forget(instance)
-    log.info("study deleted study_pk=%s instances=%d", study.pk, len(files))
+    log.info("study deleted study_pk=%s instances=%d", study_pk, len(files))
     return len(files)
+
+
+def do_delete_study(study, *, acting_user, request=None) -> int:
+    """A person deletes a study they may see (Modify); the journal entry is written with the
+    rows' deletion, in its transaction."""
+    from .actions import require_visible
+
+    require_visible(acting_user, [study], Action.DELETE, request=request)
+    subject = {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
+
+    def journal(count: int) -> None:
+        record(Action.DELETE, request=request, user=acting_user, target="study", detail=f"{count} instance(s)",
+               **subject)
+
+    return delete_study(study, journal)

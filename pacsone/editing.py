@@ -11,6 +11,9 @@ import datetime
 from django.db import transaction
 from pydicom import dcmread
 
+from accounts.privileges import Privilege, has_privilege
+from audit.journal import Action, record
+
 from . import rendering, storage
 from .ingest import Origin, Outcome, PostIngestBatch, ingest_file
 from .models import Instance, Patient, Study
@@ -41,6 +44,40 @@ def changed_attributes(patient: Patient, study: Study, cleaned: dict) -> tuple[d
     patient_changes = {f: cleaned[f] for f in PATIENT_ATTRIBUTES if f in cleaned and cleaned[f] != getattr(patient, f)}
     study_changes = {f: cleaned[f] for f in STUDY_ATTRIBUTES if f in cleaned and cleaned[f] != getattr(study, f)}
     return patient_changes, study_changes
+
+
+def do_edit_study(study: Study, cleaned: dict, *, acting_user, request=None):
+    """A person edits a study they may see (Modify): the rewrite is queued as a job and the
+    request journaled with it, in one transaction. Patient attributes are rewritten in every
+    study of the patient, so changing them needs View (which sees them all). Returns the job,
+    or None when nothing differs."""
+    from routing.jobs import start_job
+    from routing.models import Job
+
+    from .access import deny
+    from .actions import require_visible
+
+    patient = study.patient
+    patient_changes, study_changes = changed_attributes(patient, study, cleaned)
+    if not patient_changes and not study_changes:
+        return None
+    subject = {"patient_id": patient.patient_id, "study_uid": study.study_instance_uid}
+    if patient_changes and not has_privilege(acting_user, Privilege.VIEW):
+        raise deny(request or acting_user, Action.MODIFY,
+                   "changing the patient's name, birth date or sex rewrites all the patient's studies: "
+                   "it needs the View privilege", target="study edit", **subject)
+    studies = list(patient.studies.all()) if patient_changes else [study]
+    require_visible(acting_user, studies, Action.MODIFY, request=request)
+    as_text = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in {**patient_changes, **study_changes}.items()}
+    what = "patient and study attributes" if patient_changes else "study attributes"
+    with transaction.atomic():
+        job = start_job(Job.Kind.EDIT, f"Edit of {what} ({len(studies)} study(ies))", acting_user,
+                        "pacsone.editing.edit_job", study.pk,
+                        {k: as_text[k] for k in patient_changes}, {k: as_text[k] for k in study_changes},
+                        acting_user.get_username(), studies=studies)
+        record(Action.MODIFY, request=request, user=acting_user, target=f"job {job.pk}",
+               detail="; ".join(f"{k}={v}" for k, v in as_text.items())[:2000], **subject)
+    return job
 
 
 def _rewrite(instance: Instance, keywords: dict[str, str], origin: Origin, batch: PostIngestBatch) -> bool:
@@ -92,9 +129,11 @@ def edit_job(progress, study_pk: int, patient_changes: dict, study_changes: dict
             setattr(study, field, value)
         if study_changes:
             study.save()
+        changed = ", ".join(sorted([*patient_changes, *study_changes]))
+        message = f"changed {changed} in {len(instances) - failures} of {len(instances)} stored file(s)"
+        if failures:
+            message += f"; {failures} file(s) could not be rewritten and keep their old values"
+        record(Action.MODIFY, username=username, patient_id=patient.patient_id, study_uid=study.study_instance_uid,
+               target=f"job {progress.job.pk} done", detail=message)
     batch.flush()
-    changed = ", ".join(sorted([*patient_changes, *study_changes]))
-    message = f"changed {changed} in {len(instances) - failures} of {len(instances)} stored file(s)"
-    if failures:
-        message += f"; {failures} file(s) could not be rewritten and keep their old values"
     return message

@@ -15,10 +15,13 @@ import zipfile
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 from pydicom import dcmread
 from pydicom.fileset import FileSet
+
+from audit.journal import Action, record
 
 from . import storage
 from .models import Instance, Study
@@ -119,6 +122,25 @@ def write_index(folder: Path, studies: list[Study]) -> None:
         + "".join(rows) + f"<script>{VIEWER_SCRIPT}</script>",
         encoding="utf-8",
     )
+
+
+def do_export_studies(studies: list[Study], zipped: bool, with_viewer: bool, *, acting_user, request=None):
+    """A person exports studies they may see (Export): queued as a job whose result only they
+    download; one journal entry per study, written with the job."""
+    from routing.jobs import start_job
+    from routing.models import Job
+
+    from .actions import require_visible
+
+    require_visible(acting_user, studies, Action.EXPORT, request=request)
+    title = f"Export of {len(studies)} study(ies) to DICOM media" + (" (ZIP)" if zipped else "")
+    with transaction.atomic():
+        job = start_job(Job.Kind.EXPORT, title, acting_user, "pacsone.export.export_studies",
+                        [s.pk for s in studies], zipped, with_viewer, studies=studies)
+        for study in studies:
+            record(Action.EXPORT, request=request, user=acting_user, patient_id=study.patient.patient_id,
+                   study_uid=study.study_instance_uid, target=f"job {job.pk}")
+    return job
 
 
 def export_studies(progress, study_pks: list[int], zipped: bool = True, with_viewer: bool = True,

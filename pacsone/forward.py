@@ -2,6 +2,8 @@
 with a progress bar. Files go in batches, one association each, so progress moves and one bad
 batch does not stop the rest."""
 
+from django.db import transaction
+
 from audit.journal import Action, Outcome, record
 
 from .dicom import scu
@@ -10,6 +12,23 @@ from .rendering import instance_path
 
 BATCH = 25
 MAX_REASONS = 20
+
+
+def do_forward_study(study: Study, remote: RemoteAE, *, acting_user, request=None):
+    """A person forwards a study they may see (Forward): queued as a job, journaled with it."""
+    from routing.jobs import start_job
+    from routing.models import Job
+
+    from .actions import require_visible
+
+    require_visible(acting_user, [study], Action.FORWARD, request=request)
+    with transaction.atomic():
+        job = start_job(Job.Kind.FORWARD, f"Forward of a study to {remote.ae_title}", acting_user,
+                        "pacsone.forward.forward_job", study.pk, remote.pk, acting_user.get_username(),
+                        studies=[study])
+        record(Action.FORWARD, request=request, user=acting_user, target=f"job {job.pk} to {remote.ae_title}",
+               patient_id=study.patient.patient_id, study_uid=study.study_instance_uid)
+    return job
 
 
 def forward_job(progress, study_pk: int, remote_pk: int, username: str) -> str:

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from django.conf import settings
+from pydicom import dcmread
+
+from audit.journal import Action, record
+from audit.journal import Outcome as JournalOutcome
 
 from . import media, storage
 from .ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
@@ -94,6 +98,10 @@ def importable(path_text: str) -> Path | None:
     except (OSError, RuntimeError):  # unreadable, or a symlink loop
         return None
     return None
+
+# Channels where a person adds files: what they add may not join a patient they may not see.
+PERSON_CHANNELS = ("upload", "import")
+NOT_YOURS = "refused: its study or Patient ID is already in the archive for studies you may not see"
 
 
 @dataclass
@@ -230,6 +238,7 @@ def import_paths(
     batch = batch or PostIngestBatch()
     location = storage.default_location()
     tops = [p for p in paths if p.is_dir()]
+    person = _person(origin)
     for path, member in _walk(paths, roots):
         if isinstance(member, media.MediaProblem):
             summary.add_media_problem(member)
@@ -243,7 +252,7 @@ def import_paths(
         label = f"{shown}:{member}" if member else shown
         if member is None:
             size = path.stat().st_size
-            result = ingest_file(path, origin, batch=batch)
+            result = _refusal(person, path, origin) or ingest_file(path, origin, batch=batch)
         else:
             temp = storage.new_temp_path(location)  # never named after the member's name
             try:
@@ -256,12 +265,47 @@ def import_paths(
                 on_progress(1)
                 continue
             size = temp.stat().st_size
-            result = ingest_file(temp, origin, adopt=True, batch=batch)
+            result = _refusal(person, temp, origin)
+            if result is None:
+                result = ingest_file(temp, origin, adopt=True, batch=batch)
+            else:
+                temp.unlink(missing_ok=True)
         summary.add(label, result, size)
         on_progress(1)
     if own_batch:
         batch.flush()
     return summary
+
+
+def _person(origin: Origin):
+    """The user adding the files, for uploads and imports by a person; None otherwise."""
+    from accounts.models import User
+
+    if origin.channel not in PERSON_CHANNELS or not origin.username:
+        return None
+    return User.objects.filter(username=origin.username).first()
+
+
+def _refusal(person, path: Path, origin: Origin) -> IngestResult | None:
+    """A refusal when `person` may not add this file (pacsone.access.may_add_to), journaled;
+    None when they may (files that cannot be read are left to the ingest path to reject)."""
+    from .access import may_add_to
+
+    if person is None:
+        return None
+    try:
+        ds = dcmread(path, stop_before_pixels=True, force=True,
+                     specific_tags=["PatientID", "IssuerOfPatientID", "StudyInstanceUID"])
+        patient_id = str(ds.get("PatientID", "") or "").strip()
+        issuer = str(ds.get("IssuerOfPatientID", "") or "").strip()
+        study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
+    except Exception:
+        return None
+    if may_add_to(person, patient_id, issuer, study_uid):
+        return None
+    record(Action(origin.channel), user=person, patient_id=patient_id[:64], study_uid=study_uid[:64],
+           target=f"{origin.channel} of a file", outcome=JournalOutcome.DENIED, detail=NOT_YOURS)
+    return IngestResult(Outcome.INVALID, NOT_YOURS)
 
 
 def import_job(progress, paths: list[str], channel: str, username: str, remove_after: str = "",

@@ -15,6 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from audit.journal import Action, record
+
 from .models import Attachment, Note
 
 # extension -> content type we serve it with
@@ -87,8 +89,9 @@ def _store(upload) -> tuple[str, str, int]:
     return relative, sha256, size
 
 
-def add_note(study, author, text: str, uploads=(), instance=None) -> Note:
-    """A note with its attachments, all or nothing. Files are checked before anything is kept."""
+def add_note(study, author, text: str, uploads=(), instance=None, journal=None) -> Note:
+    """A note with its attachments, all or nothing. Files are checked before anything is kept.
+    `journal(note)` runs inside the note's transaction (the journal entry)."""
     text = (text or "").strip()
     if not text and not uploads:
         raise NoteError("Write something or attach a file.")
@@ -106,7 +109,25 @@ def add_note(study, author, text: str, uploads=(), instance=None) -> Note:
                 note=note, original_name=safe_display_name(upload.name), content_type=content_type,
                 size=size, sha256=sha256, file_path=relative,
             )
+        if journal is not None:
+            journal(note)
     return note
+
+
+def do_add_note(study, text: str, uploads=(), instance=None, *, acting_user, request=None) -> Note:
+    """A person adds a note (and attachments: the interface checks Upload) to a study they may
+    see; its journal entry is written in the note's transaction."""
+    from .actions import require_visible
+
+    action = Action.UPLOAD if uploads else Action.MODIFY
+    require_visible(acting_user, [study], action, request=request)
+
+    def journal(note: Note) -> None:
+        record(action, request=request, user=acting_user, patient_id=study.patient.patient_id,
+               study_uid=study.study_instance_uid, target=f"note {note.pk}",
+               detail=f"{len(uploads)} attachment(s)")
+
+    return add_note(study, acting_user, text, uploads, instance, journal)
 
 
 def attachment_file(attachment: Attachment) -> Path:

@@ -8,16 +8,16 @@
 - Changing a patient's flag changes all its studies; changing a study's flag changes its
   patient's only when it is that patient's only study.
 
-Every page, API, download, thumbnail and note reaches studies and patients through
-`visible_studies()` / `visible_patients()` (also as `Study.objects.visible_to(user)`).
+This module is the rule; pacsone.access is the gate: pages, the API, exports and job results
+reach studies and patients only through its `access_*` and `*_for(user)` functions, which rest
+on `visible_studies()` / `visible_patients()`. Changes of the flags by people go through
+pacsone.actions (`do_set_study_public`, `do_set_patient_public`).
 """
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import Http404
 
 from accounts.privileges import Privilege, has_privilege
-from audit.journal import Action, Outcome, record
 
 
 def _person_name_match(field: str, first: str, last: str) -> Q:
@@ -84,22 +84,10 @@ def visible_patients(user, patients: QuerySet | None = None) -> QuerySet:
         return patients.none()
     if has_privilege(user, Privilege.VIEW):
         return patients
+    # A patient is seen only through a study the user may see (a public patient's studies are
+    # public, bar those received since): never through its own flag alone.
     any_visible_study = visible_studies(user, Study.objects.filter(patient=OuterRef("pk")))
-    return patients.filter(Q(public=True) | Exists(any_visible_study))
-
-
-def visible_study_or_404(request, study_uid: str):
-    """The study with this UID if the user may see it. Otherwise 404, exactly as for a UID that
-    does not exist, and the attempt is journaled (denied), so a guessed URL leaves a trace."""
-    from .models import Study
-
-    study = visible_studies(request.user, Study.objects.select_related("patient")).filter(
-        study_instance_uid=study_uid).first()
-    if study is None:
-        record(Action.VIEW, request=request, study_uid=study_uid[:64], target=request.path[:255],
-               outcome=Outcome.DENIED, detail="no such study, or not visible to this user")
-        raise Http404("No such study.")
-    return study
+    return patients.filter(Exists(any_visible_study))
 
 
 def can_see_study(user, study) -> bool:

@@ -33,9 +33,13 @@ class Progress:
         Job.objects.filter(pk=self.job.pk).update(result_path=relative_path)
 
 
-def start_job(kind: str, title: str, owner, function: str, *args) -> Job:
-    """Create the job row and queue `function(progress, *args)` (a dotted path)."""
+def start_job(kind: str, title: str, owner, function: str, *args, studies=()) -> Job:
+    """Create the job row and queue `function(progress, *args)` (a dotted path). The title is
+    shown to everyone who lists jobs: it names no patient. `studies` are those the job reads or
+    changes; they decide who may see its message and result."""
     job = Job.objects.create(kind=kind, title=title[:255], owner=owner)
+    if studies:
+        job.studies.set(studies)
     async_task("routing.jobs.run_job", job.pk, function, *args, task_name=f"job-{job.pk}")
     return job
 

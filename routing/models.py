@@ -32,6 +32,9 @@ class Job(models.Model):
     message = models.TextField(blank=True, default="")
     # What the job made for its owner to download (e.g. an export ZIP), relative to the data folder.
     result_path = models.CharField(max_length=255, blank=True, default="")
+    # The studies the job reads or changes: its message and result are shown only to its owner
+    # and to those who may see every one of them (pacsone.access.job_contents_visible).
+    studies = models.ManyToManyField("pacsone.Study", blank=True, related_name="jobs")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -1,22 +1,18 @@
-"""Job status pages: a user sees their own jobs; System Administration sees everyone's."""
+"""Job status pages: a user sees their own jobs; System Administration sees everyone's. Jobs
+are reached through pacsone.access: titles name no patient, a job's message shows only to those
+who may see its studies, and its result downloads only for its owner."""
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import FileResponse, JsonResponse
+from django.shortcuts import render
 
-from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
+from pacsone.access import access_job, access_job_result, jobs_for, shown_job
 
 from .models import Job
 
 JOBS_PER_PAGE = 50
-
-
-def jobs_of(user):
-    jobs = Job.objects.select_related("owner")
-    return jobs if has_privilege(user, Privilege.SYSTEM_ADMIN) else jobs.filter(owner=user)
 
 
 def job_json(job: Job) -> dict:
@@ -29,32 +25,28 @@ def job_json(job: Job) -> dict:
 
 @login_required
 def job_list(request):
-    jobs = jobs_of(request.user)
+    jobs = jobs_for(request.user)
     state = request.GET.get("state", "")
     if state in Job.State.values:
         jobs = jobs.filter(state=state)
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = [shown_job(request.user, job) for job in page.object_list]
     return render(request, "routing/job_list.html", {"page": page, "states": Job.State.choices, "state": state})
 
 
 @login_required
 def job_detail(request, pk):
-    job = get_object_or_404(jobs_of(request.user), pk=pk)
+    job = access_job(request, pk)
     return render(request, "routing/job_detail.html", {"job": job, "initial": job_json(job)})
 
 
 @login_required
 def job_status(request, pk):
-    return JsonResponse(job_json(get_object_or_404(jobs_of(request.user), pk=pk)))
+    return JsonResponse(job_json(access_job(request, pk)))
 
 
 @login_required
 def job_result(request, pk):
-    job = get_object_or_404(jobs_of(request.user), pk=pk)
-    if not job.result_path:
-        raise Http404("this job made nothing to download")
-    path = (settings.DATA_DIR / job.result_path).resolve()
-    if settings.DATA_DIR.resolve() not in path.parents or not path.is_file():
-        raise Http404("the job's result is no longer there")
+    job, path = access_job_result(request, pk)
     record(Action.DOWNLOAD, request=request, target=f"job {job.pk} result", detail=job.title)
     return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)

@@ -1,8 +1,9 @@
 """REST: patients and studies, through the one visibility rule and the one privilege check.
 
-A study or patient the caller may not see is 404, in lists it is simply absent. PATCH
-`public` needs Modify (with the cascade rules), PATCH `read` needs Mark Study; every list,
-read and change is journaled.
+Studies and patients are reached through pacsone.access: one the caller may not see is a 404
+(journaled), in lists it is simply absent. PATCH `public` needs Modify (a patient's needs View
+as well: it reaches all its studies), PATCH `read` needs Mark Study; every list, read and
+change is journaled (changes by the `do_*` functions, in their transaction).
 """
 
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -15,11 +16,12 @@ from accounts.api_permissions import privilege_permission
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
+from ..access import access_patient, access_study, patients_for, studies_for
+from ..actions import do_mark_study, do_set_patient_public, do_set_study_public
 from ..models import Patient, Study
 from ..query_limits import QueryTimeout, time_limited
 from ..stats import archive_stats
 from ..study_search import search_studies
-from ..visibility import set_patient_public, set_study_public
 
 PATIENT_FILTERS = ("patient_id", "patient_name")
 
@@ -93,6 +95,10 @@ class JournaledReadMixin:
                detail=request.query_params.urlencode()[:1000])
         return response
 
+    def get_object(self):
+        """The one object, through pacsone.access (404 and journaled when hidden or missing)."""
+        return self.access(self.request, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+
     def retrieve(self, request, *args, **kwargs):
         obj = self.get_object()
         record(Action.VIEW, request=request._request, **self.journal_subject(obj))
@@ -105,11 +111,14 @@ class PatientViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadO
     serializer_class = PatientSerializer
     http_method_names = ["get", "patch", "head", "options"]
 
+    def access(self, request, pk):
+        return access_patient(request, pk, action=Action.MODIFY if request.method == "PATCH" else Action.VIEW)
+
     def get_queryset(self):
-        patients = Patient.objects.visible_to(self.request.user).order_by("patient_name", "id")
+        patients = patients_for(self.request.user).order_by("patient_name", "id")
         params = {k: self.request.query_params.get(k, "") for k in PATIENT_FILTERS}
         if any(params.values()):
-            visible = _searched(Study.objects.visible_to(self.request.user), params)
+            visible = _searched(studies_for(self.request.user), params)
             patients = patients.filter(studies__in=visible).distinct()
         return patients
 
@@ -120,9 +129,7 @@ class PatientViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadO
         patient = self.get_object()
         changes = _checked_changes(request, ("public",))
         if "public" in changes:
-            set_patient_public(patient, changes["public"])
-            record(Action.MODIFY, request=request._request, patient_id=patient.patient_id,
-                   target=f"patient {patient.pk}", detail=f"public={changes['public']} (all its studies too)")
+            do_set_patient_public(patient, changes["public"], acting_user=request.user, request=request)
         return Response(self.get_serializer(patient).data)
 
 
@@ -136,8 +143,11 @@ class StudyViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadOnl
     lookup_value_regex = r"[0-9.]+"
     http_method_names = ["get", "patch", "head", "options"]
 
+    def access(self, request, study_uid):
+        return access_study(request, study_uid, action=Action.MODIFY if request.method == "PATCH" else Action.VIEW)
+
     def get_queryset(self):
-        studies = Study.objects.visible_to(self.request.user).select_related("patient")
+        studies = studies_for(self.request.user)
         if self.action == "list":
             studies = _searched(studies, self.request.query_params)
         return studies.order_by("-study_date", "-id")
@@ -149,12 +159,9 @@ class StudyViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadOnl
         study = self.get_object()
         changes = _checked_changes(request, ("public", "read"))
         if "public" in changes:
-            set_study_public(study, changes["public"])
+            do_set_study_public(study, changes["public"], acting_user=request.user, request=request)
         if "read" in changes:
-            study.read = changes["read"]
-            study.save(update_fields=["read", "updated_at"])
-        for name, value in changes.items():
-            record(WRITABLE[name][1], request=request._request, detail=f"{name}={value}", **self.journal_subject(study))
+            do_mark_study(study, changes["read"], acting_user=request.user, request=request)
         return Response(self.get_serializer(study).data)
 
 

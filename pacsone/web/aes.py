@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from accounts.privileges import Privilege, has_privilege, privilege_required
 from audit.journal import Action, Outcome, record
 
+from ..access import remote_answers_for
 from ..models import RemoteAE, RemoteSync
 from ..dicom import remote as remotes
 from ..dicom import scu
@@ -105,7 +106,7 @@ def remote_search(request):
     if form.is_bound and form.is_valid():
         remote = form.cleaned_data["remote"]
         try:
-            results = remotes.search(remote, form.cleaned_data, request=request)
+            results = remote_answers_for(request, remotes.search(remote, form.cleaned_data, request=request))
         except scu.ScuError as problem:
             error = str(problem)
             record(Action.QUERY, request=request, ae_title=remote.ae_title, target=f"remote AE {remote.ae_title}",

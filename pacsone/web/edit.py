@@ -5,12 +5,10 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 
 from accounts.privileges import Privilege, privilege_required
-from audit.journal import Action, record
-from routing.jobs import start_job
-from routing.models import Job
+from audit.journal import Action
 
-from ..editing import changed_attributes
-from ..visibility import visible_study_or_404
+from ..access import access_study
+from ..editing import do_edit_study
 
 
 class StudyEditForm(forms.Form):
@@ -34,7 +32,7 @@ class StudyEditForm(forms.Form):
 
 @privilege_required(Privilege.MODIFY)
 def edit_study(request, study_uid):
-    study = visible_study_or_404(request, study_uid)
+    study = access_study(request, study_uid, action=Action.MODIFY)
     patient = study.patient
     initial = {"patient_name": patient.patient_name, "birth_date": patient.birth_date, "sex": patient.sex,
                "study_description": study.study_description, "accession_number": study.accession_number,
@@ -42,16 +40,9 @@ def edit_study(request, study_uid):
                "reading_physician_name": study.reading_physician_name, "study_date": study.study_date}
     form = StudyEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        patient_changes, study_changes = changed_attributes(patient, study, form.cleaned_data)
-        if not patient_changes and not study_changes:
+        job = do_edit_study(study, form.cleaned_data, acting_user=request.user, request=request)
+        if job is None:
             messages.info(request, "Nothing was changed.")
             return render(request, "pacsone/edit_study.html", {"form": form, "study": study})
-        as_text = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in {**patient_changes, **study_changes}.items()}
-        job = start_job(Job.Kind.EDIT, f"edit of {patient.patient_id} / {study.accession_number or study.pk}", request.user,
-                        "pacsone.editing.edit_job", study.pk,
-                        {k: as_text[k] for k in patient_changes}, {k: as_text[k] for k in study_changes},
-                        request.user.username)
-        record(Action.MODIFY, request=request, patient_id=patient.patient_id, study_uid=study.study_instance_uid,
-               target=f"job {job.pk}", detail="; ".join(f"{k}={v}" for k, v in as_text.items())[:2000])
         return redirect("routing:job-detail", job.pk)
     return render(request, "pacsone/edit_study.html", {"form": form, "study": study})

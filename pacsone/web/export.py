@@ -5,11 +5,10 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from accounts.privileges import Privilege, privilege_required
-from audit.journal import Action, record
-from routing.jobs import start_job
-from routing.models import Job
+from audit.journal import Action
 
-from ..models import Study
+from ..access import journal_denial, studies_for
+from ..export import do_export_studies
 from .actions import back
 
 MAX_STUDIES_PER_EXPORT = 500
@@ -18,9 +17,12 @@ MAX_STUDIES_PER_EXPORT = 500
 @require_POST
 @privilege_required(Privilege.EXPORT)
 def export_studies(request):
-    uids = request.POST.getlist("study")
-    studies = list(Study.objects.visible_to(request.user).filter(study_instance_uid__in=uids).select_related("patient"))
-    if not studies or len(studies) != len(set(uids)):
+    uids = set(request.POST.getlist("study"))
+    studies = list(studies_for(request.user).filter(study_instance_uid__in=uids))
+    if not studies or len(studies) != len(uids):
+        if uids:  # some study asked for does not exist or is hidden: refused, and journaled
+            journal_denial(request, Action.EXPORT, "export", f"{len(uids) - len(studies)} of {len(uids)} "
+                           "studies asked for do not exist or are not visible to this user")
         messages.error(request, "Choose one or more studies you may see to export.")
         return back(request)
     if len(studies) > MAX_STUDIES_PER_EXPORT:
@@ -28,11 +30,5 @@ def export_studies(request):
         return back(request)
     zipped = request.POST.get("zipped", "on") == "on"
     with_viewer = request.POST.get("viewer", "on") == "on"
-    first = studies[0].patient.patient_name.replace("^", " ") or studies[0].patient.patient_id
-    title = f"{first}, {len(studies)} study(ies) to DICOM media" + (" (ZIP)" if zipped else "")
-    job = start_job(Job.Kind.EXPORT, title, request.user, "pacsone.export.export_studies",
-                    [s.pk for s in studies], zipped, with_viewer)
-    for study in studies:
-        record(Action.EXPORT, request=request, patient_id=study.patient.patient_id,
-               study_uid=study.study_instance_uid, target=f"job {job.pk}")
+    job = do_export_studies(studies, zipped, with_viewer, acting_user=request.user, request=request)
     return redirect("routing:job-detail", job.pk)

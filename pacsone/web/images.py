@@ -9,7 +9,7 @@ from itertools import chain, islice
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
@@ -18,10 +18,10 @@ from pydicom.errors import InvalidDicomError
 from audit.journal import Action, record
 
 from .. import rendering
+from ..access import access_instance, access_series
 from ..models import Instance
 from ..rendering import RenderError
-from .studies import permissions, subject, visible_series
-from ..visibility import visible_study_or_404
+from .studies import permissions, subject
 
 BROWSER_CACHE = "private, max-age=600"
 HEADER_VALUE_CHARS = 200
@@ -33,16 +33,8 @@ OVERLAY_FIELDS = ["PatientName", "PatientID", "PatientBirthDate", "PatientSex", 
                   "SeriesDescription", "Modality", "InstitutionName", "SliceThickness", "KVP"]
 
 
-def visible_instance(request, study_uid: str, sop_uid: str) -> Instance:
-    study = visible_study_or_404(request, study_uid)
-    instance = get_object_or_404(Instance.objects.select_related("storage_location"),
-                                 series__study=study, sop_instance_uid=sop_uid)
-    instance.study = study
-    return instance
-
-
 def _image_response(request, study_uid: str, sop_uid: str, *, thumbnail: bool) -> HttpResponse:
-    instance = visible_instance(request, study_uid, sop_uid)
+    instance = access_instance(request, study_uid, sop_uid)
     try:
         wanted = rendering.parse_request(request.GET, thumbnail=thumbnail)
     except ValueError as error:
@@ -92,7 +84,7 @@ def header_rows(ds: Dataset, depth: int = 0):
 @login_required
 def header_dump(request, study_uid: str, sop_uid: str):
     """Every attribute of the stored file (without pixel data), as in dcmdump."""
-    instance = visible_instance(request, study_uid, sop_uid)
+    instance = access_instance(request, study_uid, sop_uid)
     try:
         ds = rendering.read_instance(instance, pixels=False)
         rows = list(islice(chain(header_rows(ds.file_meta), header_rows(ds)), MAX_HEADER_ROWS + 1))
@@ -189,7 +181,7 @@ def _cine_rate(first: Instance | None) -> int | None:
 @login_required
 def viewer(request, study_uid: str, series_uid: str):
     """The viewer of one series: its images (and their frames) as one stack."""
-    series = visible_series(request, study_uid, series_uid)
+    series = access_series(request, study_uid, series_uid)
     study = series.study
     instances = list(series.instances.order_by("instance_number", "pk").only(
         "sop_instance_uid", "instance_number", "header", "series_id", "storage_location_id", "file_path"))

@@ -1,7 +1,7 @@
 """Browse pages: the study list (start page) with search, a patient, a study, a series.
 
-Every page reaches studies through `Study.objects.visible_to(user)` (invariant 2): a study,
-series, instance or patient the user may not see is a 404. Each page view is journaled.
+Every page reaches studies through pacsone.access (invariant 2): a study, series, instance or
+patient the user may not see is a 404, journaled. Each page view is journaled.
 """
 
 from django.conf import settings
@@ -9,18 +9,18 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 from django.db.models.expressions import RawSQL
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
 
-from ..models import Instance, Patient, RemoteAE, Series, Study
+from ..access import access_patient, access_series, access_study, series_of, studies_for
+from ..models import Patient, RemoteAE, Study
 from ..query_limits import QueryTimeout, time_limited
 from ..stats import archive_stats
 from ..study_search import search_studies
-from ..visibility import visible_study_or_404
 
 STUDIES_PER_PAGE = 50
 INSTANCES_PER_PAGE = 120
@@ -52,13 +52,6 @@ def permissions(user) -> dict[str, bool]:
     return {privilege.value: has_privilege(user, privilege) for privilege in Privilege}
 
 
-def visible_series(request, study_uid: str, series_uid: str) -> Series:
-    study = visible_study_or_404(request, study_uid)
-    series = get_object_or_404(Series, study=study, series_instance_uid=series_uid)
-    series.study = study  # already fetched, with its patient
-    return series
-
-
 def subject(study: Study) -> dict[str, str]:
     """The journal's patient and study fields for a study."""
     return {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
@@ -74,7 +67,7 @@ def paged_studies(studies, number):
     the page's 50 rows are fetched by primary key: far cheaper than sorting whole rows."""
     page = Paginator(studies.values_list("pk", flat=True), STUDIES_PER_PAGE).get_page(number)
     ids = list(page.object_list)
-    rows = Study.objects.select_related("patient").in_bulk(ids)
+    rows = studies.select_related("patient").order_by().in_bulk(ids)
     page.object_list = [rows[pk] for pk in ids if pk in rows]
     return page
 
@@ -101,12 +94,6 @@ def _sort_links(request, current: str) -> list[dict]:
     return cells
 
 
-def with_first_instance(series_queryset):
-    """Each series with the SOP Instance UID of its first image (for its thumbnail), in one query."""
-    first = Instance.objects.filter(series=OuterRef("pk")).order_by("instance_number", "pk")
-    return series_queryset.annotate(first_sop=Subquery(first.values("sop_instance_uid")[:1]))
-
-
 def _sees_whole_archive(user) -> bool:
     return has_privilege(user, Privilege.VIEW) or has_privilege(user, Privilege.MONITOR)
 
@@ -115,7 +102,7 @@ def _sees_whole_archive(user) -> bool:
 def home(request):
     """The study list: search, sort, pages; what the archive holds in a summary bar. The
     search runs under the query time bound: past it, the page says so and lists nothing."""
-    studies, problems = search_studies(Study.objects.visible_to(request.user), request.GET)
+    studies, problems = search_studies(studies_for(request.user), request.GET)
     sort = request.GET.get("sort") or DEFAULT_SORT
     if sort.lstrip("-") not in SORTS:
         problems["sort"] = f"cannot sort by {sort!r}"
@@ -145,8 +132,8 @@ def home(request):
 
 @login_required
 def patient_page(request, pk: int):
-    patient = get_object_or_404(Patient.objects.visible_to(request.user), pk=pk)
-    studies = Study.objects.visible_to(request.user).filter(patient=patient).order_by("-study_date", "-study_time", "-pk")
+    patient = access_patient(request, pk)
+    studies = studies_for(request.user).filter(patient=patient).order_by("-study_date", "-study_time", "-pk")
     record(Action.VIEW, request=request, patient_id=patient.patient_id, target="patient")
     return render(request, "pacsone/patient.html", {
         "patient": patient, "studies": studies, "may": permissions(request.user),
@@ -155,8 +142,8 @@ def patient_page(request, pk: int):
 
 @login_required
 def study_page(request, study_uid: str):
-    study = visible_study_or_404(request, study_uid)
-    series = with_first_instance(study.series.select_related("equipment")).order_by("series_number", "pk")
+    study = access_study(request, study_uid)
+    series = series_of(study).select_related("equipment").order_by("series_number", "pk")
     record(Action.VIEW, request=request, target="study", **subject(study))
     return render(request, "pacsone/study.html", {
         "study": study, "patient": study.patient, "series_list": series, "may": permissions(request.user),
@@ -167,7 +154,7 @@ def study_page(request, study_uid: str):
 
 @login_required
 def series_page(request, study_uid: str, series_uid: str):
-    series = visible_series(request, study_uid, series_uid)
+    series = access_series(request, study_uid, series_uid)
     instances = series.instances.order_by("instance_number", "pk").only(
         "sop_instance_uid", "instance_number", "transfer_syntax_uid", "series_id")
     page = Paginator(instances, INSTANCES_PER_PAGE).get_page(request.GET.get("page"))

@@ -20,14 +20,14 @@ from audit.journal import Action, Outcome, record
 from routing.jobs import start_job
 from routing.models import Job
 
+from ..access import access_study
 from ..download import study_zip_chunks
 from ..importer import NOT_IMPORTABLE, importable, zip_problem
-from ..visibility import visible_study_or_404
 
 
 @privilege_required(Privilege.DOWNLOAD)
 def download_study(request, study_uid):
-    study = visible_study_or_404(request, study_uid)
+    study = access_study(request, study_uid, action=Action.DOWNLOAD)
     record(Action.DOWNLOAD, request=request, patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
            target="study ZIP")
     response = StreamingHttpResponse(study_zip_chunks(study), content_type="application/zip")
