@@ -3,21 +3,27 @@
 - anonymous: not logged in
 - physician: Jane Smith, a referring physician with no privileges
 - power: a power user (View + Modify + Mark Study)
-- sysadmin: a system administrator (System Administration)
+- sysadmin: a system administrator (System Administration, Monitor; no View)
 - root: the built-in administrator
+and, for the full matrix (EVERY_ROLE):
+- member: a member of the group whose description is the "own" study's institution
+- outsider: a user with no privileges whom no study names
+- modify_only: Modify and nothing else (no View)
 
 - public: a public study of a public patient
-- own: a private study whose Referring Physician is Smith^Jane
+- own: a private study whose Referring Physician is Smith^Jane, from the members' institution
 - other: a private study that names nobody Jane may be
 """
 
 from dataclasses import dataclass
 
-from accounts.models import User
+from accounts.models import User, UserGroup
 from pacsone.models import Patient, Series, Study
 
 PASSWORD = "correct-horse-battery-9"
 ROLES = ("anonymous", "physician", "power", "sysadmin", "root")
+EVERY_ROLE = ("root", "power", "physician", "member", "outsider", "modify_only", "sysadmin")
+INSTITUTION = "GENERAL HOSPITAL"
 
 
 def make_user(username: str, privileges=(), **fields) -> User:
@@ -54,10 +60,16 @@ def make_world() -> World:
         "power": make_user("power", ["view", "modify", "mark_study"], first_name="Pat", last_name="Power"),
         "sysadmin": make_user("sysadmin", ["system_admin", "monitor"], first_name="Sam", last_name="Admin"),
         "root": make_user("root"),
+        "member": make_user("member", first_name="Mia", last_name="Member"),
+        "outsider": make_user("outsider", first_name="Otto", last_name="Outsider"),
+        "modify_only": make_user("modifier", ["modify"], first_name="Mo", last_name="Modify"),
     }
+    group = UserGroup.objects.create(name="radiology", description=INSTITUTION)
+    users["member"].pacs_groups.add(group)
     studies = {
         "public": make_study("1.2.826.1.1", "PUB1", public=True, patient_name="PUBLIC^PAT"),
-        "own": make_study("1.2.826.1.2", "OWN1", referring="SMITH^JANE", patient_name="OWN^PAT"),
+        "own": make_study("1.2.826.1.2", "OWN1", referring="SMITH^JANE", patient_name="OWN^PAT",
+                          institution=INSTITUTION),
         "other": make_study("1.2.826.1.3", "OTH1", referring="JONES^BOB", patient_name="OTHER^PAT"),
     }
     return World(users, studies)
@@ -71,6 +83,9 @@ VISIBLE = {
     "power": {"public", "own", "other"},
     "sysadmin": {"public"},
     "root": {"public", "own", "other"},
+    "member": {"public", "own"},
+    "outsider": {"public"},
+    "modify_only": {"public"},
 }
 
 
@@ -86,7 +101,8 @@ def make_world_with_files(folder) -> World:
         Study.objects.filter(pk=study.pk).delete()
         path = make_file(folder, f"{name}.dcm", study_uid=study.study_instance_uid,
                          patient_id=study.patient.patient_id, patient_name=study.patient.patient_name,
-                         ReferringPhysicianName=study.referring_physician_name)
+                         ReferringPhysicianName=study.referring_physician_name,
+                         InstitutionName=study.institution_name)
         ingest_file(path, Origin("import"))
         stored = Study.objects.get(study_instance_uid=study.study_instance_uid)
         if study.public:

@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 
 from accounts.privileges import Privilege, privilege_required
-from audit.journal import Action
+from audit.journal import Action, record
 
 from ..access import access_study
 from ..editing import do_edit_study
@@ -45,4 +45,6 @@ def edit_study(request, study_uid):
             messages.info(request, "Nothing was changed.")
             return render(request, "pacsone/edit_study.html", {"form": form, "study": study})
         return redirect("routing:job-detail", job.pk)
+    record(Action.VIEW, request=request, target="edit form", patient_id=patient.patient_id,
+           study_uid=study.study_instance_uid)
     return render(request, "pacsone/edit_study.html", {"form": form, "study": study})

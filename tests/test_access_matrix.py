@@ -1,0 +1,260 @@
+"""The access matrix of every URL the project serves (walked from the URL resolver, so a new page
+or endpoint fails here until it is classified), for every role, against a private study the role
+may see and one it may not:
+
+- the answer is right: a missing privilege is 403, a study (patient, image, attachment, job) the
+  role may not see is the same 404 as a missing one, otherwise the route's own answer;
+- every refusal writes exactly one journal entry (outcome denied), and every allowed access to
+  patient data writes its entry;
+- a refusal shows nothing of the patient.
+
+Each case runs in a transaction rolled back afterwards, so actions (delete, publish) do not
+leak into the next case. Anonymous visitors are tests/test_every_url_needs_login.py's."""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.urls import get_resolver
+
+from audit.models import Entry, Outcome
+from pacsone.models import Instance, RemoteAE
+from pacsone.notes import do_add_note
+from routing.models import Job
+from tests.helpers import free_port
+from tests.people import EVERY_ROLE, VISIBLE, make_world_with_files
+from tests.test_every_url_needs_login import walk
+
+pytestmark = pytest.mark.django_db
+
+OK, FOUND, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 403, 404, 405
+# The privileges of each role (tests/people.py); root holds all of them.
+HOLDS = {
+    "root": {"view", "modify", "mark_study", "forward", "query", "move", "download", "export", "import",
+             "upload", "monitor", "system_admin"},
+    "power": {"view", "modify", "mark_study"},
+    "physician": set(), "member": set(), "outsider": set(),
+    "modify_only": {"modify"},
+    "sysadmin": {"system_admin", "monitor"},
+}
+PRIVATE = ("own", "other")  # "own": seen by Jane and the group's members; "other": only by View
+
+
+@dataclass
+class Route:
+    method: str
+    path: str  # with {uid} {series} {sop} {patient} {attachment} {job} {jane} {group} {ae} {entry}
+    needs: str | None = None  # a privilege, "root", or None (any logged-in user)
+    study: bool = False  # the path or the form names one of the private studies
+    allowed: int = OK
+    journaled: bool = False  # an allowed answer writes a journal entry (patient data, changes)
+    data: dict | None = None
+    hidden: int = NOT_FOUND  # the answer when the study is not visible
+    expect: Callable | None = None  # (role, study) -> status, for rules of their own (jobs)
+
+
+def job_pages(role, study):
+    """Jobs: the owner (root) and System Administration list them; others get 404."""
+    return OK if role in ("root", "sysadmin") else NOT_FOUND
+
+
+def job_result(role, study):
+    """A job's result (the export ZIP) is its owner's alone."""
+    return OK if role == "root" else NOT_FOUND
+
+
+S = "studies/<str:study_uid>/"
+ROUTES = {
+    "": Route("get", "/", journaled=True),
+    "patients/<int:pk>/": Route("get", "/patients/{patient}/", study=True, journaled=True),
+    S: Route("get", "/studies/{uid}/", study=True, journaled=True),
+    S + "series/<str:series_uid>/": Route("get", "/studies/{uid}/series/{series}/", study=True, journaled=True),
+    S + "series/<str:series_uid>/viewer": Route("get", "/studies/{uid}/series/{series}/viewer", study=True,
+                                                journaled=True),
+    # Images a journaled page loads are covered by the page's entry.
+    S + "instances/<str:sop_uid>/thumbnail": Route("get", "/studies/{uid}/instances/{sop}/thumbnail", study=True),
+    S + "instances/<str:sop_uid>/frame": Route("get", "/studies/{uid}/instances/{sop}/frame", study=True),
+    S + "instances/<str:sop_uid>/header": Route("get", "/studies/{uid}/instances/{sop}/header", study=True,
+                                                journaled=True),
+    S + "forward": Route("post", "/studies/{uid}/forward", "forward", True, FOUND, True, {"ae": "{ae}"}),
+    "actions/study/<str:study_uid>/mark/": Route("post", "/actions/study/{uid}/mark/", "mark_study", True, FOUND,
+                                                 True, {"read": "1"}),
+    "actions/study/<str:study_uid>/public/": Route("post", "/actions/study/{uid}/public/", "modify", True, FOUND,
+                                                   True, {"public": "1"}),
+    "actions/study/<str:study_uid>/delete/": Route("post", "/actions/study/{uid}/delete/", "modify", True, FOUND,
+                                                   True, {"confirm": "yes"}),
+    "actions/study/<str:study_uid>/edit/": Route("get", "/actions/study/{uid}/edit/", "modify", True, OK, True),
+    "actions/patient/<int:patient_pk>/public/": Route("post", "/actions/patient/{patient}/public/", "modify", True,
+                                                      FOUND, True, {"public": "1"}),
+    "export/": Route("post", "/export/", "export", True, FOUND, True, {"study": "{uid}"}, hidden=FOUND),
+    "download/<str:study_uid>.zip": Route("get", "/download/{uid}.zip", "download", True, OK, True),
+    "notes/<str:study_uid>/": Route("get", "/notes/{uid}/", study=True, journaled=True),
+    "notes/attachment/<int:pk>/": Route("get", "/notes/attachment/{attachment}/", study=True, journaled=True),
+    "upload/": Route("get", "/upload/", "upload"),
+    "import/": Route("get", "/import/", "import"),
+    "monitor/": Route("get", "/monitor/", "monitor"),
+    "monitor/data.json": Route("get", "/monitor/data.json", "monitor"),
+    "healthz": Route("get", "/healthz"),
+    # The remote AE registry and remote search
+    "aes/": Route("get", "/aes/", "system_admin"),
+    "aes/add/": Route("get", "/aes/add/", "system_admin"),
+    "aes/<int:pk>/": Route("get", "/aes/{ae}/", "system_admin"),
+    "aes/<int:pk>/delete/": Route("get", "/aes/{ae}/delete/", "system_admin"),
+    "aes/<int:pk>/echo/": Route("post", "/aes/{ae}/echo/", "system_admin", allowed=FOUND),
+    "aes/<int:pk>/sync/": Route("get", "/aes/{ae}/sync/", "system_admin"),
+    "aes/<int:pk>/sync/now/": Route("post", "/aes/{ae}/sync/now/", "system_admin", allowed=FOUND),
+    "remote/": Route("get", "/remote/", "query"),
+    "remote/retrieve/": Route("post", "/remote/retrieve/", "move", allowed=FOUND,
+                              data={"remote": "{ae}", "study": "1.2.3.4"}),
+    # Jobs: an export of each private study, started by root
+    "jobs/": Route("get", "/jobs/"),
+    "jobs/<int:pk>/": Route("get", "/jobs/{job}/", study=True, expect=job_pages),
+    "jobs/<int:pk>/status.json": Route("get", "/jobs/{job}/status.json", study=True, expect=job_pages),
+    "jobs/<int:pk>/result": Route("get", "/jobs/{job}/result", study=True, journaled=True, expect=job_result),
+    # The journal: reading it is journaled too
+    "journal/": Route("get", "/journal/", "system_admin", journaled=True),
+    "journal/journal.csv": Route("get", "/journal/journal.csv", "system_admin", journaled=True),
+    "journal/mail/": Route("get", "/journal/mail/", "system_admin"),
+    # Accounts
+    "accounts/login/": Route("get", "/accounts/login/", allowed=FOUND),  # logged in already
+    "accounts/logout/": Route("post", "/accounts/logout/", allowed=FOUND, journaled=True),
+    "accounts/password/": Route("get", "/accounts/password/"),
+    "accounts/users/": Route("get", "/accounts/users/", "root"),
+    "accounts/users/new/": Route("get", "/accounts/users/new/", "root"),
+    "accounts/users/<int:pk>/": Route("get", "/accounts/users/{jane}/", "root"),
+    "accounts/users/<int:pk>/password/": Route("get", "/accounts/users/{jane}/password/", "root"),
+    "accounts/users/<int:pk>/active/": Route("post", "/accounts/users/{jane}/active/", "root", allowed=FOUND,
+                                             journaled=True),
+    "accounts/users/<int:pk>/delete/": Route("get", "/accounts/users/{jane}/delete/", "root"),
+    "accounts/groups/": Route("get", "/accounts/groups/", "root"),
+    "accounts/groups/new/": Route("get", "/accounts/groups/new/", "root"),
+    "accounts/groups/<int:pk>/": Route("get", "/accounts/groups/{group}/", "root"),
+    "accounts/groups/<int:pk>/delete/": Route("get", "/accounts/groups/{group}/delete/", "root"),
+    # The REST API
+    "api/": Route("get", "/api/"),
+    "api/schema/": Route("get", "/api/schema/"),
+    "api/auth/token/": Route("get", "/api/auth/token/", allowed=NOT_ALLOWED),
+    "api/statistics/": Route("get", "/api/statistics/", "monitor"),
+    "api/^patients/$": Route("get", "/api/patients/", journaled=True),
+    "api/^patients/(?P<pk>[^/.]+)/$": Route("get", "/api/patients/{patient}/", study=True, journaled=True),
+    "api/^studies/$": Route("get", "/api/studies/", journaled=True),
+    "api/^studies/(?P<study_instance_uid>[0-9.]+)/$": Route("get", "/api/studies/{uid}/", study=True,
+                                                             journaled=True),
+    "api/^jobs/$": Route("get", "/api/jobs/"),
+    "api/^jobs/(?P<pk>[^/.]+)/$": Route("get", "/api/jobs/{job}/", study=True, expect=job_pages),
+    "api/^journal/$": Route("get", "/api/journal/", "system_admin", journaled=True),
+    "api/^journal/(?P<pk>[^/.]+)/$": Route("get", "/api/journal/{entry}/", "system_admin", journaled=True),
+    "api/^users/$": Route("get", "/api/users/", "root"),
+    "api/^users/(?P<pk>[^/.]+)/$": Route("get", "/api/users/{jane}/", "root"),
+    "api/^groups/$": Route("get", "/api/groups/", "root"),
+    "api/^groups/(?P<pk>[^/.]+)/$": Route("get", "/api/groups/{group}/", "root"),
+}
+
+
+def served_routes() -> set[str]:
+    # DRF's format-suffix twins (`.json`) of each API route lead to the same views.
+    return {route for route in walk(get_resolver().url_patterns) if "format" not in route}
+
+
+def test_every_url_is_in_the_matrix():
+    assert set(ROUTES) == served_routes()
+
+
+def expected_status(route: Route, role: str, study: str | None) -> int:
+    if route.expect is not None:
+        return route.expect(role, study)
+    may = role == "root" if route.needs == "root" else (route.needs is None or route.needs in HOLDS[role])
+    if not may:
+        return FORBIDDEN
+    if route.study and study not in VISIBLE[role]:
+        return route.hidden
+    return route.allowed
+
+
+@pytest.fixture
+def world(tmp_path):
+    world = make_world_with_files(tmp_path)
+    root = world.users["root"]
+    ae = RemoteAE.objects.create(ae_title="NOWHERE", host="127.0.0.1", port=free_port(), is_queryable=True)
+    world.values = {"ae": ae.pk, "jane": world.users["physician"].pk,
+                    "group": world.users["member"].pacs_groups.get().pk}
+    world.per_study = {}
+    for name in PRIVATE:
+        study = world.studies[name]
+        instance = Instance.objects.select_related("series").get(series__study=study)
+        note = do_add_note(study, "see the report", [SimpleUploadedFile("report.txt", b"normal")],
+                           acting_user=root)
+        job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study(ies)", owner=root,
+                                 state=Job.State.DONE, message="1 instance(s) written",
+                                 result_path=f"exports/{name}.zip")
+        job.studies.set([study])
+        (settings.DATA_DIR / "exports").mkdir(exist_ok=True)
+        (settings.DATA_DIR / "exports" / f"{name}.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+        world.per_study[name] = {
+            "uid": study.study_instance_uid, "series": instance.series.series_instance_uid,
+            "sop": instance.sop_instance_uid, "patient": study.patient.pk,
+            "attachment": note.attachments.get().pk, "job": job.pk,
+        }
+    world.values["entry"] = Entry.objects.order_by("-id").first().pk
+    return world
+
+
+class Rollback(Exception):
+    """Undo one case's changes (a deleted or published study) before the next."""
+
+
+def run_case(client, world, route: Route, role: str, study: str | None) -> list[str]:
+    values = {**world.values, **world.per_study[study or "own"]}
+    path = route.path.format(**values)
+    data = {k: v.format(**values) for k, v in (route.data or {}).items()}
+    client.force_login(world.users[role])
+    before = Entry.objects.order_by("-id").first().pk
+    response = getattr(client, route.method)(path, data or None)
+    new = list(Entry.objects.filter(id__gt=before))
+    denied = [entry for entry in new if entry.outcome == Outcome.DENIED]
+    expected = expected_status(route, role, study)
+    where = f"{role} on {study or '-'}"
+    if response.status_code != expected:
+        return [f"{where}: {response.status_code}, expected {expected}"]
+    problems = []
+    refused = expected in (FORBIDDEN, NOT_FOUND) or (route.study and study not in VISIBLE[role]
+                                                     and route.expect is None)
+    if refused:
+        if len(denied) != 1:
+            problems.append(f"{where}: {len(denied)} denied journal entries, expected exactly one")
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        patient = world.studies[study].patient if study else None
+        if patient and (patient.patient_name.encode() in body or patient.patient_id.encode() in body):
+            problems.append(f"{where}: the refusal shows the patient")
+    elif route.journaled and not [entry for entry in new if entry.outcome != Outcome.DENIED]:
+        problems.append(f"{where}: allowed, but no journal entry")
+    return problems
+
+
+@pytest.mark.parametrize("route_name", sorted(ROUTES), ids=lambda name: name or "home")
+def test_every_role_on_every_route(client, world, route_name):
+    route = ROUTES[route_name]
+    problems = []
+    for role in EVERY_ROLE:
+        for study in (PRIVATE if route.study else (None,)):
+            try:
+                with transaction.atomic():
+                    problems += run_case(client, world, route, role, study)
+                    raise Rollback
+            except Rollback:
+                pass
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("role", EVERY_ROLE)
+def test_study_list_and_counts_show_only_visible_studies(client, world, role):
+    client.force_login(world.users[role])
+    page = client.get("/").content.decode()
+    for name, study in world.studies.items():
+        assert (study.patient.patient_id in page) == (name in VISIBLE[role]), (role, name)
+    assert f"{len(VISIBLE[role])} in all" in page
+    # Whole-archive figures only for those who see every study (View) or watch the server (Monitor).
+    assert ("3</b> patients" in page) == (role in ("power", "sysadmin", "root"))
