@@ -230,16 +230,19 @@ def remote_answers_for(who, answers: list) -> list:
 # --- Adding to the archive ---------------------------------------------------------------------------------
 
 
-def may_add_to(user, patient_id: str, issuer: str, study_uid: str) -> bool:
+def may_add_to(user, patient_id: str, issuer: str, study_uid: str, *, new_patient: bool = False) -> bool:
     """May `user` upload or import a file naming this patient and study? Not into a study or a
     patient already in the archive that they may not see: the file would join it, and its name,
     birth date and sex would then show to them through their own upload. (The refusal says so:
-    it tells them the Patient ID is in use, never whose it is.)"""
+    it tells them the Patient ID is in use, never whose it is.) `new_patient`: the same upload
+    made this patient, so a new study may join it."""
     if has_privilege(user, Privilege.VIEW):
         return True
     study = Study.objects.filter(study_instance_uid=study_uid).first()
     if study is not None:
         return visible_studies(user, Study.objects.filter(pk=study.pk)).exists()
+    if new_patient:
+        return True
     patient = Patient.objects.filter(patient_id=patient_id, issuer_of_patient_id=issuer).first()
     return patient is None or patients_for(user).filter(pk=patient.pk).exists()
 

@@ -238,7 +238,7 @@ def import_paths(
     batch = batch or PostIngestBatch()
     location = storage.default_location()
     tops = [p for p in paths if p.is_dir()]
-    person = _person(origin)
+    guard = _AddGuard(origin)
     for path, member in _walk(paths, roots):
         if isinstance(member, media.MediaProblem):
             summary.add_media_problem(member)
@@ -252,7 +252,8 @@ def import_paths(
         label = f"{shown}:{member}" if member else shown
         if member is None:
             size = path.stat().st_size
-            result = _refusal(person, path, origin) or ingest_file(path, origin, batch=batch)
+            result, keys = guard.refusal(path)
+            result = result or ingest_file(path, origin, batch=batch)
         else:
             temp = storage.new_temp_path(location)  # never named after the member's name
             try:
@@ -265,11 +266,12 @@ def import_paths(
                 on_progress(1)
                 continue
             size = temp.stat().st_size
-            result = _refusal(person, temp, origin)
+            result, keys = guard.refusal(temp)
             if result is None:
                 result = ingest_file(temp, origin, adopt=True, batch=batch)
             else:
                 temp.unlink(missing_ok=True)
+        guard.accepted(keys, result)
         summary.add(label, result, size)
         on_progress(1)
     if own_batch:
@@ -277,35 +279,46 @@ def import_paths(
     return summary
 
 
-def _person(origin: Origin):
-    """The user adding the files, for uploads and imports by a person; None otherwise."""
-    from accounts.models import User
+class _AddGuard:
+    """For uploads and imports by a person without View: a file may not join a patient or a
+    study already here that they may not see (pacsone.access.may_add_to). What this run itself
+    added stays theirs to add to (the second image of a new study joins the first)."""
 
-    if origin.channel not in PERSON_CHANNELS or not origin.username:
-        return None
-    return User.objects.filter(username=origin.username).first()
+    def __init__(self, origin: Origin):
+        from accounts.models import User
 
+        self.origin = origin
+        self.person = None
+        if origin.channel in PERSON_CHANNELS and origin.username:
+            self.person = User.objects.filter(username=origin.username).first()
+        self.added: set[tuple[str, ...]] = set()
 
-def _refusal(person, path: Path, origin: Origin) -> IngestResult | None:
-    """A refusal when `person` may not add this file (pacsone.access.may_add_to), journaled;
-    None when they may (files that cannot be read are left to the ingest path to reject)."""
-    from .access import may_add_to
+    def refusal(self, path: Path) -> tuple[IngestResult | None, tuple]:
+        """(a journaled refusal or None, the file's keys to pass to `accepted`)."""
+        from .access import may_add_to
 
-    if person is None:
-        return None
-    try:
-        ds = dcmread(path, stop_before_pixels=True, force=True,
-                     specific_tags=["PatientID", "IssuerOfPatientID", "StudyInstanceUID"])
-        patient_id = str(ds.get("PatientID", "") or "").strip()
-        issuer = str(ds.get("IssuerOfPatientID", "") or "").strip()
-        study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
-    except Exception:
-        return None
-    if may_add_to(person, patient_id, issuer, study_uid):
-        return None
-    record(Action(origin.channel), user=person, patient_id=patient_id[:64], study_uid=study_uid[:64],
-           target=f"{origin.channel} of a file", outcome=JournalOutcome.DENIED, detail=NOT_YOURS)
-    return IngestResult(Outcome.INVALID, NOT_YOURS)
+        if self.person is None:
+            return None, ()
+        try:
+            ds = dcmread(path, stop_before_pixels=True, force=True,
+                         specific_tags=["PatientID", "IssuerOfPatientID", "StudyInstanceUID"])
+            patient_id = str(ds.get("PatientID", "") or "").strip()
+            issuer = str(ds.get("IssuerOfPatientID", "") or "").strip()
+            study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
+        except Exception:
+            return None, ()  # unreadable: the ingest path rejects it with its reason
+        keys = (("study", study_uid), ("patient", patient_id, issuer))
+        if keys[0] in self.added or may_add_to(self.person, patient_id, issuer, study_uid,
+                                                new_patient=keys[1] in self.added):
+            return None, keys
+        channel = self.origin.channel
+        record(Action(channel), user=self.person, patient_id=patient_id[:64], study_uid=study_uid[:64],
+               target=f"{channel} of a file", outcome=JournalOutcome.DENIED, detail=NOT_YOURS)
+        return IngestResult(Outcome.INVALID, NOT_YOURS), keys
+
+    def accepted(self, keys: tuple, result: IngestResult) -> None:
+        if keys and result.outcome.accepted:
+            self.added.update(keys)
 
 
 def import_job(progress, paths: list[str], channel: str, username: str, remove_after: str = "",

@@ -12,7 +12,7 @@ def test_searching_this_archive_as_a_remote_shows_only_visible_studies(client, s
     jane = world.users["physician"]
     jane.privileges = ["query"]
     jane.save()
-    self_ae = RemoteAE.objects.create(ae_title="ITSELF", host="127.0.0.1", port=port, is_queryable=True)
+    self_ae = RemoteAE.objects.create(ae_title=ae_title, host="127.0.0.1", port=port, is_queryable=True)
     client.force_login(jane)
     page = client.get("/remote/", {"remote": self_ae.pk, "patient_id": "*"})
     assert page.status_code == 200, page.content
@@ -28,7 +28,7 @@ def test_a_user_with_view_sees_every_answer(client, scp):
     power = world.users["power"]
     power.privileges = ["view", "query"]
     power.save()
-    self_ae = RemoteAE.objects.create(ae_title="ITSELF", host="127.0.0.1", port=port, is_queryable=True)
+    self_ae = RemoteAE.objects.create(ae_title=ae_title, host="127.0.0.1", port=port, is_queryable=True)
     client.force_login(power)
     page = client.get("/remote/", {"remote": self_ae.pk, "patient_id": "*"})
     assert len(page.context["results"]) == 3

@@ -58,3 +58,12 @@ def test_a_user_with_view_adds_to_any_patient(client, tmp_path):
     make_study("1.2.826.7.1", "MRN777", patient_name="SECRET^SALLY")
     job = upload(client, tmp_path, patient_id="MRN777", study_uid="1.2.826.7.4")
     assert "1 stored" in job.message
+
+
+def test_the_images_of_one_new_upload_join_each_other(client, tmp_path, uploader):
+    files = [make_file(tmp_path, f"{n}.dcm", patient_id="NEW2", study_uid=uid, ReferringPhysicianName="OTHER^DOC")
+             for n, uid in enumerate(["1.2.826.7.5", "1.2.826.7.5", "1.2.826.7.6"])]
+    response = client.post("/upload/", {"files": [SimpleUploadedFile(p.name, p.read_bytes()) for p in files]})
+    job = Job.objects.get(pk=response.json()["job"])
+    assert job.message.startswith("3 file(s): 3 stored"), job.message
+    assert Study.objects.filter(patient__patient_id="NEW2").count() == 2
