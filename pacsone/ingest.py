@@ -13,7 +13,7 @@ import logging
 import re
 import shutil
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -74,8 +74,8 @@ class IngestResult:
 
 @dataclass
 class PostIngestBatch:
-    """Studies touched by one association or one import; follow-up work (summaries, the
-    journal's STORE entry) is queued once per study."""
+    """Studies touched by one association or one import: the journal's STORE entry is written
+    and the follow-up work (thumbnails) queued once per study when the batch is flushed."""
 
     study_pks: set[int] = field(default_factory=set)
     stored_counts: dict[int, int] = field(default_factory=dict)  # study pk -> instances stored
@@ -90,13 +90,21 @@ class PostIngestBatch:
             self.origin = origin or self.origin
 
     def flush(self) -> None:
-        from .tasks import queue_after_ingest
+        """Journal what was stored (here, not in the queued task: the entry must exist even when
+        the task queue is down or the task fails), then queue the rest of the follow-up."""
+        from .tasks import journal_store, queue_after_ingest
 
         with self._flush_lock:
             study_pks, counts = self.study_pks, self.stored_counts
             self.study_pks, self.stored_counts = set(), {}
+        sender = asdict(self.origin) if self.origin is not None else {}
         for study_pk in sorted(study_pks):
-            queue_after_ingest(study_pk, counts.get(study_pk, 0), self.origin)
+            try:
+                journal_store(study_pk, counts.get(study_pk, 0), sender)
+            except Exception:  # the database is gone: the log keeps what the journal could not
+                log.exception("store not journaled study_pk=%s stored=%d channel=%s", study_pk,
+                              counts.get(study_pk, 0), sender.get("channel", ""))
+            queue_after_ingest(study_pk)
 
 
 class Rejected(Exception):

@@ -1,8 +1,6 @@
 """Work queued after ingest (django-q2), kept out of the association's critical path."""
 
 import logging
-from dataclasses import asdict
-
 from django_q.tasks import async_task
 
 from audit.journal import Action, record
@@ -12,23 +10,20 @@ from .models import Study
 log = logging.getLogger(__name__)
 
 
-def queue_after_ingest(study_pk: int, stored: int = 0, origin=None) -> None:
+def queue_after_ingest(study_pk: int) -> None:
     """Queue the follow-up of a study that received instances. A failure to queue loses nothing:
-    the instances are stored, and the next ingest into the study queues it again."""
-    sender = asdict(origin) if origin is not None else {}
+    the instances are stored and journaled, and the next ingest into the study queues it again."""
     try:
-        async_task("pacsone.tasks.after_ingest", study_pk, stored, sender, task_name=f"after-ingest-{study_pk}")
+        async_task("pacsone.tasks.after_ingest", study_pk, task_name=f"after-ingest-{study_pk}")
     except Exception:
         log.exception("could not queue after_ingest study_pk=%s", study_pk)
 
 
 def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> None:
-    """Journal what was stored, by whom (one entry per study and association or import), and
-    render the study page's thumbnails. (The study's counts are exact already: the ingest
-    transaction keeps them, pacsone/study_counts.py.)"""
-    if stored:
-        journal_store(study_pk, stored, sender or {})
-        warm_thumbnails(study_pk)
+    """Render the study page's thumbnails. (The study's counts are exact already: the ingest
+    transaction keeps them, pacsone/study_counts.py; the STORE entry is written by
+    PostIngestBatch.flush. `stored` and `sender` are accepted for tasks queued before that.)"""
+    warm_thumbnails(study_pk)
 
 
 def warm_thumbnails(study_pk: int) -> None:
