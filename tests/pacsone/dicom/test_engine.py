@@ -10,7 +10,6 @@ import pytest
 from django.conf import settings
 from pydicom import dcmread
 from pydicom.filewriter import write_file_meta_info
-from pydicom.dataset import FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, PYDICOM_ROOT_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
 from pynetdicom.dimse_messages import C_STORE_RSP
@@ -20,7 +19,7 @@ from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import CTImageStorage, Verification
 
 from pacsone.dicom.net import commands, wire
-from pacsone.dicom.net.file_meta import PREAMBLE, file_meta_bytes
+from pacsone.dicom.net.file_meta import PREAMBLE, file_meta, file_meta_bytes
 from pacsone.dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsone.dicom.receiving import header_from_head
 from pacsone.dicom.net.requestor import StoreAssociation
@@ -38,14 +37,7 @@ UIDS = ["1.2.3", "1.2.826.0.1.3680043.8.498.1234567890123456789012345678901", "1
 @pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50"])
 @pytest.mark.parametrize("source_ae", ["", "MODALITY", "CT1"])
 def test_file_meta_is_byte_identical_to_pydicom(instance_uid, syntax, source_ae):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT
-    meta.MediaStorageSOPInstanceUID = instance_uid
-    meta.TransferSyntaxUID = syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    if source_ae:
-        meta.SourceApplicationEntityTitle = source_ae
+    meta = file_meta(CT, instance_uid, syntax, source_ae)  # a pydicom FileMetaDataset, written by pydicom
     expected = BytesIO()
     write_file_meta_info(expected, meta)
     assert file_meta_bytes(CT, instance_uid, syntax, source_ae) == expected.getvalue()
