@@ -72,6 +72,8 @@ def wildcard_q(field: str, pattern: str, case_insensitive: bool = False) -> Q:
     pattern = check_pattern(pattern)
     if pattern in ("", "*"):
         return Q()
+    if case_insensitive and not pattern.isascii():
+        return unicode_insensitive_q(field, pattern)
     prefix = "i" if case_insensitive else ""
     if not has_wildcards(pattern):
         return Q(**{f"{field}__{prefix}exact": pattern})
@@ -80,6 +82,51 @@ def wildcard_q(field: str, pattern: str, case_insensitive: bool = False) -> Q:
         return Q(**{f"{field}__{prefix}startswith": body})
     regex = pattern_regex(pattern, atomic=connection.vendor != "postgresql")
     return Q(**{f"{field}__{prefix}regex": regex})
+
+
+def unicode_insensitive_q(field: str, pattern: str) -> Q:
+    """Case-insensitive matching of a non-ASCII pattern (`müller*` finds `MÜLLER^JÜRGEN`).
+    SQLite's LIKE folds ASCII letters only; its REGEXP is Python's `re`, whose IGNORECASE folds
+    every letter (MariaDB's and PostgreSQL's case-insensitive regexps do too). A scan: only
+    non-ASCII patterns take this way."""
+    return Q(**{f"{field}__iregex": pattern_regex(pattern, atomic=connection.vendor != "postgresql")})
+
+
+# Where a person name's ideographic and phonetic groups start (PS3.5 6.2.1.2): CJK, kana and
+# Hangul all lie above U+1100; alphabetic groups (Latin, Greek, Cyrillic, Arabic, Hebrew) below.
+IDEOGRAPHIC_OR_PHONETIC_FROM = 0x1100
+
+
+def person_name_q(field: str, pattern: str, match) -> Q:
+    """`field`, a person name as received (`Yamada^Tarou=山田^太郎=やまだ^たろう`), matches
+    `pattern` by `match(field, pattern) -> Q` on the whole value or on one component group.
+
+    The index keeps the whole value (what the sender sent, shown as it is and returned by
+    C-FIND); searches find it by any group a user would type: the whole value; the alphabetic
+    group, which starts the value (`Yamada*`, or `Yamada^Tarou` exactly: the value up to its
+    first `=`), both from the column's index; and, for a pattern in ideographic or phonetic
+    script only (`山田*`, `やまだ^たろう`), the group after an `=`, which needs a scan.
+    The user's pattern is bounded as any (PatternError); the group forms add at most two
+    wildcards of ours and are left out where those would pass the bounds."""
+    if pattern.strip("*") == "":
+        return Q()
+    condition = match(field, pattern)
+    if "=" in pattern:
+        return condition  # the user wrote the groups: the whole value is matched
+    groups = []
+    if not pattern.endswith("*"):
+        groups.append(pattern + "=*")
+    if any(ord(c) >= IDEOGRAPHIC_OR_PHONETIC_FROM for c in pattern):
+        groups.append("*=" + pattern)
+        if not pattern.endswith("*"):
+            groups.append("*=" + pattern + "=*")
+    for group_pattern in groups:
+        try:
+            check_pattern(group_pattern)
+        except PatternError:
+            continue
+        condition |= match(field, group_pattern)
+    return condition
 
 
 def parse_date(value: str) -> datetime.date | None:

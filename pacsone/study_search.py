@@ -12,7 +12,7 @@ parameter, never a slow query. Callers run the search inside query_limits.time_l
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from .matching import PatternError, date_range_q, parse_date, wildcard_q
+from .matching import PatternError, date_range_q, parse_date, person_name_q, wildcard_q
 from .models import Series
 
 SEARCH_FIELDS = (
@@ -30,6 +30,19 @@ WILDCARD_FIELDS = (
 )
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+# Person names are found by any of their component groups (matching.person_name_q).
+PERSON_NAME_PARAMETERS = {"patient_name", "referring_physician"}
+
+
+def _wildcard_condition(name: str, field: str, value: str, case_insensitive: bool):
+    def match(column: str, pattern: str):
+        return wildcard_q(column, pattern, case_insensitive=case_insensitive)
+
+    if name in PERSON_NAME_PARAMETERS:
+        return person_name_q(field, value, match)
+    return match(field, value)
 
 
 def _text(params, name: str) -> str:
@@ -71,7 +84,7 @@ def search_studies(studies: QuerySet, params) -> tuple[QuerySet, dict[str, str]]
             if name == "patient_name":
                 value = value.upper()
             try:
-                studies = studies.filter(wildcard_q(field, value, case_insensitive=case_insensitive))
+                studies = studies.filter(_wildcard_condition(name, field, value, case_insensitive))
             except PatternError as error:
                 problems[name] = f"{name}: {error}"
                 studies = studies.none()  # refused, not widened to every study

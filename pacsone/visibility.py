@@ -21,14 +21,33 @@ from accounts.privileges import Privilege, has_privilege
 
 
 def _person_name_match(field: str, first: str, last: str) -> Q:
-    """A DICOM person name `Last^First[^Middle^Prefix^Suffix]`, or `First Last` as some
-    systems write it, compared case-insensitively."""
-    dicom_name = f"{last}^{first}"
-    return (
-        Q(**{f"{field}__iexact": dicom_name})
-        | Q(**{f"{field}__istartswith": dicom_name + "^"})
-        | Q(**{f"{field}__iexact": f"{first} {last}"})
-    )
+    """A DICOM person name `Last^First[^Middle^Prefix^Suffix]` (its alphabetic group, alone or
+    followed by `=` and the ideographic/phonetic groups), or `First Last` as some systems write
+    it, compared case-insensitively."""
+    condition = Q()
+    for first_spelled, last_spelled in _case_spellings(first, last):
+        dicom_name = f"{last_spelled}^{first_spelled}"
+        condition |= (
+            Q(**{f"{field}__iexact": dicom_name})
+            | Q(**{f"{field}__istartswith": dicom_name + "^"})
+            | Q(**{f"{field}__istartswith": dicom_name + "="})
+            | Q(**{f"{field}__iexact": f"{first_spelled} {last_spelled}"})
+        )
+    return condition
+
+
+def _case_spellings(first: str, last: str) -> list[tuple[str, str]]:
+    """The name as the user's account spells it and, when it has non-ASCII letters, in upper,
+    lower and title case too: SQLite's LIKE folds ASCII letters only, so `Jürgen Müller` would
+    not match `MÜLLER^JÜRGEN` (MariaDB's and PostgreSQL's folding would). Every term stays an
+    indexed lookup."""
+    spellings = [(first, last)]
+    if not (first + last).isascii():
+        for change in (str.upper, str.lower, str.title):
+            spelled = (change(first), change(last))
+            if spelled not in spellings:
+                spellings.append(spelled)
+    return spellings
 
 
 def private_access(user) -> Q | None:

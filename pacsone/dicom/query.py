@@ -17,8 +17,9 @@ Answers come two ways, the same identifiers: `Answerer.answers()` yields pydicom
 (Implicit VR Little Endian when `explicit_vr` is False, Explicit VR Little Endian when True),
 built from the rows and headers without a Dataset (identifier_codec.py; over ten times
 cheaper). `find_encoded(identifier, model, retrieve_ae_title, explicit_vr)` is `find()` for
-the encoded answers. An answer whose row holds non-ASCII text carries Specific Character Set
-ISO_IR 192 and its text is UTF-8, in both ways.
+the encoded answers. An answer holding non-ASCII text, from a column or from the stored header,
+carries the Specific Character Set its bytes are written in, in both ways (charsets.py: the
+query's own set when it can hold the text, else ISO_IR 192).
 
 Every entry point takes `studies`: the queryset of studies the caller may reach (a DICOM AE's
 linked user or group, pacsone/dicom/policy.py), or None for the whole archive. Matches, counts,
@@ -41,7 +42,7 @@ from pydicom.tag import Tag
 from .. import matching
 from ..query_limits import QueryTimeout, time_limited
 from ..models import Instance, Patient, Series, Study
-from . import header_match
+from . import charsets, header_match
 from .net import identifier_codec, status
 
 log = logging.getLogger(__name__)
@@ -287,12 +288,8 @@ def key_q(keyword: str, path: str, value: str) -> Q:
             return Q(**{column: int(value)})
         except ValueError:
             raise QueryError(UNABLE_TO_PROCESS, f"{keyword} must be a number, not {value!r}") from None
-    if key.kind == NAME:
-        if name_matching_is_case_insensitive():
-            return text_q(path + "patient_name_search", value.upper(), folded=True)
-        return text_q(column, value)
-    if key.kind == PERSON:
-        return text_q(column, value, case_insensitive=name_matching_is_case_insensitive())
+    if key.kind in (NAME, PERSON):
+        return person_q(key, column, path, value)
     return text_q(column, value)
 
 
@@ -320,6 +317,16 @@ def modalities_q(value: str) -> Q:
     if not within:
         return Q()
     return Q(Exists(Series.objects.filter(within, study=OuterRef("pk"))))
+
+
+def person_q(key: Key, column: str, path: str, value: str) -> Q:
+    """A person name key, matched on the whole value or one of its component groups
+    (matching.person_name_q); case-insensitive unless PACS_NAME_MATCHING says otherwise."""
+    insensitive = name_matching_is_case_insensitive()
+    if key.kind == NAME and insensitive:  # the upper-case search column, from its index
+        return matching.person_name_q(path + "patient_name_search", value.upper(),
+                                      lambda field, pattern: text_q(field, pattern, folded=True))
+    return matching.person_name_q(column, value, lambda field, pattern: text_q(field, pattern, insensitive))
 
 
 # --- The query -----------------------------------------------------------------------------------------
@@ -462,6 +469,7 @@ class Answerer:
         self.computed: dict[str, str] = {}
         self.from_header: list[DataElement] = []
         self._plan = None
+        self.asked_charset = charsets.query_charset(query.identifier)
         for element in query.identifier:
             keyword = element.keyword
             if keyword in NOT_RETURNED or element.tag.is_private or element.tag.group == 0x0002:
@@ -473,6 +481,7 @@ class Answerer:
                 self.computed[keyword] = COMPUTED[keyword][1]
             elif keyword not in ("RetrieveAETitle", "InstanceAvailability", "QueryRetrieveLevel"):
                 self.from_header.append(element)
+        self.header_keys = [f"{int(element.tag):08X}" for element in self.from_header]
 
     def rows(self):
         """(row, header) pairs in primary-key order, read PAGE_SIZE at a time."""
@@ -526,9 +535,19 @@ class Answerer:
                 ds.InstanceAvailability = "ONLINE"
         for element in self.from_header:
             ds[element.tag] = _header_element(header, element)
-        if any(_is_not_ascii(v) for v in row.values()):
-            ds.SpecificCharacterSet = "ISO_IR 192"
+        charset = self.charset_of(row, header)
+        if charset is not None:
+            ds.SpecificCharacterSet = charset
         return ds
+
+    def charset_of(self, row: dict, header: dict) -> str | list[str] | None:
+        """The (0008,0005) of the answer built from `row` and `header` (charsets.answer_charset)."""
+        texts = [v for v in row.values() if type(v) is str and not v.isascii()]
+        for key in self.header_keys:
+            stored = header.get(key)
+            if stored is not None:
+                charsets.non_ascii_json_texts(stored, texts)
+        return charsets.answer_charset(self.asked_charset, texts)
 
     def answers(self):
         for row, header in self.rows():
@@ -545,7 +564,7 @@ class Answerer:
     def encoded_answer(self, row: dict, header: dict, explicit_vr: bool) -> bytes:
         """`answer(row, header)` encoded; through pydicom only where the fast path cannot be exact."""
         plan, charset_at = self._encoding_plan()
-        charset = "ISO_IR 192" if any(type(v) is str and not v.isascii() for v in row.values()) else None
+        charset = self.charset_of(row, header)
         elements = []
         for tag, vr, kind, source in plan:
             if kind is _CONSTANT:
@@ -601,10 +620,6 @@ class Answerer:
 def _dicom_date(day: datetime.date) -> str:
     """`_format`'s strftime("%Y%m%d"), several times faster."""
     return day.isoformat().replace("-", "") if day.year >= 1000 else day.strftime("%Y%m%d")
-
-
-def _is_not_ascii(value) -> bool:
-    return isinstance(value, str) and not value.isascii()
 
 
 def _no_bulk_data(*_args) -> bytes:

@@ -56,7 +56,10 @@ def header_from_head(head: bytes, transfer_syntax: UID, complete: bool) -> Datas
         return None
     if not any(keyword in ds for keyword in KEY_UIDS):
         return None  # garbage that parsed as a few elements: the ingest's own reading judges it
-    ds.set_original_encoding(transfer_syntax.is_implicit_VR, True, ds.get("SpecificCharacterSet"))
+    # read_dataset has set the original character set from (0008,0005) already, as the Python
+    # codecs pydicom decodes with; only the encoding flags are ours to set. (Passing the raw
+    # "ISO_IR 192" here made every later text conversion fail: "Unknown encoding".)
+    ds.set_original_encoding(transfer_syntax.is_implicit_VR, True)
     return ds
 
 

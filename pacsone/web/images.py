@@ -127,7 +127,14 @@ def _presets(first: Instance | None, modality: str) -> list[dict]:
 def _values(header: dict, tag: str) -> list:
     """The values of one attribute in an instance's DICOM JSON header."""
     values = (header.get(tag) or {}).get("Value") or []
-    return [v.get("Alphabetic", "") if isinstance(v, dict) else v for v in values]
+    return [_person_name(v) if isinstance(v, dict) else v for v in values]
+
+
+def _person_name(value: dict) -> str:
+    """A DICOM JSON person name as written in DICOM (`Yamada^Tarou=山田^太郎=やまだ^たろう`):
+    a name held only in its ideographic group must not show as no name."""
+    groups = [value.get(group, "") for group in ("Alphabetic", "Ideographic", "Phonetic")]
+    return "=".join(groups).rstrip("=")
 
 
 def _overlay(first: Instance | None) -> dict[str, str]:

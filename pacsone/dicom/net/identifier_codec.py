@@ -15,8 +15,9 @@ a str (a backslash separates values), a list of str, an int (IS, US, UL, ...), a
 list of numbers (binary number VRs). A triple whose VR is None carries a whole element already
 encoded (tag, VR, length and value: see `pydicom_element()`), for what only pydicom should write.
 The Specific Character Set, when one of the elements is (0008,0005), decides how text VRs are
-encoded, as in pydicom: ISO_IR 192 as UTF-8, ISO_IR 100 as Latin-1; with no or another
-character set, non-ASCII text goes to pydicom.
+encoded, as in pydicom: ISO_IR 192 as UTF-8, the single-byte sets (ISO_IR 100 to 166, but not
+ISO_IR 13) and GB18030/GBK with their codecs; with no character set, with code extensions (ISO
+2022, several values) or with text a set cannot hold, that element goes to pydicom.
 
 Anything the fast path does not handle exactly (non-ASCII where the character set is not one of
 the above, DS, AT, binary and sequence values, unusual values, ambiguous VRs such
@@ -44,8 +45,14 @@ STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UR", "IS", "UI"}) |
 # Text in which pydicom never splits at backslashes.
 SINGLE_VALUE_VRS = frozenset({"LT", "ST", "UT"})
 NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
-# Python codecs of the character sets the fast path encodes non-ASCII text in.
-TEXT_CODECS = {"ISO_IR 192": "utf-8", "ISO_IR 100": "latin-1"}
+# Python codecs of the character sets the fast path encodes non-ASCII text in: those in which
+# pydicom writes a value as `value.encode(codec)` and ASCII text stays ASCII.
+TEXT_CODECS = {
+    "ISO_IR 192": "utf-8", "ISO_IR 100": "latin-1", "ISO_IR 101": "iso8859_2", "ISO_IR 109": "iso8859_3",
+    "ISO_IR 110": "iso8859_4", "ISO_IR 126": "iso8859_7", "ISO_IR 127": "iso8859_6", "ISO_IR 138": "iso8859_8",
+    "ISO_IR 144": "iso8859_5", "ISO_IR 148": "iso8859_9", "ISO_IR 166": "tis_620",
+    "GB18030": "gb18030", "GBK": "gbk",
+}
 DEFAULT_ENCODING = "iso8859"  # pydicom.charset.default_encoding
 
 
@@ -147,7 +154,7 @@ def charset_is_plain(charset) -> bool:
     charset = _single_charset(charset)
     if charset is None:
         return True
-    return isinstance(charset, str) and charset.strip() in ("", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192")
+    return isinstance(charset, str) and (charset.strip() in ("", "ISO_IR 6") or charset.strip() in TEXT_CODECS)
 
 
 def encode(elements, explicit_vr: bool) -> bytes:

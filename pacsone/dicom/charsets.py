@@ -1,0 +1,128 @@
+"""Specific Character Set (0008,0005) of C-FIND traffic: how a query's text is read, and which
+character set an answer is written in (PS3.3 C.12.1.1.2, PS3.5 6.1).
+
+An answer's bytes and its (0008,0005) must agree, whether a value comes from an index column or
+from the stored DICOM JSON header (both hold decoded text). The rule, in `answer_charset()`:
+- an answer whose text is all ASCII carries no (0008,0005) (the default repertoire holds it);
+- otherwise the query's own character set, when the peer asked in one and every non-ASCII
+  value of the answer can be written in it: the peer has shown that it reads that set (an
+  older system that queries in ISO_IR 100 or in ISO 2022 IR 87 may not read UTF-8);
+- otherwise ISO_IR 192 (UTF-8), which holds any text.
+
+A query without (0008,0005) should be ASCII; peers such as `findscu -k PatientName=MÜLLER*`
+typed in a UTF-8 terminal send UTF-8 bytes anyway. `read_query_leniently()` reads such text as
+UTF-8 when it is valid UTF-8 (pydicom would read it as Latin-1, and `MÃ\x9cLLER*` finds nothing).
+"""
+
+from pydicom.charset import python_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+
+UTF8 = "ISO_IR 192"
+CHARSET_TAG = 0x00080005
+# Text VRs that (0008,0005) applies to (PS3.5 6.1.2.3).
+TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
+# The default repertoire (ASCII) under its names; pydicom reads it as Latin-1, which is wider.
+ASCII_TERMS = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6"})
+# JIS X 0201 (ISO_IR 13): pydicom's codec is shift_jis, of which only the one-byte codes belong.
+JIS_X_0201_TERMS = frozenset({"ISO_IR 13", "ISO 2022 IR 13"})
+
+
+def query_charset(identifier: Dataset) -> list[str]:
+    """The defined terms of the query's (0008,0005), stripped; [] when it has none."""
+    element = identifier.get(CHARSET_TAG)
+    if element is None or not element.value:
+        return []
+    value = element.value
+    terms = [value] if isinstance(value, str) else list(value)
+    return [str(term).strip() for term in terms]
+
+
+def read_query_leniently(identifier: Dataset) -> None:
+    """Before any value of `identifier` is read: without a (0008,0005), read its text as UTF-8
+    when every non-ASCII text value is valid UTF-8 (see the module's docstring)."""
+    if CHARSET_TAG in identifier._dict:
+        return
+    found_utf8 = False
+    for raw in identifier._dict.values():
+        if not isinstance(raw, RawDataElement) or not raw.value:
+            continue
+        vr = raw.VR or _dictionary_vr(raw.tag)
+        if vr not in TEXT_VRS or raw.value.isascii():
+            continue
+        try:
+            raw.value.decode("utf-8")
+        except UnicodeDecodeError:
+            return  # not UTF-8: the default reading stands
+        found_utf8 = True
+    if found_utf8:
+        implicit_vr, little_endian = identifier.original_encoding
+        identifier.set_original_encoding(implicit_vr, little_endian, ["UTF8"])
+
+
+def _dictionary_vr(tag) -> str | None:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
+def answer_charset(asked: list[str], texts: list[str]) -> str | list[str] | None:
+    """The (0008,0005) value of an answer holding the non-ASCII strings `texts`, for a query
+    whose own character set was `asked` (see the module's docstring); None: no (0008,0005)."""
+    if not texts:
+        return None
+    if asked and asked != [UTF8] and _can_write(asked, texts):
+        return asked[0] if len(asked) == 1 else asked
+    return UTF8
+
+
+def _can_write(terms: list[str], texts: list[str]) -> bool:
+    """Every character of `texts` can be written in one of the character sets `terms`."""
+    codecs = []
+    for term in terms:
+        if term in ASCII_TERMS:
+            continue  # ASCII is written under any set; non-ASCII text needs another one
+        codec = python_encoding.get(term)
+        if codec is None:
+            return False  # a term we do not know: answer in UTF-8
+        codecs.append((codec, term in JIS_X_0201_TERMS))
+    if not codecs:
+        return False
+    if len(codecs) == 1 and not codecs[0][1]:
+        try:
+            for text in texts:
+                text.encode(codecs[0][0])
+            return True
+        except (UnicodeError, LookupError):
+            return False
+    # Code extensions: pydicom switches sets character run by character run.
+    return all(_char_fits(char, codecs) for text in texts for char in set(text) if not char.isascii())
+
+
+def _char_fits(char: str, codecs: list[tuple[str, bool]]) -> bool:
+    for codec, one_byte_only in codecs:
+        try:
+            encoded = char.encode(codec)
+        except (UnicodeError, LookupError):
+            continue
+        if not one_byte_only or len(encoded) == 1:
+            return True
+    return False
+
+
+def non_ascii_json_texts(stored, found: list[str]) -> None:
+    """Append the non-ASCII strings of a DICOM JSON attribute (values, person name groups,
+    sequence items) to `found`."""
+    kind = type(stored)
+    if kind is str:
+        if not stored.isascii():
+            found.append(stored)
+    elif kind is dict:
+        for key, value in stored.items():
+            if key != "vr" and key != "BulkDataURI" and key != "InlineBinary":
+                non_ascii_json_texts(value, found)
+    elif kind is list:
+        for value in stored:
+            non_ascii_json_texts(value, found)
