@@ -61,6 +61,17 @@ def read_query_leniently(identifier: Dataset) -> None:
         identifier.set_original_encoding(implicit_vr, little_endian, ["UTF8"])
 
 
+def name_query_charset(identifier: Dataset) -> None:
+    """A query we send: without a (0008,0005), one with non-ASCII text (`MÜLLER*` typed in the
+    remote search) says ISO_IR 192, as pydicom then writes that text in UTF-8."""
+    if CHARSET_TAG in identifier:
+        return
+    for element in identifier:
+        if element.VR in TEXT_VRS and not str(element.value or "").isascii():
+            identifier.SpecificCharacterSet = UTF8
+            return
+
+
 def _dictionary_vr(tag) -> str | None:
     try:
         return dictionary_VR(tag)

@@ -24,7 +24,7 @@ from pynetdicom.sop_class import (
 )
 
 from ..models import RemoteAE
-from . import query
+from . import charsets, query
 from .net import sending, status
 from .net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .qr import storage_contexts
@@ -114,6 +114,7 @@ def find(remote: RemoteAE, identifier: Dataset, model: str = query.STUDY_ROOT,
          limit: int = MAX_FIND_ANSWERS) -> list[Dataset]:
     """C-FIND; the answers (at most `limit`: the rest is cancelled)."""
     sop_class = FIND[model]
+    charsets.name_query_charset(identifier)
     assoc = _associate(_ae(sop_class), remote)
     answers = []
     try:

@@ -9,10 +9,13 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
+from pacsone.dicom import remote as remotes
+from pacsone.dicom import scu
 from pacsone.models import Instance
 from tests.helpers import make_file
 from tests.pacsone.core.test_character_sets import assert_indexed_as_pydicom_decodes
 from tests.pacsone.dicom.charset_corpus import CORPUS, corpus_file, decoded
+from tests.pacsone.dicom.remote_archive import start_remote_archive
 from tests.pacsone.dicom.test_dcmtk_interop import dcmsend, dcmtk
 
 pytestmark = pytest.mark.peers
@@ -192,3 +195,56 @@ def test_a_utf8_study_with_an_ascii_referring_physician_is_stored_with_every_nam
     study = Instance.objects.select_related("series__study__patient").get().series.study
     assert (study.patient.patient_name, study.institution_name, study.referring_physician_name) == (
         "MÜLLER^JÜRGEN", "Universitätsklinikum", "SMITH^JANE")
+
+
+# --- Remote search, retrieve (C-MOVE to us) and sync against dcmtk's dcmqrscp -----------------------------
+
+REMOTE_CORPUS = ("utf8-mueller", "chrH31.dcm", "chrX2.dcm", "chrFren.dcm")
+
+
+@pytest.fixture
+def remote(scp, tmp_path):
+    _ae_title, port = scp
+    archive = start_remote_archive(tmp_path / "remote", port)
+    files = [corpus_file(name, tmp_path / "corpus") for name in REMOTE_CORPUS]
+    copies = []
+    for path in files:  # dcmqridx indexes files where they lie: copies in the archive's folder
+        copy = tmp_path / "remote" / "files" / path.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(path.read_bytes())
+        copies.append(copy)
+    archive.add(*copies)
+    yield archive, copies
+    archive.stop()
+
+
+def test_a_remote_search_sends_non_ascii_text_in_utf8_and_reads_the_answers(remote):
+    archive, _files = remote
+    identifier = scu.study_identifier("")
+    identifier.PatientName = "MÜLLER*"
+
+    answers = scu.find(archive.ae, identifier)
+
+    assert [str(answer.PatientName) for answer in answers] == ["MÜLLER^JÜRGEN"]
+
+
+def test_a_retrieved_study_is_indexed_as_pydicom_decodes_it(remote):
+    archive, files = remote
+
+    for path in files:
+        result = scu.retrieve_study(archive.ae, decoded(path).study_uid)
+        assert result.ok and result.completed == 1, result.summary()
+
+    assert Instance.objects.count() == len(files)
+    for path in files:
+        assert_indexed_as_pydicom_decodes(path)
+
+
+def test_a_sync_indexes_what_pydicom_decodes(remote):
+    archive, files = remote
+
+    remotes.start_sync(archive.ae)
+
+    assert Instance.objects.count() == len(files)
+    for path in files:
+        assert_indexed_as_pydicom_decodes(path)
