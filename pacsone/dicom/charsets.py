@@ -123,17 +123,21 @@ def _char_fits(char: str, codecs: list[tuple[str, bool]]) -> bool:
     return False
 
 
-def non_ascii_json_texts(stored, found: list[str]) -> None:
-    """Append the non-ASCII strings of a DICOM JSON attribute (values, person name groups,
-    sequence items) to `found`."""
-    kind = type(stored)
-    if kind is str:
-        if not stored.isascii():
-            found.append(stored)
-    elif kind is dict:
-        for key, value in stored.items():
-            if key != "vr" and key != "BulkDataURI" and key != "InlineBinary":
-                non_ascii_json_texts(value, found)
-    elif kind is list:
-        for value in stored:
-            non_ascii_json_texts(value, found)
+def non_ascii_json_texts(attribute: dict, found: list[str]) -> None:
+    """Append the non-ASCII strings of a DICOM JSON attribute (its values, person name groups,
+    the attributes of sequence items) to `found`. On every C-FIND answer: kept cheap."""
+    values = attribute.get("Value") if type(attribute) is dict else None
+    if not values:
+        return
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                found.append(value)
+        elif kind is dict:  # person name groups, or a sequence item's attributes
+            for part in value.values():
+                if type(part) is str:
+                    if not part.isascii():
+                        found.append(part)
+                else:
+                    non_ascii_json_texts(part, found)
