@@ -15,6 +15,7 @@ from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
 from . import rendering, storage
+from .dicom import charsets
 from .ingest import Origin, Outcome, PostIngestBatch, ingest_file
 from .models import Instance, Patient, Study
 
@@ -83,6 +84,7 @@ def do_edit_study(study: Study, cleaned: dict, *, acting_user, request=None):
 def _rewrite(instance: Instance, keywords: dict[str, str], origin: Origin, batch: PostIngestBatch) -> bool:
     path = storage.absolute_path(instance.storage_location, instance.file_path)
     ds = dcmread(path)
+    charsets.make_room_for(ds, list(keywords.values()))
     for keyword, value in keywords.items():
         setattr(ds, keyword, value)
     temp = storage.new_temp_path(storage.default_location())

@@ -72,6 +72,20 @@ def name_query_charset(identifier: Dataset) -> None:
             return
 
 
+def make_room_for(ds: Dataset, texts: list[str]) -> None:
+    """Before new text values are set in a stored data set (an edit): when its (0008,0005)
+    cannot hold them, every value is decoded and the data set switched to ISO_IR 192, so that
+    pydicom writes the new text instead of `?` (or Latin-1 bytes under no character set)."""
+    new = [text for text in texts if not text.isascii()]
+    if not new:
+        return
+    terms = query_charset(ds)
+    if terms == [UTF8] or (terms and _can_write(terms, new)):
+        return
+    ds.decode()
+    ds.SpecificCharacterSet = UTF8
+
+
 def _dictionary_vr(tag) -> str | None:
     try:
         return dictionary_VR(tag)

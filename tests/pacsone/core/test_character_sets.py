@@ -9,6 +9,7 @@ from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from audit.models import Entry
+from pacsone import storage
 from pacsone.dicom import charsets, query
 from pacsone.dicom.net import identifier_codec
 from pacsone.dicom.receiving import header_from_head
@@ -278,3 +279,34 @@ def test_an_answer_is_written_in_the_query_character_set_when_it_holds_the_text(
 ])
 def test_the_answer_character_set_rule(asked, texts, answered):
     assert charsets.answer_charset(asked, texts) == answered
+
+
+# --- Edits: the stored file's character set holds the new text -------------------------------------------
+
+
+@pytest.mark.parametrize("name,new_name,charset", [
+    ("chrGerm.dcm", "Müller^Jürgen", "ISO_IR 100"),  # Latin-1 holds it: the file keeps its set
+    ("chrGerm.dcm", "山田^太郎", "ISO_IR 192"),  # it does not: the whole file goes UTF-8
+    ("chrH31.dcm", "MÜLLER^JÜRGEN", "ISO_IR 192"),
+])
+def test_an_edit_writes_new_text_in_a_character_set_that_holds_it(client, tmp_path, name, new_name, charset):
+    path = corpus_file(name, tmp_path)
+    before = decoded(path)
+    ingest_file(path, Origin("import"))
+    study = Study.objects.select_related("patient").get()
+    client.force_login(make_user("power", ["view", "modify"]))
+
+    response = client.post(f"/actions/study/{study.study_instance_uid}/edit/", {
+        "patient_name": new_name, "birth_date": "", "sex": study.patient.sex,
+        "study_description": study.study_description, "accession_number": study.accession_number,
+        "referring_physician_name": study.referring_physician_name,
+        "reading_physician_name": study.reading_physician_name, "study_date": ""})
+
+    assert response.status_code == 302
+    instance = Instance.objects.select_related("series__study__patient", "storage_location").get()
+    stored = storage.absolute_path(instance.storage_location, instance.file_path)
+    after = decoded(stored)
+    assert after.charset == charset
+    assert after.patient_name == new_name == instance.series.study.patient.patient_name
+    assert {k: v for k, v in after.texts.items() if k != "PatientName"} == {
+        k: v for k, v in before.texts.items() if k != "PatientName"}
