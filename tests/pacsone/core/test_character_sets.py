@@ -2,7 +2,10 @@
 C-FIND answers built from the index (the network side: tests/pacsone/dicom/test_character_sets.py).
 Every value is compared with what pydicom itself decodes from the same file."""
 
+import json
+
 import pytest
+from django.utils.html import escape
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
@@ -310,3 +313,27 @@ def test_an_edit_writes_new_text_in_a_character_set_that_holds_it(client, tmp_pa
     assert after.patient_name == new_name == instance.series.study.patient.patient_name
     assert {k: v for k, v in after.texts.items() if k != "PatientName"} == {
         k: v for k, v in before.texts.items() if k != "PatientName"}
+
+
+# --- Pages: the study page, the viewer overlay and the header dump -----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["utf8-mueller", "utf8-yamada", "chrH31.dcm", "chrI2.dcm", "chrArab.dcm"])
+def test_the_pages_and_the_viewer_overlay_show_the_decoded_text(client, tmp_path, name):
+    path = corpus_file(name, tmp_path)
+    expected = decoded(path)
+    ingest_file(path, Origin("import"))
+    client.force_login(make_user("root"))
+    base = f"/studies/{expected.study_uid}/"
+
+    study_page = client.get(base).content.decode()
+    viewer = client.get(f"{base}series/{expected.series_uid}/viewer").content.decode()
+    header = client.get(f"{base}instances/{expected.sop_uid}/header").content.decode()
+
+    assert escape(expected.patient_name) in study_page
+    start = viewer.index('<script id="viewer-data" type="application/json">')
+    overlay = json.loads(viewer[viewer.index(">", start) + 1:viewer.index("</script>", start)])["overlay"]
+    assert overlay["PatientName"] == expected.patient_name.replace("^", " ")
+    if expected.texts["InstitutionName"]:
+        assert overlay["InstitutionName"] == expected.texts["InstitutionName"]
+    assert escape(expected.patient_name) in header

@@ -12,7 +12,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 from pacsone.dicom import remote as remotes
 from pacsone.dicom import scu
 from pacsone.models import Instance
-from tests.helpers import make_file
+from tests.helpers import journaled, make_file
 from tests.pacsone.core.test_character_sets import assert_indexed_as_pydicom_decodes
 from tests.pacsone.dicom.charset_corpus import CORPUS, corpus_file, decoded
 from tests.pacsone.dicom.remote_archive import start_remote_archive
@@ -248,3 +248,9 @@ def test_a_sync_indexes_what_pydicom_decodes(remote):
     assert Instance.objects.count() == len(files)
     for path in files:
         assert_indexed_as_pydicom_decodes(path)
+
+
+def test_a_non_ascii_query_is_journaled_as_asked(corpus_scp, tmp_path):
+    findscu(corpus_scp, ["PatientName=MÜLLER*"], tmp_path / "rsp")
+
+    assert journaled(action="query", detail__contains="PatientName=MÜLLER*").exists()
