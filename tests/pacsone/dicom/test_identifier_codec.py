@@ -223,10 +223,14 @@ ELEMENTS = [
     (0x00080021, "DA", "20240101-20240102"), (0x00081040, "LO", "é"), (0x00081090, "LO", ["a", "bé"]),
     (0x00100010, "PN", "Ämi^Ö"), (0x00100020, "LO", "x" * 70000), (0x00181030, "LO", "y" * 70001),
     (0x00080000, "UL", 4), (0x00321033, "LO", "Müller ギ"), (0x00100021, "LO", ["", ""]),
+    (0x00100010, "PN", "Люкceмбypг"), (0x00081030, "LO", "Διονυσιος"), (0x00100010, "PN", "Wang^XiaoDong=王^小东"),
+    (0x00081030, "LO", "胸部平扫 表"), (0x00080080, "LO", "Łódź"), (0x00100010, "PN", "שרון^דבורה"),
 ]
 
 
-@pytest.mark.parametrize("charset", [None, "ISO_IR 192", "ISO_IR 100", "ISO 2022 IR 6", ["", "ISO 2022 IR 87"]])
+@pytest.mark.parametrize("charset", [None, "ISO_IR 192", "ISO_IR 100", "ISO 2022 IR 6", ["", "ISO 2022 IR 87"],
+                                     "ISO_IR 101", "ISO_IR 126", "ISO_IR 138", "ISO_IR 144", "ISO_IR 166",
+                                     "GB18030", "GBK"])
 @pytest.mark.parametrize("explicit", [False, True])
 def test_codec_matches_write_dataset_element_by_element(charset, explicit):
     with warnings.catch_warnings():
