@@ -25,7 +25,8 @@ def _person_name_match(field: str, first: str, last: str) -> Q:
     followed by `=` and the ideographic/phonetic groups), or `First Last` as some systems write
     it, compared case-insensitively."""
     condition = Q()
-    for first_spelled, last_spelled in _case_spellings(first, last):
+    changes = _CASE_CHANGES if not (first + last).isascii() else _CASE_CHANGES[:1]
+    for first_spelled, last_spelled in dict.fromkeys((change(first), change(last)) for change in changes):
         dicom_name = f"{last_spelled}^{first_spelled}"
         condition |= (
             Q(**{f"{field}__iexact": dicom_name})
@@ -36,18 +37,15 @@ def _person_name_match(field: str, first: str, last: str) -> Q:
     return condition
 
 
-def _case_spellings(first: str, last: str) -> list[tuple[str, str]]:
-    """The name as the user's account spells it and, when it has non-ASCII letters, in upper,
-    lower and title case too: SQLite's LIKE folds ASCII letters only, so `Jürgen Müller` would
-    not match `MÜLLER^JÜRGEN` (MariaDB's and PostgreSQL's folding would). Every term stays an
-    indexed lookup."""
-    spellings = [(first, last)]
-    if not (first + last).isascii():
-        for change in (str.upper, str.lower, str.title):
-            spelled = (change(first), change(last))
-            if spelled not in spellings:
-                spellings.append(spelled)
-    return spellings
+# A non-ASCII name or description is also compared in upper, lower and title case: SQLite's LIKE
+# folds ASCII letters only, so `Jürgen Müller` would not match `MÜLLER^JÜRGEN` (MariaDB's and
+# PostgreSQL's folding would). Every term stays an indexed lookup.
+_CASE_CHANGES = (str, str.upper, str.lower, str.title)
+
+
+def _case_spellings(text: str) -> list[str]:
+    changes = _CASE_CHANGES if not text.isascii() else _CASE_CHANGES[:1]
+    return list(dict.fromkeys(change(text) for change in changes))
 
 
 def private_access(user) -> Q | None:
@@ -59,7 +57,8 @@ def private_access(user) -> Q | None:
         condition |= _person_name_match("reading_physician_name", first, last)
     descriptions = [d.strip() for d in user.pacs_groups.values_list("description", flat=True) if d.strip()]
     for description in descriptions:
-        condition |= Q(institution_name__iexact=description)
+        for spelled in _case_spellings(description):
+            condition |= Q(institution_name__iexact=spelled)
     return condition
 
 

@@ -337,3 +337,23 @@ def test_the_pages_and_the_viewer_overlay_show_the_decoded_text(client, tmp_path
     if expected.texts["InstitutionName"]:
         assert overlay["InstitutionName"] == expected.texts["InstitutionName"]
     assert escape(expected.patient_name) in header
+
+
+def test_a_physician_with_one_non_ascii_name_part_sees_the_study_that_names_him(tmp_path):
+    physician = make_user("juergen", first_name="Jürgen", last_name="Smith")
+    ingest_file(make_file(tmp_path, "a.dcm", ReferringPhysicianName="SMITH^JÜRGEN", SpecificCharacterSet="ISO_IR 192"),
+                Origin("import"))
+
+    assert Study.objects.visible_to(physician).count() == 1
+
+
+def test_a_group_member_sees_the_study_of_the_institution_its_description_names_in_any_case(tmp_path):
+    from accounts.models import UserGroup
+
+    member = make_user("nurse")
+    group = UserGroup.objects.create(name="koeln", description="Universitätsklinikum Köln")
+    group.members.add(member)
+    ingest_file(make_file(tmp_path, "a.dcm", InstitutionName="UNIVERSITÄTSKLINIKUM KÖLN",
+                          SpecificCharacterSet="ISO_IR 192"), Origin("import"))
+
+    assert Study.objects.visible_to(member).count() == 1
