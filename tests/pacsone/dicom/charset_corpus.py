@@ -46,7 +46,14 @@ def corpus_file(name: str, folder: Path) -> Path:
         ds = make_dataset(**attributes)
         ds.SpecificCharacterSet = charset
         return write_dataset(ds, folder / f"{name}.dcm")
-    return pydicom_charset_files()[name]
+    path = pydicom_charset_files()[name]
+    ds = dcmread(path)
+    if ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID:
+        return path
+    # chrJapMulti*.dcm: the file meta names another instance, which the archive refuses; a copy
+    # with the meta made right (the data set's raw bytes unchanged).
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return write_dataset(ds, folder / name)
 
 
 @dataclass
