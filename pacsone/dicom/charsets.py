@@ -1,5 +1,5 @@
-"""Specific Character Set (0008,0005) of C-FIND traffic: how a query's text is read, and which
-character set an answer is written in (PS3.3 C.12.1.1.2, PS3.5 6.1).
+"""Specific Character Set (0008,0005) of what we write: which character set a C-FIND answer,
+a query we send and an edited file are written in (PS3.3 C.12.1.1.2, PS3.5 6.1).
 
 An answer's bytes and its (0008,0005) must agree, whether a value comes from an index column or
 from the stored DICOM JSON header (both hold decoded text). The rule, in `answer_charset()`:
@@ -9,14 +9,11 @@ from the stored DICOM JSON header (both hold decoded text). The rule, in `answer
   older system that queries in ISO_IR 100 or in ISO 2022 IR 87 may not read UTF-8);
 - otherwise ISO_IR 192 (UTF-8), which holds any text.
 
-A query without (0008,0005) should be ASCII; peers such as `findscu -k PatientName=MÜLLER*`
-typed in a UTF-8 terminal send UTF-8 bytes anyway. `read_query_leniently()` reads such text as
-UTF-8 when it is valid UTF-8 (pydicom would read it as Latin-1, and `MÃ\x9cLLER*` finds nothing).
+How a query without (0008,0005) is read (UTF-8 when it is): net/identifier_text.py, where the
+engine decodes identifiers.
 """
 
 from pydicom.charset import python_encoding
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 UTF8 = "ISO_IR 192"
@@ -37,28 +34,6 @@ def query_charset(identifier: Dataset) -> list[str]:
     value = element.value
     terms = [value] if isinstance(value, str) else list(value)
     return [str(term).strip() for term in terms]
-
-
-def read_query_leniently(identifier: Dataset) -> None:
-    """Before any value of `identifier` is read: without a (0008,0005), read its text as UTF-8
-    when every non-ASCII text value is valid UTF-8 (see the module's docstring)."""
-    if CHARSET_TAG in identifier._dict:
-        return
-    found_utf8 = False
-    for raw in identifier._dict.values():
-        if not isinstance(raw, RawDataElement) or not raw.value:
-            continue
-        vr = raw.VR or _dictionary_vr(raw.tag)
-        if vr not in TEXT_VRS or raw.value.isascii():
-            continue
-        try:
-            raw.value.decode("utf-8")
-        except UnicodeDecodeError:
-            return  # not UTF-8: the default reading stands
-        found_utf8 = True
-    if found_utf8:
-        implicit_vr, little_endian = identifier.original_encoding
-        identifier.set_original_encoding(implicit_vr, little_endian, ["UTF8"])
 
 
 def name_query_charset(identifier: Dataset) -> None:
@@ -84,13 +59,6 @@ def make_room_for(ds: Dataset, texts: list[str]) -> None:
         return
     ds.decode()
     ds.SpecificCharacterSet = UTF8
-
-
-def _dictionary_vr(tag) -> str | None:
-    try:
-        return dictionary_VR(tag)
-    except KeyError:
-        return None
 
 
 def answer_charset(asked: list[str], texts: list[str]) -> str | list[str] | None:

@@ -24,7 +24,7 @@ from pynetdicom.pdu import A_ASSOCIATE_RQ as AssociateRequestPDU
 from pynetdicom.pdu_primitives import A_ASSOCIATE, SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
-from . import commands, negotiation, status, wire
+from . import commands, identifier_text, negotiation, status, wire
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Message:
         syntax = self.context.transfer_syntax
         ds = read_dataset(BytesIO(self.data or b""), syntax.is_implicit_VR, syntax.is_little_endian)
         ds.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, None)
+        identifier_text.read_leniently(ds)  # UTF-8 text under no (0008,0005)
         decode_all(ds)
         return ds
 

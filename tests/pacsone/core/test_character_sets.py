@@ -14,7 +14,7 @@ from pydicom.uid import UID
 from audit.models import Entry
 from pacsone import storage
 from pacsone.dicom import charsets, query
-from pacsone.dicom.net import identifier_codec
+from pacsone.dicom.net import identifier_codec, identifier_text
 from pacsone.dicom.receiving import header_from_head
 from pacsone.ingest import Origin, ingest_file
 from pacsone.models import Instance, Study
@@ -147,6 +147,7 @@ def test_it_reads_a_query_without_a_character_set_as_utf8_when_it_is(corpus_arch
     identifier = read_dataset(DicomBytesIO(
         b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY " + b"\x10\x00\x10\x00\x08\x00\x00\x00" + "MÜLLER*".encode()),
         True, True)
+    identifier_text.read_leniently(identifier)
 
     found = query.build_query(identifier, query.STUDY_ROOT)
 

@@ -20,6 +20,12 @@ from tests.pacsone.dicom.test_dcmtk_interop import dcmsend, dcmtk
 
 pytestmark = pytest.mark.peers
 
+@pytest.fixture(autouse=True)
+def _any_ae_may_query(settings):
+    """These tests are about text, not about who may query (tests/pacsone/dicom/test_dicom_access.py)."""
+    settings.PACS_DICOM_QUERY_POLICY = "open"
+
+
 QUERY_KEYWORDS = ("PatientName", "InstitutionName", "ReferringPhysicianName", "StudyDescription")
 
 

@@ -8,8 +8,8 @@ from django.conf import settings
 
 
 def test_it_imports_no_django_module():
-    modules = ["acceptor", "commands", "file_meta", "identifier_codec", "negotiation", "requestor",
-               "sending", "status", "wire"]
+    modules = ["acceptor", "commands", "file_meta", "identifier_codec", "identifier_text", "negotiation",
+               "requestor", "sending", "status", "wire"]
     program = (
         "import sys\n"
         + "".join(f"import pacsone.dicom.net.{name}\n" for name in modules)
