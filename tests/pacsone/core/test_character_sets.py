@@ -5,12 +5,14 @@ Every value is compared with what pydicom itself decodes from the same file."""
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import escape
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
+from accounts.models import UserGroup
 from audit.models import Entry
 from pacsone import storage
 from pacsone.dicom import charsets, query
@@ -349,8 +351,6 @@ def test_a_physician_with_one_non_ascii_name_part_sees_the_study_that_names_him(
 
 
 def test_a_group_member_sees_the_study_of_the_institution_its_description_names_in_any_case(tmp_path):
-    from accounts.models import UserGroup
-
     member = make_user("nurse")
     group = UserGroup.objects.create(name="koeln", description="Universitätsklinikum Köln")
     group.members.add(member)
@@ -358,3 +358,14 @@ def test_a_group_member_sees_the_study_of_the_institution_its_description_names_
                           SpecificCharacterSet="ISO_IR 192"), Origin("import"))
 
     assert Study.objects.visible_to(member).count() == 1
+
+
+@pytest.mark.parametrize("name", ["utf8-mueller", "latin1", "gb18030", "chrH32.dcm", "chrKoreanMulti.dcm"])
+def test_an_uploaded_file_is_indexed_as_pydicom_decodes_it(client, tmp_path, name):
+    path = corpus_file(name, tmp_path)
+    client.force_login(make_user("up", ["upload"]))
+
+    response = client.post("/upload/", {"files": [SimpleUploadedFile("a.dcm", path.read_bytes())]})
+
+    assert response.status_code == 202
+    assert_indexed_as_pydicom_decodes(path)
