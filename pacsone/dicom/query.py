@@ -481,7 +481,7 @@ class Answerer:
                 self.computed[keyword] = COMPUTED[keyword][1]
             elif keyword not in ("RetrieveAETitle", "InstanceAvailability", "QueryRetrieveLevel"):
                 self.from_header.append(element)
-        self.header_keys = [f"{int(element.tag):08X}" for element in self.from_header]
+        self.from_header_tags = [f"{int(element.tag):08X}" for element in self.from_header]
 
     def rows(self):
         """(row, header) pairs in primary-key order, read PAGE_SIZE at a time."""
@@ -543,7 +543,7 @@ class Answerer:
     def charset_of(self, row: dict, header: dict) -> str | list[str] | None:
         """The (0008,0005) of the answer built from `row` and `header` (charsets.answer_charset)."""
         texts = [v for v in row.values() if type(v) is str and not v.isascii()]
-        for key in self.header_keys:
+        for key in self.from_header_tags:
             stored = header.get(key)
             if stored is not None:
                 charsets.non_ascii_json_texts(stored, texts)
