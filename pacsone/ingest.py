@@ -27,14 +27,13 @@ from pydicom.uid import UID
 from . import storage, study_counts
 from .dataset_structure import Truncated, check_file
 from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from .header_json import header_json
+from .header_json import instance_header_json
 from .index_lock import index_writer
 from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
 
 log = logging.getLogger(__name__)
 
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-BULK_DATA_THRESHOLD = 1024
 REQUIRED_UIDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID")
 
 
@@ -122,6 +121,7 @@ def ingest_file(
     batch: PostIngestBatch | None = None,
     received: storage.IncomingFile | None = None,
     header: Dataset | None = None,
+    header_json: dict | None = None,
 ) -> IngestResult:
     """Store and index one DICOM file.
 
@@ -130,7 +130,8 @@ def ingest_file(
     `received` is the file at `path` as the SCP wrote it: it knows its SHA-256 and may have
     been synced already; used only if that file is stored as it is. `header` is the file's data
     set up to its pixel data as the SCP already parsed it (with its file meta), so that the
-    file need not be read again; it is validated as a header read here would be.
+    file need not be read again; it is validated as a header read here would be. `header_json`
+    is its DICOM JSON as `instance_header_json(header)` returns it, if the caller built it.
     """
     path = Path(path)
     location = storage.default_location()
@@ -156,7 +157,9 @@ def ingest_file(
             content_sha256, size = storage.checksum(temp)
         relative_path = storage.relative_path_for(uids["StudyInstanceUID"], content_sha256)
         # The row's values (the header's DICOM JSON above all) while the disk syncs the file.
-        fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size)
+        if header is None or header_json is None:
+            header_json = instance_header_json(ds)
+        fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size, header_json)
         if as_received:
             received.sync()
         final = storage.place(temp, location, relative_path, synced=as_received, sync_folder=False)
@@ -322,6 +325,7 @@ def _instance_fields(
     relative_path: str,
     content_sha256: str,
     size: int,
+    header_json: dict,
 ) -> dict:
     return {
         "sop_class_uid": uids["SOPClassUID"],
@@ -331,7 +335,7 @@ def _instance_fields(
         "file_path": relative_path,
         "file_size": size,
         "sha256": content_sha256,
-        "header": _header_json(ds),
+        "header": header_json,
         "source_ae": origin.ae_title[:16],
     }
 
@@ -543,12 +547,3 @@ def _date(ds: Dataset, keyword: str) -> datetime.date | None:
     except ValueError:
         return None
 
-
-def _bulk_data_reference(element) -> str:
-    return f"bulkdata:{element.tag:08X}"
-
-
-def _header_json(ds: Dataset) -> dict:
-    """DICOM JSON of the header; bulk data is replaced by a reference, elements that cannot
-    be converted are skipped (see header_json.py: pydicom's JSON, built faster)."""
-    return header_json(ds, BULK_DATA_THRESHOLD, _bulk_data_reference)

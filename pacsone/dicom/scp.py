@@ -328,7 +328,7 @@ def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
         origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
         try:
             result = ingest_file(Path(received.name), origin, adopt=True, batch=_batch(assoc), received=received,
-                                 header=received.header)
+                                 header=received.header, header_json=received.header_json)
         finally:
             received.close()
         code, reason = status_for(result)
