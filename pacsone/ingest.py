@@ -29,6 +29,7 @@ from .dataset_structure import Truncated, check_file
 from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .header_json import instance_header_json
 from .index_lock import index_writer
+from .instance_insert import insert_instance
 from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
 
 log = logging.getLogger(__name__)
@@ -368,9 +369,9 @@ def _insert_or_replace(
         study_pk, series_pk = cached
         try:
             with transaction.atomic():
-                instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
+                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
-            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
+            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             pass
     with transaction.atomic():
@@ -379,9 +380,9 @@ def _insert_or_replace(
             study_counts.series_added(study_pk, _text(ds, "Modality", 16))
         try:
             with transaction.atomic():  # a savepoint: a duplicate must not undo the parents
-                instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
+                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
-            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
+            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
             if existing is None:
