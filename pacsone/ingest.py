@@ -139,7 +139,7 @@ def ingest_file(
     try:
         ds, is_part10 = (header, True) if header is not None else _read_header(path)
         uids = _validated_uids(ds)
-        _check_whole(path, ds, uids, is_part10)
+        _check_whole(path, ds, uids, is_part10, received if received is not None and received.name == str(path) else None)
     except Rejected as rejected:
         _discard(path, adopt)
         log.warning(
@@ -240,15 +240,21 @@ def _validated_uids(ds: Dataset) -> dict[str, str]:
     return uids
 
 
-def _check_whole(path: Path, ds: Dataset, uids: dict[str, str], is_part10: bool) -> None:
+def _check_whole(path: Path, ds: Dataset, uids: dict[str, str], is_part10: bool,
+                 received: storage.IncomingFile | None = None) -> None:
     """Refuse a file whose File Meta Information names another instance than its data set (for
-    a C-STORE, the meta holds the command's UIDs), and a data set cut short."""
+    a C-STORE, the meta holds the command's UIDs), and a data set cut short. `received`: the
+    file at `path` as it was written, which may have checked its data set already."""
     if is_part10:
         for meta_keyword, keyword in (("MediaStorageSOPClassUID", "SOPClassUID"),
                                       ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
             named = str(ds.file_meta.get(meta_keyword, "") or "").strip()
             if named and named != uids[keyword]:
                 raise Rejected(Outcome.INVALID, f"{keyword} differs from the file meta / C-STORE command")
+    if received is not None and received.truncation is not None:
+        raise Rejected(Outcome.UNREADABLE, f"truncated data set: {received.truncation}")
+    if received is not None and received.checked_whole:
+        return
     encoding = _encoding(ds, is_part10)
     if encoding is None:
         return

@@ -69,6 +69,10 @@ class IncomingFile:
     waits for that first sync (or does it itself) and gets its error, if any."""
 
     _counter = itertools.count()
+    # What a subclass that checks the data set as it arrives found (dataset_structure.py): the
+    # data set is whole, or why it is not; neither: the ingest checks the file itself.
+    checked_whole = False
+    truncation: ValueError | None = None
 
     def __init__(self, folder: Path, suffix: str = ".part"):
         self.name = str(folder / f"{os.getpid()}-{next(self._counter)}-{secrets.token_hex(4)}{suffix}")

@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
+from ..dataset_structure import Truncated, check_head
 from ..header_json import instance_header_json
 from ..storage import IncomingFile
 from .net.file_meta import PREAMBLE, file_meta, file_meta_bytes
@@ -82,7 +83,9 @@ def header_from_head(head: bytes, transfer_syntax: UID, complete: bool) -> Datas
 
 class ReceivedFile(IncomingFile):
     """A received data set's temp file: preamble and File Meta Information first, then the data
-    set's fragments; keeps the first HEAD_BYTES of the data set to parse its header early."""
+    set's fragments; keeps the first HEAD_BYTES of the data set to parse its header early and,
+    once complete, to check that no element runs past its end (when those bytes suffice: the
+    ingest then need not walk the file again)."""
 
     def __init__(self, folder: Path, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = ""):
         super().__init__(folder, ".dcm")
@@ -94,11 +97,12 @@ class ReceivedFile(IncomingFile):
         self.header: Dataset | None = None
         self.header_json: dict | None = None
         super().write(PREAMBLE + file_meta_bytes(sop_class, sop_instance, transfer_syntax, self.source_ae))
+        self._data_set_start = self.size
 
     def write(self, data) -> int:
-        if not self._header_tried:
+        if len(self._head) < HEAD_BYTES:
             self._head += data[:HEAD_BYTES - len(self._head)]
-            if len(self._head) >= HEAD_BYTES:
+            if len(self._head) >= HEAD_BYTES and not self._header_tried:
                 self._parse_head(complete=False)
         return super().write(data)
 
@@ -106,11 +110,22 @@ class ReceivedFile(IncomingFile):
         """The last fragment has arrived."""
         if not self._header_tried:
             self._parse_head(complete=True)
+        self._check_structure()
+        self._head = bytearray()
+
+    def _check_structure(self) -> None:
+        syntax = self.transfer_syntax
+        if not syntax.is_transfer_syntax or syntax.is_deflated:
+            return  # as the ingest: not walked
+        try:
+            self.checked_whole = check_head(bytes(self._head), self.size - self._data_set_start, syntax.is_implicit_VR,
+                                            syntax.is_little_endian)
+        except Truncated as truncated:
+            self.truncation = truncated
 
     def _parse_head(self, complete: bool) -> None:
         self._header_tried = True
         early = early_header(bytes(self._head), self.transfer_syntax, complete)
-        self._head = bytearray()
         if early is not None:
             early.dataset.file_meta = file_meta(self.sop_class, self.sop_instance, self.transfer_syntax,
                                                 self.source_ae)
