@@ -21,8 +21,24 @@ from .models import StorageLocation
 
 HASH_CHUNK = 1024 * 1024
 # fsyncs started early so that the disk works while the caller goes on (os.fsync releases the
-# GIL): a received file's data while its header is parsed, a folder while the index row commits.
+# GIL): a received file's data while its row is prepared, a folder while the index row commits.
 SYNC_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
+
+
+def _started_soon(work, *args) -> concurrent.futures.Future:
+    """Run `work` on a SYNC_POOL thread and return once that thread has begun it. Without the
+    wait, the pool thread needs the GIL to begin and the caller, busy in Python, keeps it (for
+    up to the 5 ms switch interval): the caller reached the sync itself and did it inline,
+    and nothing overlapped. Waiting hands the GIL over; the sync then releases it."""
+    started = threading.Event()
+
+    def run():
+        started.set()
+        return work(*args)
+
+    future = SYNC_POOL.submit(run)
+    started.wait()
+    return future
 _default_location_cache: dict[str, StorageLocation] = {}
 
 
@@ -108,6 +124,16 @@ class IncomingFile:
                 self._sync_state = pending_becomes
         return state
 
+    def sync_soon(self) -> None:
+        """Begin sync() on another thread; a later sync() waits for it and raises its error."""
+        _started_soon(self._sync_quietly)
+
+    def _sync_quietly(self) -> None:
+        try:
+            self.sync()
+        except OSError:
+            pass  # the next sync() raises it again
+
     def sync(self) -> None:
         """fdatasync what was written (once); raise OSError if that failed or the file is closed."""
         state = self._claim("running")
@@ -192,7 +218,7 @@ def place(temp_path: Path, location: StorageLocation, relative_path: str, synced
 
 def sync_folder_soon(folder: Path) -> concurrent.futures.Future:
     """fsync a folder (making a rename in it durable) on another thread; result() waits."""
-    return SYNC_POOL.submit(_fsync_path, folder)
+    return _started_soon(_fsync_path, folder)
 
 
 def remove(location: StorageLocation, relative_path: str) -> None:

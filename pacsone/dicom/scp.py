@@ -324,7 +324,7 @@ def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
         record(Action.STORE, ae_title=calling_ae, address=assoc.requestor.address, outcome=JournalOutcome.DENIED,
                target=f"C-STORE {sop_instance or ''}"[:255], detail=f"refused (0x0124): {reason}")
     else:
-        storage.SYNC_POOL.submit(_sync_quietly, received)  # the disk works while the row is prepared
+        received.sync_soon()  # the disk works while the row is prepared
         origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
         try:
             result = ingest_file(Path(received.name), origin, adopt=True, batch=_batch(assoc), received=received,
@@ -334,13 +334,6 @@ def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
         code, reason = status_for(result)
     assoc.send_response(message, commands.C_STORE_RSP, code, affected_sop_instance_uid=sop_instance,
                         error_comment=reason)
-
-
-def _sync_quietly(received: ReceivedFile) -> None:
-    try:
-        received.sync()
-    except OSError:
-        pass  # the ingest's own sync() raises it again and fails the C-STORE
 
 
 def handle_echo(assoc: AcceptedAssociation, message: Message) -> None:
