@@ -90,9 +90,9 @@ class IncomingFile:
     checked_whole = False
     truncation: ValueError | None = None
 
-    def __init__(self, folder: Path, suffix: str = ".part"):
-        self.name = str(folder / f"{os.getpid()}-{next(self._counter)}-{secrets.token_hex(4)}{suffix}")
-        self._fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    def __init__(self, folder: Path, suffix: str = ".part", opened: tuple[str, int] | None = None):
+        """`opened`: a new empty file that open_temp(folder, suffix) created ahead of time."""
+        self.name, self._fd = opened or open_temp(folder, suffix)
         self._digest = hashlib.sha256()
         self.size = 0
         self.file = self  # pynetdicom flushes `file.file` after each fragment
@@ -166,6 +166,22 @@ class IncomingFile:
             os.unlink(self.name)
         except FileNotFoundError:
             pass
+
+
+def open_temp(folder: Path, suffix: str) -> tuple[str, int]:
+    """A new empty file in a temp folder: its name and a descriptor open for writing."""
+    name = str(folder / f"{os.getpid()}-{next(IncomingFile._counter)}-{secrets.token_hex(4)}{suffix}")
+    return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+
+def discard_temp(opened: tuple[str, int]) -> None:
+    """Close and delete an unused file from open_temp()."""
+    name, fd = opened
+    os.close(fd)
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
 
 
 def hash_text(text: str) -> str:

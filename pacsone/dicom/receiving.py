@@ -87,8 +87,11 @@ class ReceivedFile(IncomingFile):
     once complete, to check that no element runs past its end (when those bytes suffice: the
     ingest then need not walk the file again)."""
 
-    def __init__(self, folder: Path, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = ""):
-        super().__init__(folder, ".dcm")
+    SUFFIX = ".dcm"
+
+    def __init__(self, folder: Path, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = "",
+                 opened: tuple[str, int] | None = None):
+        super().__init__(folder, self.SUFFIX, opened)
         self.transfer_syntax = UID(transfer_syntax)
         self.sop_class, self.sop_instance = sop_class, sop_instance
         self.source_ae = source_ae.strip()
