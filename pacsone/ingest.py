@@ -19,6 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from pydicom import dcmread
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 REQUIRED_UIDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID")
+REQUIRED_UID_KEYS = {keyword: f"{tag_for_keyword(keyword):08X}" for keyword in REQUIRED_UIDS}  # DICOM JSON keys
 
 
 class Outcome(enum.Enum):
@@ -138,7 +140,7 @@ def ingest_file(
     location = storage.default_location()
     try:
         ds, is_part10 = (header, True) if header is not None else _read_header(path)
-        uids = _validated_uids(ds)
+        uids = _validated_uids(ds, header_json if header is not None else None)
         _check_whole(path, ds, uids, is_part10, received if received is not None and received.name == str(path) else None)
     except Rejected as rejected:
         _discard(path, adopt)
@@ -225,11 +227,16 @@ def _read_header(path: Path) -> tuple[Dataset, bool]:
         raise Rejected(Outcome.UNREADABLE, f"not a DICOM file: {exc}")
 
 
-def _validated_uids(ds: Dataset) -> dict[str, str]:
+def _validated_uids(ds: Dataset, header_json: dict | None = None) -> dict[str, str]:
+    """The REQUIRED_UIDS of the header, read from its DICOM JSON when the caller built it (the
+    same values, without converting the elements again)."""
     uids = {}
     for keyword in REQUIRED_UIDS:
         try:
-            value = str(ds.get(keyword, "") or "").strip()
+            if header_json is not None:
+                value = _json_text(header_json.get(REQUIRED_UID_KEYS[keyword]))
+            else:
+                value = str(ds.get(keyword, "") or "").strip()
         except Exception as exc:
             raise Rejected(Outcome.UNREADABLE, f"unreadable {keyword}: {exc}")
         if not value:
@@ -238,6 +245,13 @@ def _validated_uids(ds: Dataset) -> dict[str, str]:
             raise Rejected(Outcome.INVALID, f"malformed {keyword}")
         uids[keyword] = value
     return uids
+
+
+def _json_text(element: dict | None) -> str:
+    """A DICOM JSON element's value as text; several values joined by backslashes (which no
+    valid UID contains)."""
+    values = (element or {}).get("Value") or []
+    return "\\".join(str(value) for value in values).strip()
 
 
 def _check_whole(path: Path, ds: Dataset, uids: dict[str, str], is_part10: bool,
