@@ -29,13 +29,21 @@ class _Unknown(Exception):
     """Something the walk does not understand (an invalid VR): no verdict, pydicom's reading judges."""
 
 
+class _NeedMore(Exception):
+    """The walk needs bytes beyond those at hand (check_head)."""
+
+
 def _name(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
 class _Walk:
-    def __init__(self, data, position: int, little: bool):
-        self.data, self.position, self.end = data, position, len(data)
+    """`end`: where the data set ends, when only its first bytes (`data`) are at hand."""
+
+    def __init__(self, data, position: int, little: bool, end: int | None = None):
+        self.data, self.position = data, position
+        self.available = len(data)
+        self.end = self.available if end is None else end
         self.tag_length = struct.Struct("<HHL" if little else ">HHL")
         self.long = struct.Struct("<L" if little else ">L")
         self.short = struct.Struct("<H" if little else ">H")
@@ -43,6 +51,8 @@ class _Walk:
     def header(self, implicit: bool) -> tuple[int, bytes | None, int]:
         """(tag, VR or None, value length) of the next element; the position moves to its value."""
         position = self.position
+        if position < self.end and min(position + 8, self.end) > self.available:
+            raise _NeedMore
         if position + 8 > self.end:
             raise Truncated(f"it ends inside an element header at byte {position}")
         group, element, length = self.tag_length.unpack_from(self.data, position)
@@ -56,6 +66,8 @@ class _Walk:
         if vr in LONG_VRS:
             if position + 12 > self.end:
                 raise Truncated(f"it ends inside the header of {_name(tag)}")
+            if position + 12 > self.available:
+                raise _NeedMore
             self.position = position + 12
             return tag, vr, self.long.unpack_from(self.data, position + 8)[0]
         self.position = position + 8
@@ -71,11 +83,13 @@ class _Walk:
         case (an element of defined length) is done inline: a header has hundreds of them."""
         if depth > MAX_DEPTH:
             raise _Unknown
-        data, end = self.data, self.end
+        data, end, available = self.data, self.end, self.available
         unpack_tag_length, unpack_long, unpack_short = (self.tag_length.unpack_from, self.long.unpack_from,
                                                         self.short.unpack_from)
         while True:
             position = self.position
+            if position < end and min(position + 8, end) > available:
+                raise _NeedMore  # (at the end itself, there is nothing left to read)
             if until is None and end - position < 8:
                 if data[position:end].strip(b"\0"):
                     raise Truncated(f"it ends inside an element header ({end - position} bytes left)")
@@ -91,6 +105,8 @@ class _Walk:
                 if vr in LONG_VRS:
                     if position + 12 > end:
                         raise Truncated(f"it ends inside the header of {_name(group << 16 | element)}")
+                    if position + 12 > available:
+                        raise _NeedMore
                     length = unpack_long(data, position + 8)[0]
                     position += 12
                 elif vr in SHORT_VRS:
@@ -150,6 +166,20 @@ def check_data(data, part10: bool, implicit: bool, little: bool) -> None:
         _Walk(data, start, little).elements(implicit)
     except _Unknown:
         return
+
+
+def check_head(head, length: int, implicit: bool, little: bool) -> bool:
+    """check_data() of a data set (no preamble, no file meta) of `length` bytes of which only the
+    first ones, `head`, are at hand (a received data set's, kept in memory): True when they
+    sufficed for a verdict (its last element, the pixel data, is skipped by its length), False
+    when the walk needs bytes beyond them."""
+    try:
+        _Walk(head, 0, little, end=length).elements(implicit)
+    except _Unknown:
+        return True
+    except _NeedMore:
+        return False
+    return True
 
 
 def check_file(path: Path, part10: bool, implicit: bool, little: bool) -> None:

@@ -33,17 +33,31 @@ INTEGER = re.compile(r"[+-]?[0-9]+\Z")
 DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 UNDEFINED_LENGTH = 0xFFFFFFFF
 CHARSET_TAG = 0x00080005
+BULK_DATA_THRESHOLD = 1024  # a longer binary value is stored as a reference, not inline
 
 
 class _Fallback(Exception):
     """This element needs pydicom's conversion."""
 
 
+def instance_header_json(ds: Dataset, strict: bool = False) -> dict:
+    """What `Instance.header` holds: the header's DICOM JSON, bulk data replaced by a reference."""
+    return header_json(ds, BULK_DATA_THRESHOLD, _bulk_data_reference, strict)
+
+
+def _bulk_data_reference(element) -> str:
+    return f"bulkdata:{element.tag:08X}"
+
+
 def header_json(
-    ds: Dataset, bulk_data_threshold: int, bulk_data_element_handler: Callable
+    ds: Dataset, bulk_data_threshold: int, bulk_data_element_handler: Callable, strict: bool = False
 ) -> dict:
     """`ds.to_json_dict(bulk_data_threshold, bulk_data_element_handler,
-    suppress_invalid_tags=True)`, computed from raw elements where that is exact."""
+    suppress_invalid_tags=True)`, computed from raw elements where that is exact.
+
+    `strict`: an element that cannot be converted raises instead of being skipped. Every element
+    is then known to convert: those taken from raw bytes were parsed whole here, the others by
+    pydicom (so a strict call also checks a data set, at no more cost than building its JSON)."""
     ascii_text = _charset_is_ascii(ds)
     plain = not (config.datetime_conversion or config.use_DS_numpy or config.use_IS_numpy)
     result = {}
@@ -59,6 +73,8 @@ def header_json(
             try:
                 element = ds[tag].to_json_dict(bulk_data_element_handler, bulk_data_threshold)
             except Exception as exc:  # as pydicom's suppress_invalid_tags: skip the element
+                if strict:
+                    raise
                 log.warning("Error while processing tag %08X: %s", tag, exc)
                 continue
         result[f"{tag:08X}"] = element

@@ -19,6 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from pydicom import dcmread
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -27,15 +28,16 @@ from pydicom.uid import UID
 from . import storage, study_counts
 from .dataset_structure import Truncated, check_file
 from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from .header_json import header_json
+from .header_json import instance_header_json
 from .index_lock import index_writer
+from .instance_insert import insert_instance
 from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
 
 log = logging.getLogger(__name__)
 
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-BULK_DATA_THRESHOLD = 1024
 REQUIRED_UIDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID")
+REQUIRED_UID_KEYS = {keyword: f"{tag_for_keyword(keyword):08X}" for keyword in REQUIRED_UIDS}  # DICOM JSON keys
 
 
 class Outcome(enum.Enum):
@@ -122,6 +124,7 @@ def ingest_file(
     batch: PostIngestBatch | None = None,
     received: storage.IncomingFile | None = None,
     header: Dataset | None = None,
+    header_json: dict | None = None,
 ) -> IngestResult:
     """Store and index one DICOM file.
 
@@ -130,14 +133,15 @@ def ingest_file(
     `received` is the file at `path` as the SCP wrote it: it knows its SHA-256 and may have
     been synced already; used only if that file is stored as it is. `header` is the file's data
     set up to its pixel data as the SCP already parsed it (with its file meta), so that the
-    file need not be read again; it is validated as a header read here would be.
+    file need not be read again; it is validated as a header read here would be. `header_json`
+    is its DICOM JSON as `instance_header_json(header)` returns it, if the caller built it.
     """
     path = Path(path)
     location = storage.default_location()
     try:
         ds, is_part10 = (header, True) if header is not None else _read_header(path)
-        uids = _validated_uids(ds)
-        _check_whole(path, ds, uids, is_part10)
+        uids = _validated_uids(ds, header_json if header is not None else None)
+        _check_whole(path, ds, uids, is_part10, received if received is not None and received.name == str(path) else None)
     except Rejected as rejected:
         _discard(path, adopt)
         log.warning(
@@ -156,7 +160,9 @@ def ingest_file(
             content_sha256, size = storage.checksum(temp)
         relative_path = storage.relative_path_for(uids["StudyInstanceUID"], content_sha256)
         # The row's values (the header's DICOM JSON above all) while the disk syncs the file.
-        fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size)
+        if header is None or header_json is None:
+            header_json = instance_header_json(ds)
+        fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size, header_json)
         if as_received:
             received.sync()
         final = storage.place(temp, location, relative_path, synced=as_received, sync_folder=False)
@@ -221,11 +227,16 @@ def _read_header(path: Path) -> tuple[Dataset, bool]:
         raise Rejected(Outcome.UNREADABLE, f"not a DICOM file: {exc}")
 
 
-def _validated_uids(ds: Dataset) -> dict[str, str]:
+def _validated_uids(ds: Dataset, header_json: dict | None = None) -> dict[str, str]:
+    """The REQUIRED_UIDS of the header, read from its DICOM JSON when the caller built it (the
+    same values, without converting the elements again)."""
     uids = {}
     for keyword in REQUIRED_UIDS:
         try:
-            value = str(ds.get(keyword, "") or "").strip()
+            if header_json is not None:
+                value = _json_text(header_json.get(REQUIRED_UID_KEYS[keyword]))
+            else:
+                value = str(ds.get(keyword, "") or "").strip()
         except Exception as exc:
             raise Rejected(Outcome.UNREADABLE, f"unreadable {keyword}: {exc}")
         if not value:
@@ -236,15 +247,28 @@ def _validated_uids(ds: Dataset) -> dict[str, str]:
     return uids
 
 
-def _check_whole(path: Path, ds: Dataset, uids: dict[str, str], is_part10: bool) -> None:
+def _json_text(element: dict | None) -> str:
+    """A DICOM JSON element's value as text; several values joined by backslashes (which no
+    valid UID contains)."""
+    values = (element or {}).get("Value") or []
+    return "\\".join(str(value) for value in values).strip()
+
+
+def _check_whole(path: Path, ds: Dataset, uids: dict[str, str], is_part10: bool,
+                 received: storage.IncomingFile | None = None) -> None:
     """Refuse a file whose File Meta Information names another instance than its data set (for
-    a C-STORE, the meta holds the command's UIDs), and a data set cut short."""
+    a C-STORE, the meta holds the command's UIDs), and a data set cut short. `received`: the
+    file at `path` as it was written, which may have checked its data set already."""
     if is_part10:
         for meta_keyword, keyword in (("MediaStorageSOPClassUID", "SOPClassUID"),
                                       ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
             named = str(ds.file_meta.get(meta_keyword, "") or "").strip()
             if named and named != uids[keyword]:
                 raise Rejected(Outcome.INVALID, f"{keyword} differs from the file meta / C-STORE command")
+    if received is not None and received.truncation is not None:
+        raise Rejected(Outcome.UNREADABLE, f"truncated data set: {received.truncation}")
+    if received is not None and received.checked_whole:
+        return
     encoding = _encoding(ds, is_part10)
     if encoding is None:
         return
@@ -322,6 +346,7 @@ def _instance_fields(
     relative_path: str,
     content_sha256: str,
     size: int,
+    header_json: dict,
 ) -> dict:
     return {
         "sop_class_uid": uids["SOPClassUID"],
@@ -331,7 +356,7 @@ def _instance_fields(
         "file_path": relative_path,
         "file_size": size,
         "sha256": content_sha256,
-        "header": _header_json(ds),
+        "header": header_json,
         "source_ae": origin.ae_title[:16],
     }
 
@@ -364,9 +389,9 @@ def _insert_or_replace(
         study_pk, series_pk = cached
         try:
             with transaction.atomic():
-                instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
+                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
-            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
+            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             pass
     with transaction.atomic():
@@ -375,9 +400,9 @@ def _insert_or_replace(
             study_counts.series_added(study_pk, _text(ds, "Modality", 16))
         try:
             with transaction.atomic():  # a savepoint: a duplicate must not undo the parents
-                instance = Instance.objects.create(sop_instance_uid=sop_uid, series_id=series_pk, **fields)
+                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
-            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance.pk), None
+            return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
             if existing is None:
@@ -543,12 +568,3 @@ def _date(ds: Dataset, keyword: str) -> datetime.date | None:
     except ValueError:
         return None
 
-
-def _bulk_data_reference(element) -> str:
-    return f"bulkdata:{element.tag:08X}"
-
-
-def _header_json(ds: Dataset) -> dict:
-    """DICOM JSON of the header; bulk data is replaced by a reference, elements that cannot
-    be converted are skipped (see header_json.py: pydicom's JSON, built faster)."""
-    return header_json(ds, BULK_DATA_THRESHOLD, _bulk_data_reference)

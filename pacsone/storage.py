@@ -21,8 +21,24 @@ from .models import StorageLocation
 
 HASH_CHUNK = 1024 * 1024
 # fsyncs started early so that the disk works while the caller goes on (os.fsync releases the
-# GIL): a received file's data while its header is parsed, a folder while the index row commits.
+# GIL): a received file's data while its row is prepared, a folder while the index row commits.
 SYNC_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
+
+
+def _started_soon(work, *args) -> concurrent.futures.Future:
+    """Run `work` on a SYNC_POOL thread and return once that thread has begun it. Without the
+    wait, the pool thread needs the GIL to begin and the caller, busy in Python, keeps it (for
+    up to the 5 ms switch interval): the caller reached the sync itself and did it inline,
+    and nothing overlapped. Waiting hands the GIL over; the sync then releases it."""
+    started = threading.Event()
+
+    def run():
+        started.set()
+        return work(*args)
+
+    future = SYNC_POOL.submit(run)
+    started.wait()
+    return future
 _default_location_cache: dict[str, StorageLocation] = {}
 
 
@@ -69,10 +85,14 @@ class IncomingFile:
     waits for that first sync (or does it itself) and gets its error, if any."""
 
     _counter = itertools.count()
+    # What a subclass that checks the data set as it arrives found (dataset_structure.py): the
+    # data set is whole, or why it is not; neither: the ingest checks the file itself.
+    checked_whole = False
+    truncation: ValueError | None = None
 
-    def __init__(self, folder: Path, suffix: str = ".part"):
-        self.name = str(folder / f"{os.getpid()}-{next(self._counter)}-{secrets.token_hex(4)}{suffix}")
-        self._fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    def __init__(self, folder: Path, suffix: str = ".part", opened: tuple[str, int] | None = None):
+        """`opened`: a new empty file that open_temp(folder, suffix) created ahead of time."""
+        self.name, self._fd = opened or open_temp(folder, suffix)
         self._digest = hashlib.sha256()
         self.size = 0
         self.file = self  # pynetdicom flushes `file.file` after each fragment
@@ -103,6 +123,16 @@ class IncomingFile:
             if state == "pending":
                 self._sync_state = pending_becomes
         return state
+
+    def sync_soon(self) -> None:
+        """Begin sync() on another thread; a later sync() waits for it and raises its error."""
+        _started_soon(self._sync_quietly)
+
+    def _sync_quietly(self) -> None:
+        try:
+            self.sync()
+        except OSError:
+            pass  # the next sync() raises it again
 
     def sync(self) -> None:
         """fdatasync what was written (once); raise OSError if that failed or the file is closed."""
@@ -136,6 +166,22 @@ class IncomingFile:
             os.unlink(self.name)
         except FileNotFoundError:
             pass
+
+
+def open_temp(folder: Path, suffix: str) -> tuple[str, int]:
+    """A new empty file in a temp folder: its name and a descriptor open for writing."""
+    name = str(folder / f"{os.getpid()}-{next(IncomingFile._counter)}-{secrets.token_hex(4)}{suffix}")
+    return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+
+def discard_temp(opened: tuple[str, int]) -> None:
+    """Close and delete an unused file from open_temp()."""
+    name, fd = opened
+    os.close(fd)
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
 
 
 def hash_text(text: str) -> str:
@@ -188,7 +234,7 @@ def place(temp_path: Path, location: StorageLocation, relative_path: str, synced
 
 def sync_folder_soon(folder: Path) -> concurrent.futures.Future:
     """fsync a folder (making a rename in it durable) on another thread; result() waits."""
-    return SYNC_POOL.submit(_fsync_path, folder)
+    return _started_soon(_fsync_path, folder)
 
 
 def remove(location: StorageLocation, relative_path: str) -> None:

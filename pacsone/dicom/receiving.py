@@ -6,9 +6,12 @@ data into the socket, instead of being read back from the file after the last fr
 takes the parse off the path between the last byte received and our answer. The ingest then
 takes this header instead of reading the file (`ingest_file(header=...)`); when the early parse
 cannot be trusted (the header is longer than what was kept, a deflated data set, a parse error)
-there is no early header and the ingest reads the file as it does for any other file.
+there is no early header and the ingest reads the file as it does for any other file. The header's
+DICOM JSON (what the index row keeps) is built here too, from the raw elements, which also checks
+that every element converts.
 """
 
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
@@ -16,8 +19,9 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
+from ..dataset_structure import Truncated, check_head
+from ..header_json import instance_header_json
 from ..storage import IncomingFile
-from .net.acceptor import decode_all
 from .net.file_meta import PREAMBLE, file_meta, file_meta_bytes
 
 HEAD_BYTES = 64 * 1024  # a header longer than this (large private blocks) is read from the file
@@ -41,46 +45,70 @@ def _at_pixel_data(tag, _vr, _length) -> bool:
     return tag in PIXEL_DATA_TAGS
 
 
-def header_from_head(head: bytes, transfer_syntax: UID, complete: bool) -> Dataset | None:
-    """The data set up to its pixel data, parsed from its first bytes; None when unsure.
-    `complete`: `head` is the whole data set (so running out of bytes is its real end)."""
+@dataclass
+class EarlyHeader:
+    dataset: Dataset  # up to the pixel data
+    json: dict  # instance_header_json(dataset)
+
+
+def early_header(head: bytes, transfer_syntax: UID, complete: bool) -> EarlyHeader | None:
+    """The data set up to its pixel data, parsed from its first bytes, and its DICOM JSON; None
+    when unsure. `complete`: `head` is the whole data set (so running out of bytes is its end)."""
     if transfer_syntax.is_deflated or not transfer_syntax.is_little_endian:
         return None
     fp = _Head(head)
     try:
         ds = read_dataset(fp, transfer_syntax.is_implicit_VR, True, stop_when=_at_pixel_data)
-        decode_all(ds)  # a malformed element: the ingest's own reading of the file judges it
     except Exception:
         return None
     if fp.ran_short and not complete:
         return None
     if not any(keyword in ds for keyword in KEY_UIDS):
         return None  # garbage that parsed as a few elements: the ingest's own reading judges it
-    # read_dataset has set the original character set from (0008,0005) already, as the Python
-    # codecs pydicom decodes with; only the encoding flags are ours to set. (Passing the raw
-    # "ISO_IR 192" here made every later text conversion fail: "Unknown encoding".)
-    ds.set_original_encoding(transfer_syntax.is_implicit_VR, True)
-    return ds
+    try:
+        # read_dataset has set the original character set from (0008,0005) already, as the Python
+        # codecs pydicom decodes with; only the encoding flags are ours to set. (Passing the raw
+        # "ISO_IR 192" here made every later text conversion fail: "Unknown encoding".)
+        ds.set_original_encoding(transfer_syntax.is_implicit_VR, True)
+        # Strict: a malformed element raises here (the ingest's own reading of the file judges it)
+        # instead of later, in whoever reads it.
+        json = instance_header_json(ds, strict=True)
+    except Exception:
+        return None
+    return EarlyHeader(ds, json)
+
+
+def header_from_head(head: bytes, transfer_syntax: UID, complete: bool) -> Dataset | None:
+    """early_header()'s data set."""
+    early = early_header(head, transfer_syntax, complete)
+    return early.dataset if early is not None else None
 
 
 class ReceivedFile(IncomingFile):
     """A received data set's temp file: preamble and File Meta Information first, then the data
-    set's fragments; keeps the first HEAD_BYTES of the data set to parse its header early."""
+    set's fragments; keeps the first HEAD_BYTES of the data set to parse its header early and,
+    once complete, to check that no element runs past its end (when those bytes suffice: the
+    ingest then need not walk the file again)."""
 
-    def __init__(self, folder: Path, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = ""):
-        super().__init__(folder, ".dcm")
+    SUFFIX = ".dcm"
+
+    def __init__(self, folder: Path, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = "",
+                 opened: tuple[str, int] | None = None):
+        super().__init__(folder, self.SUFFIX, opened)
         self.transfer_syntax = UID(transfer_syntax)
         self.sop_class, self.sop_instance = sop_class, sop_instance
         self.source_ae = source_ae.strip()
         self._head = bytearray()
         self._header_tried = False
         self.header: Dataset | None = None
+        self.header_json: dict | None = None
         super().write(PREAMBLE + file_meta_bytes(sop_class, sop_instance, transfer_syntax, self.source_ae))
+        self._data_set_start = self.size
 
     def write(self, data) -> int:
-        if not self._header_tried:
+        if len(self._head) < HEAD_BYTES:
             self._head += data[:HEAD_BYTES - len(self._head)]
-            if len(self._head) >= HEAD_BYTES:
+            if len(self._head) >= HEAD_BYTES and not self._header_tried:
                 self._parse_head(complete=False)
         return super().write(data)
 
@@ -88,11 +116,23 @@ class ReceivedFile(IncomingFile):
         """The last fragment has arrived."""
         if not self._header_tried:
             self._parse_head(complete=True)
+        self._check_structure()
+        self._head = bytearray()
+
+    def _check_structure(self) -> None:
+        syntax = self.transfer_syntax
+        if not syntax.is_transfer_syntax or syntax.is_deflated:
+            return  # as the ingest: not walked
+        try:
+            self.checked_whole = check_head(bytes(self._head), self.size - self._data_set_start, syntax.is_implicit_VR,
+                                            syntax.is_little_endian)
+        except Truncated as truncated:
+            self.truncation = truncated
 
     def _parse_head(self, complete: bool) -> None:
         self._header_tried = True
-        header = header_from_head(bytes(self._head), self.transfer_syntax, complete)
-        self._head = bytearray()
-        if header is not None:
-            header.file_meta = file_meta(self.sop_class, self.sop_instance, self.transfer_syntax, self.source_ae)
-        self.header = header
+        early = early_header(bytes(self._head), self.transfer_syntax, complete)
+        if early is not None:
+            early.dataset.file_meta = file_meta(self.sop_class, self.sop_instance, self.transfer_syntax,
+                                                self.source_ae)
+            self.header, self.header_json = early.dataset, early.json

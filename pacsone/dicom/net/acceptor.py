@@ -133,6 +133,7 @@ class AcceptorSettings:
     # Where a C-STORE's data set goes: (context, command, calling AE title) -> storage.IncomingFile
     open_store_file: Callable = lambda _context, _command, _calling_ae: None
     on_established: Callable = lambda _assoc: None
+    on_released: Callable = lambda _assoc: None  # the peer asked to release: before our A-RELEASE-RP
     on_finished: Callable = lambda _assoc: None
     on_rejected: Callable = lambda _assoc: None
 
@@ -311,6 +312,7 @@ class AcceptedAssociation:
         if pdu_type == wire.A_RELEASE_RQ:
             if during_operation or self._partial is not None:
                 raise wire.ProtocolError("A-RELEASE-RQ in the middle of a message or an operation")
+            self.settings.on_released(self)
             self.connection.send_pdu(wire.A_RELEASE_RP, bytes(4))
             log.debug("association released calling_ae=%s", self.requestor.ae_title)
             return False

@@ -7,8 +7,10 @@ implementation that wrote the file and the peer that sent it (Source Application
 import struct
 from io import BytesIO
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
+from pydicom.tag import Tag
 
 from .implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
@@ -42,8 +44,30 @@ def _struct_built(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: st
     return b"\x02\x00\x00\x00UL\x04\x00" + _UL.pack(len(body)) + body
 
 
+def _raw(tag: int, vr: str, value: bytes) -> RawDataElement:
+    return RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+
+
 def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, source_ae: str = "") -> FileMetaDataset:
-    """The same elements as a pydicom FileMetaDataset."""
+    """The same elements as a pydicom FileMetaDataset. Built from raw elements, as pydicom reads
+    them (each converted on first access): setting them one by one cost ~0.1 ms per instance."""
+    source_ae = source_ae.strip()
+    try:
+        elements = [
+            _raw(0x00020002, "UI", _padded(sop_class_uid, b"\0")),
+            _raw(0x00020003, "UI", _padded(sop_instance_uid, b"\0")),
+            _raw(0x00020010, "UI", _padded(transfer_syntax, b"\0")),
+            _raw(0x00020012, "UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0")),
+            _raw(0x00020013, "SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
+        ]
+        if source_ae:
+            elements.append(_raw(0x00020016, "AE", _padded(source_ae, b" ")))
+    except UnicodeEncodeError:
+        return _file_meta_set(sop_class_uid, sop_instance_uid, transfer_syntax, source_ae)
+    return FileMetaDataset({element.tag: element for element in elements})
+
+
+def _file_meta_set(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, source_ae: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class_uid
     meta.MediaStorageSOPInstanceUID = sop_instance_uid
@@ -65,6 +89,6 @@ def file_meta_bytes(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: 
     except (ValueError, UnicodeEncodeError):
         pass
     buffer = BytesIO()
-    write_file_meta_info(buffer, file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, source_ae),
+    write_file_meta_info(buffer, _file_meta_set(sop_class_uid, sop_instance_uid, transfer_syntax, source_ae),
                          enforce_standard=False)
     return buffer.getvalue()

@@ -13,7 +13,7 @@ from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
-from pacsone.dataset_structure import Truncated, check_data, check_file
+from pacsone.dataset_structure import Truncated, _data_set_start, check_data, check_file, check_head
 from tests.helpers import make_dataset, pydicom_file, write_dataset
 
 
@@ -119,3 +119,38 @@ def test_a_file_cut_anywhere_or_garbled_gives_a_verdict_never_an_error(tmp_path,
             check_data(data, True, *encoding)
         except Truncated:
             pass
+
+
+def verdict(data: bytes, implicit: bool, little: bool):
+    """check_data()'s verdict on a data set without file meta: "whole" or the Truncated message."""
+    try:
+        check_data(data, False, implicit, little)
+    except Truncated as truncated:
+        return str(truncated)
+    return "whole"
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian])
+def test_the_check_of_a_head_in_memory_agrees_with_the_whole_data_set_or_asks_for_more(tmp_path, syntax):
+    """A received data set is checked from its first bytes kept in memory and its length: where
+    those bytes suffice the verdict is the one on the whole data set, otherwise it says so."""
+    raw = written(tmp_path, with_sequence(make_dataset(rows=16)), syntax).read_bytes()
+    whole = raw[_data_set_start(raw):]
+    encoding = UID(syntax).is_implicit_VR, UID(syntax).is_little_endian
+    sufficed = 0
+    for length in (len(whole), len(whole) - 100, len(whole) - 1, len(whole) - 300):
+        data = whole[:length]
+        for kept in range(length + 1):
+            try:
+                if not check_head(data[:kept], length, *encoding):
+                    continue  # needs more than was kept: the ingest walks the file
+                found = "whole"
+            except Truncated as truncated:
+                found = str(truncated)
+            sufficed += 1
+            assert found == verdict(data, *encoding), (length, kept)
+    assert sufficed > 0
+    pixel_data_value = 16 * 16 * 2
+    assert check_head(whole[:len(whole) - pixel_data_value], len(whole), *encoding)  # all but the pixels
+    with pytest.raises(Truncated, match=r"\(7FE0,0010\) runs 100 bytes past the end"):
+        check_head(whole[:len(whole) - pixel_data_value], len(whole) - 100, *encoding)

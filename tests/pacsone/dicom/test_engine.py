@@ -4,6 +4,7 @@ while the server goes on serving and keeps nothing half-received."""
 
 import socket
 import struct
+import time
 from io import BytesIO
 
 import pytest
@@ -199,6 +200,36 @@ def test_a_c_store_cut_off_midway_leaves_nothing_behind(scp):
     association.connection.close()
     assert echo_status(port) == 0x0000  # by then the cut-off association has been cleaned up
     assert temp_files() == [] and not Instance.objects.exists()
+
+
+def temp_files_soon() -> list:
+    """The temp folder's files once the association that just ended has cleaned up (it does so
+    after its A-RELEASE-RP or A-ABORT went out)."""
+    deadline = time.monotonic() + 5
+    while temp_files() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return temp_files()
+
+
+@pytest.mark.parametrize("ending", ["release", "abort"])
+def test_the_file_opened_ahead_for_the_next_c_store_goes_when_the_association_ends(scp, ending):
+    _ae, port = scp
+    association = open_association(port)
+    context = association.context_for(CTImageStorage, [ExplicitVRLittleEndian])
+    for number in (1, 2):
+        ds = make_dataset(sop_uid=f"1.2.826.0.1.3680043.77.3.{number}")
+        association.connection.send_message(context.context_id, commands.store_request(number, CTImageStorage,
+                                                                                       ds.SOPInstanceUID),
+                                            encode(ds, False, True))
+        assert association.await_response(number).command[commands.STATUS] == 0x0000
+    assert len(temp_files()) <= 1  # at most the one opened ahead
+    if ending == "release":
+        association.release()
+        assert temp_files() == []  # before the A-RELEASE-RP
+    else:
+        association.abort()
+        assert temp_files_soon() == []
+    assert Instance.objects.count() == 2
 
 
 def test_a_release_in_the_middle_of_a_c_store_aborts(scp):

@@ -61,3 +61,24 @@ def test_compressed_data_is_stored_as_sent(scp, name, monkeypatch):
     assert instance.transfer_syntax_uid == syntax
     stored = storage.absolute_path(instance.storage_location, instance.file_path)
     assert dataset_bytes(stored) == dataset_bytes(source)
+
+
+@pytest.mark.parametrize("study_uid, reason", [
+    ("1.2.840.abc", "malformed StudyInstanceUID"),
+    ("1.2.3\\1.2.4", "malformed StudyInstanceUID"),  # two values
+    ("", "missing StudyInstanceUID"),
+    ("1." + "2" * 70, "malformed StudyInstanceUID"),  # longer than 64
+])
+def test_a_data_set_with_a_bad_study_uid_is_refused_with_the_reason(scp, study_uid, reason):
+    """The received header's UIDs are read from its DICOM JSON: the same verdicts as from pydicom."""
+    _ae_title, port = scp
+    ds = make_dataset()
+    ds.StudyInstanceUID = study_uid
+    assoc = associate(port, [(CTImageStorage, None)])
+
+    status = assoc.send_c_store(ds)
+    assoc.release()
+
+    assert status.Status == 0xA900
+    assert status.ErrorComment == reason
+    assert not Instance.objects.exists()
