@@ -196,7 +196,7 @@ def temp_folder(tmp_path_factory):
 
 
 def acceptor_settings(folder, failures: list) -> AcceptorSettings:
-    def open_store_file(context, command):
+    def open_store_file(context, command, calling_ae=""):
         return ReceivedFile(folder, command.get(commands.AFFECTED_SOP_CLASS_UID, ""),
                             command.get(commands.AFFECTED_SOP_INSTANCE_UID, ""), context.transfer_syntax)
 
@@ -230,7 +230,9 @@ def acceptor_settings(folder, failures: list) -> AcceptorSettings:
             message.file.discard()
         assoc.send_response(message, commands.C_STORE_RSP, 0)
 
-    services = {commands.C_ECHO_RQ: echo, commands.C_FIND_RQ: find, commands.C_STORE_RQ: store}
+    services = {(commands.C_ECHO_RQ, str(Verification)): echo,
+                (commands.C_FIND_RQ, str(StudyRootQueryRetrieveInformationModelFind)): find,
+                (commands.C_STORE_RQ, str(CTImageStorage)): store}
     return AcceptorSettings(ae_title="PACSONE", contexts=CONTEXTS, services={k: guarded(v) for k, v in services.items()},
                             max_pdu=16384, limits=Limits(command_bytes=4096, identifier_bytes=8192, store_bytes=65536),
                             open_store_file=open_store_file)
