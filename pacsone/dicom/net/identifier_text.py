@@ -18,9 +18,11 @@ TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
 
 
 def read_leniently(identifier: Dataset) -> None:
-    """Before any value of `identifier` is converted: without a (0008,0005), read its text as
-    UTF-8 when every non-ASCII text value is valid UTF-8."""
-    if CHARSET_TAG in identifier._dict:
+    """Before any value of `identifier` is converted: without a (0008,0005), or with an empty
+    one (a return key: `findscu -k SpecificCharacterSet`), read its text as UTF-8 when every
+    non-ASCII text value is valid UTF-8."""
+    charset = identifier._dict.get(CHARSET_TAG)
+    if charset is not None and (not isinstance(charset, RawDataElement) or (charset.value or b"").strip()):
         return
     found_utf8 = False
     for raw in identifier._dict.values():

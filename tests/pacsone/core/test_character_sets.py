@@ -144,11 +144,13 @@ def read_back(ds: Dataset, explicit_vr: bool = False) -> Dataset:
     return identifier
 
 
-def test_it_reads_a_query_without_a_character_set_as_utf8_when_it_is(corpus_archive):
-    # findscu -k PatientName=MÜLLER* typed in a UTF-8 terminal sends UTF-8 without (0008,0005).
+@pytest.mark.parametrize("charset", [b"", b"\x08\x00\x05\x00\x00\x00\x00\x00"], ids=["absent", "empty"])
+def test_it_reads_a_query_without_a_character_set_as_utf8_when_it_is(corpus_archive, charset):
+    # findscu -k PatientName=MÜLLER* typed in a UTF-8 terminal sends UTF-8 without (0008,0005),
+    # or with an empty one when it asks for it as a return key (-k SpecificCharacterSet).
     identifier = read_dataset(DicomBytesIO(
-        b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY " + b"\x10\x00\x10\x00\x08\x00\x00\x00" + "MÜLLER*".encode()),
-        True, True)
+        charset + b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY " + b"\x10\x00\x10\x00\x08\x00\x00\x00"
+        + "MÜLLER*".encode()), True, True)
     identifier_text.read_leniently(identifier)
 
     found = query.build_query(identifier, query.STUDY_ROOT)
