@@ -31,3 +31,12 @@ def scp(transactional_db):
     server = start_server("PACSONE", port, host="127.0.0.1")
     yield "PACSONE", port
     stop_server(server, grace_seconds=2)
+
+
+def known_mariadb_defect(reason: str):
+    """A defect seen on MariaDB only and not yet fixed (named in the open issue): the test runs
+    there and is reported as XFAIL/XPASS, never silently skipped."""
+    from django.conf import settings as django_settings
+
+    on_mariadb = django_settings.DATABASES["default"]["ENGINE"].endswith("mysql")
+    return pytest.mark.xfail(on_mariadb, reason=f"MariaDB: {reason}", strict=False)

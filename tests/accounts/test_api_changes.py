@@ -109,15 +109,15 @@ def test_study_filters(client, world):
 
 
 def test_root_creates_a_user_with_privileges_and_groups(client, world):
-    UserGroup.objects.create(name="Radiology", description="General Hospital")
+    UserGroup.objects.create(name="Reading room", description="General Hospital")
     client = api(client, world.users["root"])
     response = client.post("/api/users/", {
         "username": "bob", "first_name": "Bob", "last_name": "Jones", "password": "a-Long-passphrase-7",
-        "privileges": ["query", "move"], "groups": ["Radiology"],
+        "privileges": ["query", "move"], "groups": ["Reading room"],
     }, content_type="application/json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert "password" not in body and body["privileges"] == ["query", "move"] and body["groups"] == ["Radiology"]
+    assert "password" not in body and body["privileges"] == ["query", "move"] and body["groups"] == ["Reading room"]
     bob = User.objects.get(username="bob")
     assert bob.check_password("a-Long-passphrase-7")
     assert Entry.objects.filter(action="user_admin", username="root", target="created user bob").exists()

@@ -8,6 +8,7 @@ import time
 import pytest
 from django.db import connection
 
+from tests.conftest import known_mariadb_defect
 from pacsone.matching import PatternError, check_pattern, pattern_regex, wildcard_q
 from pacsone.models import Study
 from pacsone.query_limits import QueryTimeout, time_limited
@@ -75,6 +76,7 @@ def test_the_redos_pattern_answers_within_a_bound_on_the_database():
 
 
 @pytest.mark.django_db
+@known_mariadb_defect("max_statement_time does not stop this statement (issue 12)")
 def test_a_slow_statement_is_stopped_at_the_bound_and_the_connection_goes_on(settings):
     started = time.monotonic()
     with pytest.raises(QueryTimeout, match="longer than 0.2 s"):
