@@ -51,3 +51,26 @@ def do_delete_study(study, *, acting_user, request=None) -> int:
                **subject)
 
     return delete_study(study, journal)
+
+
+class PurgeRefused(Exception):
+    """The study may no longer be purged (a job or a legal hold came between plan and purge)."""
+
+
+def do_purge_study(study, *, location_name: str, freed_bytes: int, reason: str, still_allowed=None,
+                   acting_user=None, request=None) -> int:
+    """Purge a study to free space in a storage location (routing/purge.py), journaled with what
+    was freed in the rows' transaction. `still_allowed(study)` is asked again inside that
+    transaction; a '' answer lets the purge go on, anything else rolls it back (PurgeRefused).
+    `acting_user` None: the scheduled watermark check. Returns the number of instances."""
+    subject = {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
+
+    def journal(count: int) -> None:
+        why_not = still_allowed(study) if still_allowed else ""
+        if why_not:
+            raise PurgeRefused(why_not)
+        record(Action.PURGE, request=request, user=acting_user, username="" if acting_user else "system",
+               target=f"storage {location_name}"[:255],
+               detail=f"{count} instance(s), {freed_bytes} bytes freed: {reason}", **subject)
+
+    return delete_study(study, journal)
