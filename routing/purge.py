@@ -66,16 +66,6 @@ def _location_bytes(study: Study, location: StorageLocation) -> int:
     return sum(size for _path, size in files)
 
 
-def validate_watermarks(high: int | None, low: int | None) -> None:
-    """Raise ValueError unless the pair makes sense (both blank, or 0 <= low < high <= 100)."""
-    if high is None and low is None:
-        return
-    if high is None or low is None:
-        raise ValueError("set both watermarks, or neither")
-    if not (0 <= low < high <= 100):
-        raise ValueError("the low watermark must be below the high one, both between 0 and 100 percent")
-
-
 def plan(location: StorageLocation, usage_of: UsageFunction = storage.usage, now=None) -> PurgePlan:
     """The dry run: which studies a purge of `location` would remove now, and why."""
     high, low = location.high_watermark, location.low_watermark
