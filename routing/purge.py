@@ -30,6 +30,7 @@ MAX_SKIPPED_LISTED = 200  # the dry run lists at most this many passed-over stud
 @dataclass
 class PlannedStudy:
     study: Study
+    study_pk: int  # kept: a purged study's object loses its pk
     frees_bytes: int
     reason: str  # why this one: e.g. "received 2026-01-02 10:00, oldest not protected"
 
@@ -66,8 +67,10 @@ def _location_bytes(study: Study, location: StorageLocation) -> int:
     return sum(size for _path, size in files)
 
 
-def plan(location: StorageLocation, usage_of: UsageFunction = storage.usage, now=None) -> PurgePlan:
-    """The dry run: which studies a purge of `location` would remove now, and why."""
+def plan(location: StorageLocation, usage_of: UsageFunction | None = None, now=None) -> PurgePlan:
+    """The dry run: which studies a purge of `location` would remove now, and why. `usage_of`
+    measures the location (storage.usage unless given: tests simulate it)."""
+    usage_of = usage_of or storage.usage
     high, low = location.high_watermark, location.low_watermark
     if high is None or low is None:
         return PurgePlan(location, None, summary="No watermarks are set: this location is never purged.")
@@ -92,7 +95,7 @@ def plan(location: StorageLocation, usage_of: UsageFunction = storage.usage, now
                     result.skipped.append(SkippedStudy(study, why_not))
                 continue
             frees = _location_bytes(study, location)
-            result.studies.append(PlannedStudy(study, frees, f"oldest received not protected "
+            result.studies.append(PlannedStudy(study, study.pk, frees, f"oldest received not protected "
                                                              f"({study.received_at:%Y-%m-%d %H:%M} UTC)"))
             freed += frees
             if freed >= result.to_free_bytes:
@@ -110,22 +113,27 @@ def plan(location: StorageLocation, usage_of: UsageFunction = storage.usage, now
 @dataclass
 class PurgeResult:
     plan: PurgePlan
-    purged: list[Study] = field(default_factory=list)
-    refused: list[tuple[Study, str]] = field(default_factory=list)
+    purged: list[PlannedStudy] = field(default_factory=list)
+    refused: list[tuple[PlannedStudy, str]] = field(default_factory=list)
     usage_after: storage.Usage | None = None
 
 
-def purge(location: StorageLocation, usage_of: UsageFunction = storage.usage, *, acting_user=None,
+def purge(location: StorageLocation, usage_of: UsageFunction | None = None, *, acting_user=None,
           request=None) -> PurgeResult:
     """Carry out the plan of `location`: each study purged and journaled with what it freed.
     A study that became protected since the plan (a job, a legal hold) is left, and said so."""
+    usage_of = usage_of or storage.usage
     result = PurgeResult(plan(location, usage_of))
     if not result.plan.studies:
         return result
 
     def still_allowed(study: Study) -> str:
-        fresh = Study.objects.filter(pk=study.pk).values("legal_hold").first()
-        if fresh and fresh["legal_hold"]:
+        """Asked in the purge's transaction, the study's row locked (another node's purge or a
+        new job must not slip in between)."""
+        fresh = Study.objects.select_for_update().filter(pk=study.pk).values("legal_hold").first()
+        if fresh is None:
+            return "purged already"
+        if fresh["legal_hold"]:
             return "under legal hold"
         return "has pending jobs" if has_pending_jobs(study) else ""
 
@@ -138,9 +146,9 @@ def purge(location: StorageLocation, usage_of: UsageFunction = storage.usage, *,
                                   f"{planned.reason}", still_allowed=still_allowed,
                            acting_user=acting_user, request=request)
         except PurgeRefused as refused:
-            result.refused.append((study, str(refused)))
+            result.refused.append((planned, str(refused)))
             continue
-        result.purged.append(study)
+        result.purged.append(planned)
         freed += planned.frees_bytes
     result.usage_after = usage_of(location)
     before = result.plan.usage
