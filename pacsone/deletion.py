@@ -12,15 +12,18 @@ from .models import Instance, Patient
 log = logging.getLogger(__name__)
 
 
-def delete_study(study, journal=None) -> int:
+def delete_study(study, journal=None, check=None) -> int:
     """Delete a study, its series, instances and notes, and its patient if nothing else of the
-    patient is left. `journal(count)` runs inside the rows' transaction (the journal entry).
-    Returns the number of instances deleted."""
+    patient is left. `journal(count)` runs inside the rows' transaction (the journal entry);
+    `check(study)`, when given, too, before anything is deleted: an exception it raises rolls
+    back and leaves the study and its files. Returns the number of instances deleted."""
     instances = list(Instance.objects.filter(series__study=study).only("storage_location", "file_path", "sha256"))
     files = [(instance.storage_location_id, instance.file_path) for instance in instances]
     patient_pk = study.patient_id
     study_pk = study.pk
     with transaction.atomic():
+        if check is not None:
+            check(study)
         study.delete()
         Patient.objects.filter(pk=patient_pk, studies__isnull=True).delete()
         if journal is not None:
@@ -51,3 +54,28 @@ def do_delete_study(study, *, acting_user, request=None) -> int:
                **subject)
 
     return delete_study(study, journal)
+
+
+class PurgeRefused(Exception):
+    """The study may no longer be purged (a job or a legal hold came between plan and purge)."""
+
+
+def do_purge_study(study, *, location_name: str, freed_bytes: int, reason: str, still_allowed=None,
+                   acting_user=None, request=None) -> int:
+    """Purge a study to free space in a storage location (routing/purge.py), journaled with what
+    was freed in the rows' transaction. `still_allowed(study)` is asked again inside that
+    transaction; a '' answer lets the purge go on, anything else rolls it back (PurgeRefused).
+    `acting_user` None: the scheduled watermark check. Returns the number of instances."""
+    subject = {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
+
+    def check(study) -> None:
+        why_not = still_allowed(study) if still_allowed else ""
+        if why_not:
+            raise PurgeRefused(why_not)
+
+    def journal(count: int) -> None:
+        record(Action.PURGE, request=request, user=acting_user, username="" if acting_user else "system",
+               target=f"storage {location_name}"[:255],
+               detail=f"{count} instance(s), {freed_bytes} bytes freed: {reason}", **subject)
+
+    return delete_study(study, journal, check)

@@ -51,8 +51,7 @@ def study_zip_chunks(study):
     )
     with zipfile.ZipFile(pipe, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for instance in instances.iterator(chunk_size=500):
-            path = storage.absolute_path(instance.storage_location, instance.file_path)
-            with open(path, "rb") as src, archive.open(member_name(instance), "w", force_zip64=True) as dst:
+            with storage.open_stored(instance) as src, archive.open(member_name(instance), "w", force_zip64=True) as dst:
                 while chunk := src.read(CHUNK):
                     dst.write(chunk)
                     yield pipe.take()

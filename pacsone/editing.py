@@ -82,8 +82,8 @@ def do_edit_study(study: Study, cleaned: dict, *, acting_user, request=None):
 
 
 def _rewrite(instance: Instance, keywords: dict[str, str], origin: Origin, batch: PostIngestBatch) -> bool:
-    path = storage.absolute_path(instance.storage_location, instance.file_path)
-    ds = dcmread(path)
+    with storage.open_stored(instance) as f:
+        ds = dcmread(f)
     charsets.make_room_for(ds, list(keywords.values()))
     for keyword, value in keywords.items():
         setattr(ds, keyword, value)

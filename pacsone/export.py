@@ -42,9 +42,8 @@ def exports_dir() -> Path:
     return settings.DATA_DIR / "exports"
 
 
-def _complete_for_media(path: Path):
+def _complete_for_media(ds):
     """The dataset with the record attributes it lacks filled in; and the names filled."""
-    ds = dcmread(path)
     filled = []
     for keyword, default in RECORD_DEFAULTS.items():
         if keyword not in ds or ds[keyword].value in (None, ""):
@@ -155,12 +154,13 @@ def export_studies(progress, study_pks: list[int], zipped: bool = True, with_vie
     fileset = FileSet()
     problems, filled_any = [], set()
     for instance in instances:
-        path = storage.absolute_path(instance.storage_location, instance.file_path)
         try:
+            with storage.open_stored(instance) as f:
+                ds = dcmread(f)
             try:
-                fileset.add(path)
+                fileset.add(ds)
             except ValueError:
-                ds, filled = _complete_for_media(path)
+                ds, filled = _complete_for_media(ds)
                 fileset.add(ds)
                 filled_any.update(filled)
             progress.advance()

@@ -8,7 +8,6 @@ from audit.journal import Action, Outcome, record
 
 from .dicom import scu
 from .models import Instance, RemoteAE, Study
-from .rendering import instance_path
 
 BATCH = 25
 MAX_REASONS = 20
@@ -39,15 +38,15 @@ def forward_job(progress, study_pk: int, remote_pk: int, username: str) -> str:
     progress.start(len(instances))
     sent, reasons = 0, []
     for start in range(0, len(instances), BATCH):
-        paths = [instance_path(instance) for instance in instances[start:start + BATCH]]
+        batch = instances[start:start + BATCH]
         try:
-            result = scu.store(remote, paths)
+            result = scu.store(remote, batch)
             failed, problems = len(result.failed), result.failed
         except scu.ScuError as error:  # unreachable or unwilling: the whole batch failed
-            result, failed, problems = None, len(paths), [str(error)]
+            result, failed, problems = None, len(batch), [str(error)]
         sent += result.sent if result else 0
         reasons += problems[: MAX_REASONS - len(reasons)]
-        progress.advance(len(paths) - failed, failed=failed)
+        progress.advance(len(batch) - failed, failed=failed)
     failed_total = len(instances) - sent
     record(Action.FORWARD, username=username, patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
            target=f"to {remote.ae_title}", outcome=Outcome.FAILURE if failed_total else Outcome.SUCCESS,

@@ -408,7 +408,7 @@ def _insert_or_replace(
             if existing is None:
                 raise
         if settings.PACS_DUPLICATE_POLICY == "ignore" and not origin.replace_duplicates:
-            if storage.absolute_path(existing.storage_location, existing.file_path).exists():
+            if storage.stored_exists(existing):
                 return IngestResult(Outcome.IGNORED, "SOP Instance UID already stored", sop_uid), new_file
             log.warning("stored file of sop=%s is missing: storing the copy received now", sop_uid)
         old_file = (existing.storage_location, existing.file_path)

@@ -5,6 +5,7 @@ Every attribute that queries match on has a database index. The full header of e
 return key can be answered without re-reading the file.
 """
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -15,9 +16,31 @@ class StorageLocation(models.Model):
     path = models.CharField(max_length=1024)
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Purge watermarks (routing/purge.py), percentages of the filesystem's space in use: above
+    # the high mark the oldest studies (by date received) go until usage is below the low mark.
+    # No high mark: never purged.
+    high_watermark = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Purge when more than this percentage of the disk is in use (blank: never purge).")
+    low_watermark = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(99)],
+        help_text="A purge stops once less than this percentage of the disk is in use.")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.path})"
+
+
+class RetentionRule(models.Model):
+    """How long studies are kept before a purge may remove them (routing/retention.py): a rule
+    without modality is the minimum age of every study; one with a modality keeps the studies
+    that contain that modality at least that long."""
+
+    modality = models.CharField(max_length=16, blank=True, default="", unique=True,
+                                help_text="Blank: every study (the minimum age).")
+    keep_days = models.PositiveIntegerField(help_text="Days after the study was received.")
+
+    def __str__(self) -> str:
+        return f"{self.modality or 'every study'}: {self.keep_days} day(s)"
 
 
 class StudyQuerySet(models.QuerySet):
@@ -76,6 +99,8 @@ class Study(models.Model):
     storage_location = models.ForeignKey(
         StorageLocation, null=True, blank=True, on_delete=models.PROTECT, related_name="studies"
     )
+    # Under legal hold: no purge removes it, whatever its age (routing/retention.py).
+    legal_hold = models.BooleanField(default=False)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Kept exact by the ingest transaction (pacsone.study_counts), for C-FIND and study lists.

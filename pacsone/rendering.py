@@ -97,15 +97,12 @@ def parse_request(params, *, thumbnail: bool = False) -> RenderRequest:
     return RenderRequest(frame, window, size, fmt)
 
 
-def instance_path(instance: Instance) -> Path:
-    return storage.absolute_path(instance.storage_location, instance.file_path)
-
-
 def read_instance(instance: Instance, *, pixels: bool = True) -> Dataset:
-    path = instance_path(instance)
-    if not path.exists():
-        raise RenderError("the image file is missing from storage")
-    return dcmread(path, stop_before_pixels=not pixels)
+    try:
+        with storage.open_stored(instance) as f:
+            return dcmread(f, stop_before_pixels=not pixels)
+    except FileNotFoundError:
+        raise RenderError("the image file is missing from storage") from None
 
 
 def number_of_frames(ds: Dataset) -> int:

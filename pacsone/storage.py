@@ -13,7 +13,10 @@ import os
 import secrets
 import tempfile
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from django.conf import settings
 
@@ -39,13 +42,17 @@ def _started_soon(work, *args) -> concurrent.futures.Future:
     future = SYNC_POOL.submit(run)
     started.wait()
     return future
-_default_location_cache: dict[str, StorageLocation] = {}
+_default_location_cache: dict = {}
+_locations_by_pk: dict[int, StorageLocation] = {}
+DEFAULT_LOCATION_RECHECK_SECONDS = 60
 
 
 def default_location() -> StorageLocation:
     """The location new instances go to: the one marked default, else `<data>/storage`."""
     cached = _default_location_cache.get("default")
-    if cached is not None:
+    # Another process (the web page, `storagelocations current`) may change the current
+    # location: each process looks again once a minute.
+    if cached is not None and time.monotonic() < _default_location_cache.get("until", 0):
         return cached
     location = StorageLocation.objects.filter(is_default=True).first()
     if location is None:
@@ -55,12 +62,14 @@ def default_location() -> StorageLocation:
     Path(location.path).mkdir(parents=True, exist_ok=True)
     temp_dir(location).mkdir(parents=True, exist_ok=True)
     _default_location_cache["default"] = location
+    _default_location_cache["until"] = time.monotonic() + DEFAULT_LOCATION_RECHECK_SECONDS
     return location
 
 
 def forget_default_location() -> None:
-    """Drop the cached default (tests and storage changes)."""
+    """Drop the cached default and the cached locations (tests and storage changes)."""
     _default_location_cache.clear()
+    _locations_by_pk.clear()
 
 
 def temp_dir(location: StorageLocation) -> Path:
@@ -242,3 +251,156 @@ def remove(location: StorageLocation, relative_path: str) -> None:
         absolute_path(location, relative_path).unlink()
     except FileNotFoundError:
         pass
+
+
+# --- The interface every other module reads stored files through ------------------------------------
+# place() and remove() above write and delete; open_stored(), read_range(), exists() read; usage()
+# measures a location. No module outside this one joins a location's folder with a file's
+# relative path (tests/pacsone/core/test_storage_gate.py), so a location on another backend
+# (an S3-compatible store) needs changes here only.
+
+def location_by_pk(pk: int) -> StorageLocation:
+    """A storage location by primary key, cached: a location's folder never changes once made
+    (the pages and `storagelocations` let an administrator rename it or change its watermarks,
+    never move it)."""
+    location = _locations_by_pk.get(pk)
+    if location is None:
+        location = _locations_by_pk[pk] = StorageLocation.objects.get(pk=pk)
+    return location
+
+
+def _path_of(instance) -> Path:
+    """Where an indexed instance's file is (anything with storage_location_id and file_path)."""
+    return absolute_path(location_by_pk(instance.storage_location_id), instance.file_path)
+
+
+def open_file(location: StorageLocation, relative_path: str) -> BinaryIO:
+    """A stored file opened for reading, as a real file (fileno() works: the DICOM engine sends
+    it with sendfile). FileNotFoundError when it is missing."""
+    return open(absolute_path(location, relative_path), "rb")
+
+
+def open_stored(instance) -> BinaryIO:
+    """The stored file of an indexed instance, opened for reading (see open_file())."""
+    return open(_path_of(instance), "rb")
+
+
+def opener(location_pk: int, relative_path: str) -> Callable[[], BinaryIO]:
+    """A function that opens one stored file when called: for code that must not know where
+    files live (the DICOM engine, importable without Django)."""
+    return lambda: open_file(location_by_pk(location_pk), relative_path)
+
+
+def read_range(instance, offset: int, length: int) -> bytes:
+    """`length` bytes of an instance's stored file from `offset` (fewer at its end): for byte
+    ranges (HTTP Range, bulk data) without reading the whole file."""
+    if offset < 0 or length < 0:
+        raise ValueError("a range needs a non-negative offset and length")
+    fd = os.open(_path_of(instance), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts, position, wanted = [], offset, length
+        while wanted:
+            part = os.pread(fd, min(wanted, HASH_CHUNK), position)
+            if not part:
+                break
+            parts.append(part)
+            position += len(part)
+            wanted -= len(part)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def stored_size(instance) -> int:
+    """The size of an instance's stored file as it is now (FileNotFoundError when missing)."""
+    return _path_of(instance).stat().st_size
+
+
+def exists(location: StorageLocation, relative_path: str) -> bool:
+    return absolute_path(location, relative_path).exists()
+
+
+def stored_exists(instance) -> bool:
+    return _path_of(instance).exists()
+
+
+def stored_checksum(instance) -> tuple[str, int]:
+    """SHA-256 and size of an instance's stored file as it is now."""
+    return checksum(_path_of(instance))
+
+
+def describe(instance) -> str:
+    """Where an instance's file is, in words for administrators (verifystorage's report)."""
+    location = location_by_pk(instance.storage_location_id)
+    return f"{location.name}:{instance.file_path}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Space of the filesystem that holds a location."""
+
+    total_bytes: int
+    used_bytes: int
+
+    @property
+    def free_bytes(self) -> int:
+        return self.total_bytes - self.used_bytes
+
+    @property
+    def percent_used(self) -> float:
+        return 100.0 * self.used_bytes / self.total_bytes if self.total_bytes else 100.0
+
+
+def usage(location: StorageLocation) -> Usage:
+    """Used space as `df` counts it: blocks in use (the root-reserved ones are neither used
+    nor available to us, so they count in neither figure)."""
+    stats = os.statvfs(location.path)
+    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+    return Usage(total_bytes=used + stats.f_bavail * stats.f_frsize, used_bytes=used)
+
+
+def copy_to(instance, target: StorageLocation) -> None:
+    """Copy an instance's stored file to the same relative path in `target`, durably, and check
+    that the copy's SHA-256 is the one indexed before anything else relies on it (Change
+    Storage). Raises StorageError when it differs; the bad copy is removed."""
+    Path(target.path).mkdir(parents=True, exist_ok=True)
+    temp_dir(target).mkdir(parents=True, exist_ok=True)
+    name, fd = open_temp(temp_dir(target), ".part")
+    try:
+        with open_stored(instance) as source, os.fdopen(fd, "wb", closefd=True) as out:
+            while chunk := source.read(HASH_CHUNK):
+                out.write(chunk)
+        copied_sha256, copied_size = checksum(Path(name))
+        if copied_sha256 != instance.sha256 or copied_size != instance.file_size:
+            raise StorageError(f"the copy of {instance.sop_instance_uid} in {target.name} does not match its "
+                               "indexed SHA-256 (the source file is damaged or changed)")
+        place(Path(name), target, instance.file_path)
+    except BaseException:
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class StorageError(Exception):
+    """A stored file is not what the index says."""
+
+
+def current_location() -> StorageLocation:
+    """The location new studies go to (System Administration sets it)."""
+    return default_location()
+
+
+def set_current_location(location: StorageLocation) -> None:
+    """Make `location` the one new studies go to; its folders are made now, so that a location
+    that cannot be written is refused here and not at the next C-STORE."""
+    from django.db import transaction
+
+    Path(location.path).mkdir(parents=True, exist_ok=True)
+    temp_dir(location).mkdir(parents=True, exist_ok=True)
+    with transaction.atomic():
+        StorageLocation.objects.exclude(pk=location.pk).filter(is_default=True).update(is_default=False)
+        StorageLocation.objects.filter(pk=location.pk).update(is_default=True)
+    location.is_default = True
+    forget_default_location()

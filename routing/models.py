@@ -15,6 +15,7 @@ class Job(models.Model):
         RETRIEVE = "retrieve", "Retrieve"
         SYNC = "sync", "Synchronize"
         PURGE = "purge", "Purge"
+        CHANGE_STORAGE = "change_storage", "Change storage"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

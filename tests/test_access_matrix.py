@@ -22,6 +22,7 @@ from django.urls import get_resolver
 
 from accounts.tokens import issue_token
 from audit.models import Entry, Outcome
+from pacsone import storage
 from pacsone.models import Instance, RemoteAE
 from pacsone.notes import do_add_note
 from routing.models import Job
@@ -35,7 +36,7 @@ OK, FOUND, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 403, 404, 405
 # The privileges of each role (tests/people.py); root holds all of them.
 HOLDS = {
     "root": {"view", "modify", "mark_study", "forward", "query", "move", "download", "export", "import",
-             "upload", "monitor", "system_admin"},
+             "upload", "monitor", "change_storage", "system_admin"},
     "power": {"view", "modify", "mark_study"},
     "physician": set(), "member": set(), "outsider": set(),
     "modify_only": {"modify"},
@@ -98,6 +99,18 @@ ROUTES = {
     "download/<str:study_uid>.zip": Route("get", "/download/{uid}.zip", "download", True, OK, True),
     "notes/<str:study_uid>/": Route("get", "/notes/{uid}/", study=True, journaled=True),
     "notes/attachment/<int:pk>/": Route("get", "/notes/attachment/{attachment}/", study=True, journaled=True),
+    # Storage (System Administration) and Change Storage
+    "actions/study/<str:study_uid>/legal-hold/": Route("post", "/actions/study/{uid}/legal-hold/", "system_admin",
+                                                       True, FOUND, True, {"hold": "1"}),
+    "actions/change-storage/": Route("post", "/actions/change-storage/", "change_storage", True, OK,
+                                     data={"study": "{uid}"}, hidden=FOUND),
+    "storage/": Route("get", "/storage/", "system_admin"),
+    "storage/<int:pk>/": Route("get", "/storage/{location}/", "system_admin"),
+    "storage/<int:pk>/current/": Route("post", "/storage/{location}/current/", "system_admin", allowed=FOUND,
+                                       journaled=True),
+    "storage/<int:pk>/purge/": Route("get", "/storage/{location}/purge/", "system_admin"),
+    "storage/retention/": Route("post", "/storage/retention/", "system_admin", allowed=FOUND, journaled=True,
+                                data={"modality": "CT", "keep_days": "30"}),
     "upload/": Route("get", "/upload/", "upload"),
     "import/": Route("get", "/import/", "import"),
     "monitor/": Route("get", "/monitor/", "monitor"),
@@ -188,7 +201,7 @@ def world(tmp_path):
     world = make_world_with_files(tmp_path)
     root = world.users["root"]
     ae = RemoteAE.objects.create(ae_title="NOWHERE", host="127.0.0.1", port=free_port(), is_queryable=True)
-    world.values = {"ae": ae.pk, "jane": world.users["physician"].pk,
+    world.values = {"ae": ae.pk, "jane": world.users["physician"].pk, "location": storage.default_location().pk,
                     "group": world.users["member"].pacs_groups.get().pk}
     world.per_study = {}
     for name in PRIVATE:

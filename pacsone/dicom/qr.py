@@ -18,7 +18,6 @@ level (a study outside them answers as if it did not exist).
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from pydicom.dataset import Dataset
@@ -36,6 +35,7 @@ from pynetdicom.sop_class import (
 
 from audit.journal import Action, Outcome, record
 
+from .. import storage
 from . import policy, query, registry
 from .net import commands, sending, status, wire
 from .net.acceptor import AcceptedAssociation, AssociationEnded, Message
@@ -189,7 +189,7 @@ def _matched(message: Message, models: dict, studies=None) -> tuple[query.Query,
             raise query.QueryError(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "not a retrieve information model")
         found, instances = query.instances_for(_identifier(message), model, studies=studies)
         fields = ("pk", "sop_instance_uid", "sop_class_uid", "transfer_syntax_uid", "file_path",
-                  "storage_location__path", "series__study__study_instance_uid", "series__study__patient__patient_id")
+                  "storage_location_id", "series__study__study_instance_uid", "series__study__patient__patient_id")
         rows = list(query.time_limited_answers(instances.values(*fields)))
     except query.QueryError as error:
         raise Refused(error.status, error.reason) from None
@@ -228,8 +228,8 @@ def storage_contexts(rows: list[dict]) -> list[PresentationContext]:
 
 
 def instance_of(row: dict) -> sending.Instance:
-    return sending.Instance(Path(row["storage_location__path"]) / row["file_path"], row["sop_class_uid"],
-                            row["sop_instance_uid"], row["transfer_syntax_uid"])
+    return sending.Instance(storage.opener(row["storage_location_id"], row["file_path"]), row["sop_class_uid"],
+                            row["sop_instance_uid"], row["transfer_syntax_uid"], name=row["sop_instance_uid"])
 
 
 def send_one(channel, row: dict, message_id: int, as_scu: bool, move_originator=None) -> int:

@@ -23,7 +23,8 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from ..models import RemoteAE
+from .. import storage
+from ..models import Instance, RemoteAE
 from . import charsets, query
 from .net import sending, status
 from .net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -166,16 +167,29 @@ def retrieve_study(remote: RemoteAE, study_uid: str) -> MoveResult:
     return move_to_us(remote, study_identifier(study_uid))
 
 
-def store(remote: RemoteAE, paths: list[Path]) -> StoreResult:
-    """C-STORE files (as stored; decompressed when the remote takes uncompressed only)."""
+def _to_send(item) -> sending.Instance:
+    """An indexed instance (its stored file, through pacsone.storage) or a file of ours that is
+    not in storage (a path)."""
+    if isinstance(item, Instance):
+        return sending.Instance(storage.opener(item.storage_location_id, item.file_path), item.sop_class_uid,
+                                item.sop_instance_uid, item.transfer_syntax_uid, name=item.sop_instance_uid)
+    path = Path(item)
+    ds = dcmread(path, stop_before_pixels=True)
+    return sending.Instance(lambda: open(path, "rb"), ds.SOPClassUID, ds.SOPInstanceUID,
+                            ds.file_meta.TransferSyntaxUID, name=path.name)
+
+
+def store(remote: RemoteAE, items: list) -> StoreResult:
+    """C-STORE indexed instances or files given by path (as they are; decompressed when the
+    remote takes uncompressed only)."""
     instances = []
     result = StoreResult()
-    for path in paths:
+    for item in items:
         try:
-            ds = dcmread(path, stop_before_pixels=True)
-            instances.append(sending.Instance(path, ds.SOPClassUID, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID))
+            instances.append(_to_send(item))
         except Exception as error:
-            result.failed.append(f"{path.name}: unreadable ({error})")
+            name = item.sop_instance_uid if isinstance(item, Instance) else Path(item).name
+            result.failed.append(f"{name}: unreadable ({error})")
     if not instances:
         return result
     rows = [{"sop_class_uid": i.sop_class, "transfer_syntax_uid": i.transfer_syntax} for i in instances]
@@ -190,12 +204,12 @@ def store(remote: RemoteAE, paths: list[Path]) -> StoreResult:
             try:
                 code = sending.send_instance(association, instance, message_id, as_scu=True)
             except sending.Unsendable as error:
-                result.failed.append(f"{instance.path.name}: {error}")
+                result.failed.append(f"{instance.name}: {error}")
                 continue
             if code in (status.SUCCESS, *sending.WARNING_STATUSES):
                 result.sent += 1
             else:
-                result.failed.append(f"{instance.path.name}: status 0x{code:04X}")
+                result.failed.append(f"{instance.name}: status 0x{code:04X}")
     except AssociationRefused as lost:
         raise ScuError(str(lost)) from None
     finally:

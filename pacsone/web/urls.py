@@ -3,7 +3,7 @@ own (accounts/, audit/, routing/); the REST API is pacsone/api/urls.py."""
 
 from django.urls import include, path
 
-from . import actions, aes, edit, export, forward, health, images, monitor, notes, studies, transfer
+from . import actions, aes, edit, export, forward, health, images, monitor, notes, storage, studies, transfer
 
 STUDY = "studies/<str:study_uid>/"
 INSTANCE = STUDY + "instances/<str:sop_uid>/"
@@ -46,6 +46,13 @@ urlpatterns = [
     path("import/", transfer.import_from_server, name="import"),
     path("notes/<str:study_uid>/", notes.study_notes, name="study-notes"),
     path("notes/attachment/<int:pk>/", notes.attachment_download, name="attachment-download"),
+    path("actions/study/<str:study_uid>/legal-hold/", storage.legal_hold, name="study-legal-hold"),
+    path("actions/change-storage/", storage.change_storage, name="change-storage"),
+    path("storage/", storage.storage_list, name="storage-list"),
+    path("storage/<int:pk>/", storage.storage_edit, name="storage-edit"),
+    path("storage/<int:pk>/current/", storage.storage_set_current, name="storage-current"),
+    path("storage/<int:pk>/purge/", storage.storage_purge, name="storage-purge"),
+    path("storage/retention/", storage.retention_rule, name="retention-rule"),
     path("monitor/", monitor.monitor_page, name="monitor"),
     path("monitor/data.json", monitor.monitor_data, name="monitor-data"),
     path("", include((remote_ae_patterns, "dicom"))),

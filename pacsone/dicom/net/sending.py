@@ -11,8 +11,7 @@ import logging
 import os
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Callable, Protocol
 
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 
@@ -39,10 +38,11 @@ class Channel(Protocol):
 class Instance:
     """What a sub-operation needs to know of a stored instance."""
 
-    path: Path
+    open_file: Callable[[], BinaryIO]  # opens the stored file (pacsone.storage.opener): a real file, with fileno()
     sop_class: str
     sop_instance: str
     transfer_syntax: str
+    name: str = ""  # for messages: which file this is
 
 
 @dataclass
@@ -97,8 +97,9 @@ def send_instance(channel: Channel, instance: Instance, message_id: int, as_scu:
     command = commands.store_request(message_id, instance.sop_class, instance.sop_instance,
                                      move_originator=originator_ae, move_originator_message_id=originator_id)
     if context is not None:
-        fd = os.open(instance.path, os.O_RDONLY | os.O_CLOEXEC)
+        f = instance.open_file()
         try:
+            fd = f.fileno()
             offset = dataset_offset(fd)
             if offset is not None:
                 size = os.fstat(fd).st_size
@@ -106,7 +107,7 @@ def send_instance(channel: Channel, instance: Instance, message_id: int, as_scu:
                 channel.connection.send_file_dataset(context.context_id, fd, offset, size - offset)
                 return _status_of(channel.await_response(message_id))
         finally:
-            os.close(fd)
+            f.close()
     context, chunks = _converted(channel, instance, as_scu)
     channel.connection.send_message(context.context_id, command)
     channel.connection.send_dataset_stream(context.context_id, chunks)
@@ -127,6 +128,6 @@ def _converted(channel: Channel, instance: Instance, as_scu: bool):
     if context is None:
         raise Unsendable(f"the peer accepts neither {stored} nor an uncompressed syntax for {instance.sop_class}")
     try:
-        return context, transcoding.uncompressed_chunks(instance.path, context.transfer_syntax)
+        return context, transcoding.uncompressed_chunks(instance.open_file, context.transfer_syntax)
     except transcoding.Untranscodable as error:
         raise Unsendable(str(error)) from None

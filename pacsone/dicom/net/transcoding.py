@@ -17,8 +17,7 @@ Big endian and deflated stored files (retired or rare) are decoded whole by pydi
 """
 
 import struct
-from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -69,11 +68,11 @@ def _read_pixel_element_header(f: BinaryIO, source: UID) -> tuple[bytes, int] | 
     return vr, struct.unpack("<L", tail)[0]
 
 
-def uncompressed_chunks(path: Path, target: UID) -> Iterator:
-    """The data set of the stored file at `path` in the uncompressed syntax `target`, as
-    buffers. Raises Untranscodable before returning when the file cannot be sent."""
+def uncompressed_chunks(open_file: Callable[[], BinaryIO], target: UID) -> Iterator:
+    """The data set of the stored file that `open_file()` opens, in the uncompressed syntax
+    `target`, as buffers. Raises Untranscodable before returning when the file cannot be sent."""
     try:
-        f = open(path, "rb")
+        f = open_file()
     except OSError as error:
         raise Untranscodable(f"cannot read the stored file: {error}") from None
     try:
@@ -83,8 +82,7 @@ def uncompressed_chunks(path: Path, target: UID) -> Iterator:
         except Exception as error:
             raise Untranscodable(f"cannot read the stored file: {error}") from None
         if not (source.is_little_endian and target.is_little_endian) or source.is_deflated or target.is_deflated:
-            f.close()
-            return iter([_whole_file(path, source, target)])
+            return iter([_whole_file(f, source, target)])
         position = f.tell()
         element = _read_pixel_element_header(f, source)
         if element is None:
@@ -104,13 +102,16 @@ def uncompressed_chunks(path: Path, target: UID) -> Iterator:
         raise
 
 
-def _whole_file(path: Path, source: UID, target: UID) -> bytes:
+def _whole_file(f: BinaryIO, source: UID, target: UID) -> bytes:
     try:
-        ds = dcmread(path)
+        f.seek(0)
+        ds = dcmread(f)
         if source.is_compressed:
             ds.decompress(generate_instance_uid=False)
     except Exception as error:
         raise Untranscodable(f"cannot decode {source}: {error}") from None
+    finally:
+        f.close()
     return _encoded(ds, target)
 
 

@@ -6,7 +6,7 @@ from django.db import DatabaseError, connection
 from accounts import sessions
 from accounts.root import ensure_root
 from audit.report import ensure_schedule as ensure_journal_report_schedule
-from pacsone import autoscan, storage
+from pacsone import autoscan, schedules, storage
 from pacsone.dicom.remote import ensure_sync_schedule
 
 
@@ -36,6 +36,7 @@ class Command(BaseCommand):
         autoscan.ensure_schedule()
         sessions.ensure_schedule()
         ensure_sync_schedule()  # remote study synchronization, hourly
+        schedules.ensure_schedules()
         password = ensure_root()
         if password:
             line = "=" * 64

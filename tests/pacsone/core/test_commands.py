@@ -91,9 +91,9 @@ def test_verifystorage_finds_missing_and_damaged_files(tmp_path, capsys):
     damaged_path.write_bytes(damaged_path.read_bytes()[:-1] + b"X")
     storage.absolute_path(missing.storage_location, missing.file_path).unlink()
 
-    with pytest.raises(CommandError, match="2 of 2 indexed file"):
+    with pytest.raises(CommandError, match="2 problem\\(s\\) among 2 indexed file"):
         call_command("verifystorage", "--no-progress", stdout=StringIO())
 
     printed = capsys.readouterr().out
-    assert f"checksum differs: {damaged_path}" in printed
+    assert f"checksum differs: {damaged.storage_location.name}:{damaged.file_path}" in printed
     assert "missing: " in printed and missing.sop_instance_uid in printed

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from PIL import Image
 
-from pacsone import rendering
+from pacsone import rendering, storage
 from pacsone.models import Instance
 from pacsone.rendering import RenderError, RenderRequest, Window, parse_request, render
 from tests.helpers import ingest_instance as ingest, COMPRESSED_TEST_FILES, make_dataset, pydicom_file, write_dataset
@@ -181,7 +181,7 @@ def test_a_chosen_window_is_not_kept_on_disk():
 
 def test_a_missing_file_is_reported():
     instance = ingest(pydicom_file("CT_small.dcm"))
-    rendering.instance_path(instance).unlink()
+    storage.absolute_path(instance.storage_location, instance.file_path).unlink()
     with pytest.raises(RenderError, match="missing"):
         render(instance, RenderRequest())
 
