@@ -10,6 +10,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 from pydicom import dcmread
@@ -164,6 +165,61 @@ def study_identifier(study_uid: str) -> Dataset:
 
 def retrieve_study(remote: RemoteAE, study_uid: str) -> MoveResult:
     return move_to_us(remote, study_identifier(study_uid))
+
+
+def store_stream(remote: RemoteAE, instances: list[sending.Instance],
+                 answered: Callable[[sending.Instance, int | None, str], bool]) -> None:
+    """C-STORE `instances` over one association: each in its stored transfer syntax when the
+    remote accepted it, else decompressed (sending.send_instance). After each, `answered(instance,
+    status, reason)` is called (status None: we could not send it; reason in words); it returns
+    False to stop. ScuError when the association cannot be made or is lost; the instances
+    answered before that stay answered."""
+    if not instances:
+        return
+    rows = [{"sop_class_uid": i.sop_class, "transfer_syntax_uid": i.transfer_syntax} for i in instances]
+    association = StoreAssociation(remote.host, remote.port, settings.PACS_AE_TITLE, remote.ae_title,
+                                   storage_contexts(rows), settings.PACS_MAX_PDU, TIMEOUT_SECONDS)
+    try:
+        association.open()
+    except AssociationRefused as refused:
+        raise ScuError(str(refused)) from None
+    try:
+        for message_id, instance in enumerate(instances, 1):
+            try:
+                code = sending.send_instance(association, instance, message_id, as_scu=True)
+            except sending.Unsendable as error:
+                keep_going = answered(instance, None, str(error))
+            except OSError as error:  # the stored file cannot be read
+                keep_going = answered(instance, None, f"the stored file cannot be read ({error.strerror})")
+            else:
+                keep_going = answered(instance, code, status_text(code))
+            if not keep_going:
+                break
+    except AssociationRefused as lost:
+        raise ScuError(str(lost)) from None
+    except (OSError, ConnectionError) as lost:
+        raise ScuError(f"{remote.ae_title} went away: {lost}") from None
+    finally:
+        association.release()
+
+
+def status_text(code: int) -> str:
+    """A C-STORE status in words, for job pages and the journal."""
+    if code == status.SUCCESS:
+        return "success"
+    if code in sending.WARNING_STATUSES:
+        return f"stored with a warning (0x{code:04X})"
+    if 0xA700 <= code <= 0xA7FF:
+        return f"refused: out of resources (0x{code:04X})"
+    if 0xA900 <= code <= 0xA9FF:
+        return f"error: data set does not match SOP class (0x{code:04X})"
+    if code == status.SOP_CLASS_NOT_SUPPORTED:
+        return "refused: SOP class not supported (0x0122)"
+    if code == status.NOT_AUTHORIZED:
+        return "refused: not authorized (0x0124)"
+    if 0xC000 <= code <= 0xCFFF:
+        return f"error: cannot understand (0x{code:04X})"
+    return f"failed with status 0x{code:04X}"
 
 
 def store(remote: RemoteAE, paths: list[Path]) -> StoreResult:
