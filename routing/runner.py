@@ -160,6 +160,7 @@ def _transient(job: Job, token: str, exc: TransientError) -> str:
 def run_due(now: datetime.datetime | None = None, limit: int = 1000) -> list[int]:
     """Claim and run due jobs here, one after another; the pks run."""
     ran = []
+    fail_exhausted_abandoned(now or clock.now())
     for job_pk in due_job_pks(now or clock.now(), limit):
         token = claim(job_pk, now)
         if token:
