@@ -59,4 +59,4 @@ class StoreScp:
         return collections.Counter(line.split(".", 1)[1] for line in lines if "." in line)
 
     def associations(self) -> int:
-        return self.output.read_text(errors="replace").count("Association Received") if self.output.exists() else 0
+        return self.output.read_text(errors="replace").count("Association Acknowledged") if self.output.exists() else 0
