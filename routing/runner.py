@@ -6,7 +6,9 @@
 - `dispatch()`: the django-q2 entry (a wake-up task after each new job, and a schedule every
   minute, pacsone/schedules.py). It claims due jobs up to PACS_JOB_RUNNERS and starts each in
   its own process (`manage.py runjob PK TOKEN`), so a long job never meets django-q2's task
-  timeout and never holds a task worker that thumbnails and other short tasks need.
+  timeout and never holds a task worker that thumbnails and other short tasks need. When a job
+  falls due shortly (a routed study's quiet time) and no runner of this node waits, it starts
+  one that waits for it (`runjob --serve`).
 - `run_claimed(pk, token)`: runs the job's function and records the outcome, renewing the lease
   from a heartbeat thread while it runs.
 - `run_due()`: claims and runs due jobs in this process (tests, `manage.py runjob --due`).
@@ -169,32 +171,89 @@ def run_due(now: datetime.datetime | None = None, limit: int = 1000) -> list[int
     return ran
 
 
-RUNNER_IDLE_SECONDS = 30  # a runner process waits this long for more due jobs before it exits
+RUNNER_IDLE_SECONDS = 30  # a runner process with nothing due soon exits after this long
 RUNNER_POLL_SECONDS = 0.5
 
 
-def serve(job_pk: int, token: str, idle_seconds: float = RUNNER_IDLE_SECONDS) -> int:
-    """A runner process: its claimed job, then whatever falls due while it keeps finding work
-    (a routed study whose quiet time ends is sent within a second, not at the next minute's
-    dispatch), within PACS_JOB_RUNNERS jobs running at once. The number of jobs run."""
+class IdleRunnerLock:
+    """Held by the one runner process of this node that waits for work: the dispatcher starts
+    a waiting runner only when none holds it (a lock file in the data folder, released by the
+    kernel when the process dies)."""
+
+    def __init__(self):
+        self.path = settings.DATA_DIR / "run" / "idle-job-runner.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        if self.fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def held_elsewhere(self) -> bool:
+        if self.acquire():
+            self.release()
+            return False
+        return True
+
+
+def _soon(now: datetime.datetime, seconds: float) -> bool:
+    """Is a queued or waiting job due within `seconds`?"""
+    return Job.objects.filter(state__in=[Job.State.QUEUED, Job.State.WAITING], attempts__lt=F("max_attempts"),
+                              next_attempt_at__lte=now + datetime.timedelta(seconds=seconds)).exists()
+
+
+def serve(job_pk: int | None = None, token: str | None = None, idle_seconds: float = RUNNER_IDLE_SECONDS) -> int:
+    """A runner process: its claimed job if any, then whatever falls due while work is near (a
+    routed study whose quiet time ends is sent within a second, not at the next minute's
+    dispatch), within PACS_JOB_RUNNERS jobs running at once. While it waits it holds the idle
+    runner lock; a second waiting runner of this node has nothing to do and exits. The number
+    of jobs run."""
     import time
 
-    run_claimed(job_pk, token, heartbeat=True)
-    ran, idle_since = 1, time.monotonic()
-    while time.monotonic() - idle_since < idle_seconds:
-        now = clock.now()
-        running = Job.objects.filter(state=Job.State.RUNNING, lease_until__gte=now).count()
-        claimed = None
-        if running < settings.PACS_JOB_RUNNERS:
-            for candidate in due_job_pks(now, 5):
-                claimed = (candidate, claim(candidate, now))
-                if claimed[1]:
-                    break
-        if claimed and claimed[1]:
-            run_claimed(*claimed, heartbeat=True)
-            ran, idle_since = ran + 1, time.monotonic()
-        else:
+    ran = 0
+    if job_pk is not None:
+        run_claimed(job_pk, token, heartbeat=True)
+        ran = 1
+    idle = IdleRunnerLock()
+    idle_since = time.monotonic()
+    try:
+        while time.monotonic() - idle_since < idle_seconds:
+            if not idle.acquire():
+                break  # another runner of this node waits already
+            now = clock.now()
+            running = Job.objects.filter(state=Job.State.RUNNING, lease_until__gte=now).count()
+            claimed = None
+            if running < settings.PACS_JOB_RUNNERS:
+                for candidate in due_job_pks(now, 5):
+                    token = claim(candidate, now)
+                    if token:
+                        claimed = (candidate, token)
+                        break
+            if claimed:
+                idle.release()  # busy: the dispatcher may start another waiting runner
+                run_claimed(*claimed, heartbeat=True)
+                ran, idle_since = ran + 1, time.monotonic()
+                continue
+            if _soon(now, idle_seconds):
+                idle_since = time.monotonic()
             time.sleep(RUNNER_POLL_SECONDS)
+    finally:
+        idle.release()
     return ran
 
 
@@ -202,10 +261,11 @@ def _reap() -> None:
     _children[:] = [child for child in _children if child.poll() is None]
 
 
-def spawn(job_pk: int, token: str) -> None:
+def spawn(*args: str) -> None:
+    """Start a runner process (`runjob PK TOKEN`, or `runjob --serve` to wait for work)."""
     from pacsone.supervisor import manage_py
 
-    child = subprocess.Popen(manage_py("runjob", str(job_pk), token), stdin=subprocess.DEVNULL,
+    child = subprocess.Popen(manage_py("runjob", *args), stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, start_new_session=True, cwd=settings.BASE_DIR)
     _children.append(child)
 
@@ -222,12 +282,20 @@ def dispatch(now: datetime.datetime | None = None) -> str:
         if not token:
             continue
         try:
-            spawn(job_pk, token)
+            spawn(str(job_pk), token)
         except OSError as error:
             log.error("job runner not started job=%s error=%s", job_pk, error)
             _finish(job_pk, token, state=Job.State.QUEUED, attempts=F("attempts") - 1)
             continue
         started.append(job_pk)
+    if not started and running < settings.PACS_JOB_RUNNERS and _soon(now, RUNNER_IDLE_SECONDS) \
+            and not IdleRunnerLock().held_elsewhere():
+        try:
+            spawn("--serve")  # a job falls due shortly (a study's quiet time): be there on time
+        except OSError as error:
+            log.error("waiting job runner not started error=%s", error)
+        else:
+            return "started a runner for jobs due shortly"
     return f"started {len(started)} job(s)" + (f": {started}" if started else "")
 
 

@@ -106,3 +106,28 @@ def test_the_dispatcher_runs_a_job_in_a_process_of_its_own(tmp_path, storescp, s
             child.wait(timeout=10)
     assert job.state == "done" and job.claimed_by == "" and job.attempts == 1
     assert storescp.received() == {uid: 1 for uid in sop_uids("1.2.826.10.3", 5)}
+
+
+def test_a_job_due_shortly_is_run_on_time_by_a_waiting_runner(tmp_path, storescp, settings, monkeypatch):
+    study = store_study(tmp_path, "1.2.826.10.4", 3, patient_id="TEST1")
+    rule = RoutingRule.objects.create(name="soon", match_keyword="PatientID", match_pattern="TEST*")
+    rule.destinations.set([storescp.register()])
+    settings.PACS_ROUTING_QUIET_SECONDS = 3
+    for name, value in server_env().items():
+        monkeypatch.setenv(name, value)
+    [job] = route_study(study.pk)
+    due = job.next_attempt_at
+    assert dispatch() == "started a runner for jobs due shortly"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.finished:
+                break
+            time.sleep(0.05)
+        assert job.state == "done" and job.started_at >= due
+        assert (job.started_at - due).total_seconds() < 2  # not at the next minute's dispatch
+    finally:
+        for child in runner_module._children:
+            child.kill()
+            child.wait(timeout=10)

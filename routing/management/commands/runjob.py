@@ -12,11 +12,15 @@ class Command(BaseCommand):
         parser.add_argument("job", nargs="?", type=int)
         parser.add_argument("token", nargs="?")
         parser.add_argument("--due", action="store_true", help="claim and run the jobs due now")
+        parser.add_argument("--serve", action="store_true", help="wait for jobs falling due shortly and run them")
 
     def handle(self, *args, **options):
         if options["due"]:
             ran = run_due()
             self.stdout.write(f"ran {len(ran)} job(s)")
+            return
+        if options["serve"]:
+            self.stdout.write(f"ran {serve()} job(s)")
             return
         if not options["job"] or not options["token"]:
             raise CommandError("give a job number and its lease token, or --due")
