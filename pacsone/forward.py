@@ -95,7 +95,7 @@ def do_forward_study(study: Study, remote: RemoteAE, *, acting_user, request=Non
 def forward_job(progress, study_pk: int, remote_pk: int, username: str) -> str:
     """A person's forward: every instance of the study, except those an earlier attempt of this
     same job delivered (a forward asked again later sends everything again)."""
-    from routing.deliveries import confirm, delivered_by_job
+    from routing.deliveries import commits_safe_from_a_crash_not_a_power_cut, confirm, delivered_by_job
     from routing.jobs import PermanentError, TransientError
 
     study = Study.objects.select_related("patient").get(pk=study_pk)
@@ -110,7 +110,8 @@ def forward_job(progress, study_pk: int, remote_pk: int, username: str) -> str:
         confirm(instance, remote, progress.job, code)
         progress.advance()
 
-    report = send_instances(remote, pending, confirmed)
+    with commits_safe_from_a_crash_not_a_power_cut():
+        report = send_instances(remote, pending, confirmed)
     sent = len(instances) - len(pending) + report.sent
     failed_total = len(instances) - sent
     progress.advance(0, failed=failed_total)

@@ -8,7 +8,7 @@ from pacsone.forward import send_instances
 from pacsone.models import Instance, RemoteAE, Study
 
 from . import clock
-from .deliveries import confirm, undelivered
+from .deliveries import commits_safe_from_a_crash_not_a_power_cut, confirm, undelivered
 from .jobs import PermanentError, Reschedule, TransientError
 from .matching import selected_instances
 from .models import RoutingRule
@@ -45,13 +45,14 @@ def route_job(progress, study_pk: int, destination_pk: int, rule_pk: int) -> str
 
     def confirmed(instance: Instance, code: int) -> None:
         confirm(instance, destination, progress.job, code)
-        progress.advance()
+        progress.advance()  # a cancelled job (or one taken over) stops at its next write: LeaseLost
 
     def between() -> None:
-        progress.still_mine()  # a cancelled job stops here
-        _check_window(rule)
+        if rule.schedule == RoutingRule.Schedule.WINDOW:
+            _check_window(rule)
 
-    report = send_instances(destination, pending, confirmed, between)
+    with commits_safe_from_a_crash_not_a_power_cut():
+        report = send_instances(destination, pending, confirmed, between)
     progress.advance(0, failed=len(report.failures))
     delivered = total - len(pending) + report.sent
     outcome = Outcome.SUCCESS if delivered == total else Outcome.FAILURE

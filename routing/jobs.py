@@ -13,6 +13,7 @@ lease (the job was cancelled, or taken up again after its lease ran out) changes
 
 import datetime
 import logging
+import time
 
 from django.conf import settings
 from django.db.models import F
@@ -47,13 +48,20 @@ def lease_end(now: datetime.datetime | None = None) -> datetime.datetime:
     return (now or clock.now()) + datetime.timedelta(seconds=settings.PACS_JOB_LEASE_SECONDS)
 
 
+PROGRESS_INTERVAL = 0.25  # seconds between two writes of a running job's counts and lease
+
+
 class Progress:
-    """What a running job reports. With a lease `token`, each report also renews the lease and
-    raises LeaseLost when the job is no longer this worker's."""
+    """What a running job reports. With a lease `token`, each write also renews the lease and
+    raises LeaseLost when the job is no longer this worker's (cancelled, or taken over). Counts
+    are written at most every PROGRESS_INTERVAL (and by `flush`): a job sending hundreds of
+    instances a second writes its delivery records, not its progress, for each."""
 
     def __init__(self, job: Job, token: str = ""):
         self.job = job
         self.token = token
+        self._done = self._failed = 0
+        self._written_at = time.monotonic()
 
     def _mine(self):
         jobs = Job.objects.filter(pk=self.job.pk)
@@ -62,15 +70,29 @@ class Progress:
     def _update(self, **fields) -> None:
         if self.token:
             fields["lease_until"] = lease_end()
+        if self._done or self._failed:
+            fields.setdefault("done", F("done") + self._done)
+            fields.setdefault("failed", F("failed") + self._failed)
+            self._done = self._failed = 0
+        self._written_at = time.monotonic()
         if not self._mine().update(**fields) and self.token:
             raise LeaseLost(f"job {self.job.pk} is no longer held by {self.token}")
 
     def start(self, total: int, done: int = 0) -> None:
         """`done`: items finished by an earlier attempt (a resumed job)."""
+        self._done = self._failed = 0
         self._update(total=total, done=done, failed=0, state=Job.State.RUNNING)
 
     def advance(self, done: int = 1, failed: int = 0) -> None:
-        self._update(done=F("done") + done, failed=F("failed") + failed)
+        self._done += done
+        self._failed += failed
+        if time.monotonic() - self._written_at >= PROGRESS_INTERVAL:
+            self._update()
+
+    def flush(self) -> None:
+        """Write the counts not written yet."""
+        if self._done or self._failed:
+            self._update()
 
     def still_mine(self) -> None:
         """Raise LeaseLost when the job was cancelled or taken over (between two items)."""

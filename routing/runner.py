@@ -112,8 +112,12 @@ def run_claimed(job_pk: int, token: str, heartbeat: bool = False) -> str:
     if beat:
         beat.start()
     log.info("job start id=%s kind=%s attempt=%d/%d token=%s", job.pk, job.kind, job.attempts, job.max_attempts, token)
+    progress = Progress(job, token)
     try:
-        message = import_string(job.function)(Progress(job, token), *job.arguments)
+        try:
+            message = import_string(job.function)(progress, *job.arguments)
+        finally:
+            progress.flush()  # the counts the job did not write yet, whatever its outcome
     except LeaseLost:
         log.warning("job lost its lease id=%s token=%s", job.pk, token)
         return Job.objects.get(pk=job_pk).state
@@ -225,13 +229,16 @@ def serve(job_pk: int | None = None, token: str | None = None, idle_seconds: flo
     of jobs run."""
     import time
 
+    pid_file = runner_pid_folder() / f"{os.getpid()}.pid"
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(os.getpid()))
     ran = 0
-    if job_pk is not None:
-        run_claimed(job_pk, token, heartbeat=True)
-        ran = 1
     idle = IdleRunnerLock()
-    idle_since = time.monotonic()
     try:
+        if job_pk is not None:
+            run_claimed(job_pk, token, heartbeat=True)
+            ran = 1
+        idle_since = time.monotonic()
         while time.monotonic() - idle_since < idle_seconds:
             if not idle.acquire():
                 break  # another runner of this node waits already
@@ -254,7 +261,14 @@ def serve(job_pk: int | None = None, token: str | None = None, idle_seconds: flo
             time.sleep(RUNNER_POLL_SECONDS)
     finally:
         idle.release()
+        pid_file.unlink(missing_ok=True)
     return ran
+
+
+def runner_pid_folder():
+    """Each runner process of this node names itself here while it lives (for operators, and for
+    whoever stops the node: runners outlive the task workers that started them on purpose)."""
+    return settings.DATA_DIR / "run" / "job-runners"
 
 
 def _reap() -> None:
