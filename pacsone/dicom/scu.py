@@ -183,18 +183,38 @@ def store_stream(remote: RemoteAE, instances: list[sending.Instance],
         association.open()
     except AssociationRefused as refused:
         raise ScuError(str(refused)) from None
+    # The answer to one instance is handed to `answered` (which records it) once the next
+    # instance's request is on its way: the record is written while the destination stores the
+    # next one. An instance confirmed but not yet recorded is still at most one, as when each
+    # answer was recorded before the next request.
+    answer = None  # (instance, status, reason) received, not yet handed over
     try:
         for message_id, instance in enumerate(instances, 1):
             try:
-                code = sending.send_instance(association, instance, message_id, as_scu=True)
+                sending.send_request(association, instance, message_id, as_scu=True)
             except sending.Unsendable as error:
-                keep_going = answered(instance, None, str(error))
-            except OSError as error:  # the stored file cannot be read
-                keep_going = answered(instance, None, f"the stored file cannot be read ({error.strerror})")
+                now = (instance, None, str(error))
+            except OSError as error:  # the stored file cannot be read (or the socket failed: below)
+                if isinstance(error, (ConnectionError, TimeoutError)):
+                    raise
+                now = (instance, None, f"the stored file cannot be read ({error.strerror})")
             else:
-                keep_going = answered(instance, code, status_text(code))
-            if not keep_going:
+                now = None
+            if answer is not None and not answered(*answer):
+                if now is None:  # its request is out: take its answer before stopping
+                    code = sending.await_status(association, message_id)
+                    answered(instance, code, status_text(code))
+                answer = None
                 break
+            if now is not None:
+                answer = None
+                if not answered(*now):
+                    break
+                continue
+            code = sending.await_status(association, message_id)
+            answer = (instance, code, status_text(code))
+        if answer is not None:
+            answered(*answer)
     except AssociationRefused as lost:
         raise ScuError(str(lost)) from None
     except (OSError, ConnectionError) as lost:
