@@ -15,11 +15,12 @@ DCMTK_ENV = {"TCP_NODELAY": "1", "PATH": "/usr/bin:/bin"}
 
 
 class StoreScp:
-    def __init__(self, folder: Path, ae_title: str = "STORESCP", port: int | None = None):
+    def __init__(self, folder: Path, ae_title: str = "STORESCP", port: int | None = None, options: tuple = ()):
         self.folder = folder
         self.ae_title = ae_title
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
+        self.options = list(options)  # e.g. "+xa": accept compressed transfer syntaxes too
         self.program = dcmtk_program("storescp")  # skips (or fails under PACS_REQUIRE_PEERS=1) without dcmtk
         folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / "received.log"
@@ -33,7 +34,7 @@ class StoreScp:
     def start(self) -> "StoreScp":
         with open(self.output, "ab") as out:
             self.process = subprocess.Popen(
-                [self.program, "-v", "-aet", self.ae_title, "-od", str(self.folder),
+                [self.program, "-v", *self.options, "-aet", self.ae_title, "-od", str(self.folder),
                  "-xcr", f"echo #f >> {self.log}", str(self.port)],
                 env=DCMTK_ENV, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -57,6 +58,11 @@ class StoreScp:
         time.sleep(settle)
         lines = self.log.read_text().split() if self.log.exists() else []
         return collections.Counter(line.split(".", 1)[1] for line in lines if "." in line)
+
+    def files(self) -> dict[str, Path]:
+        """SOP Instance UID -> the file storescp wrote."""
+        return {path.name.split(".", 1)[1]: path for path in self.folder.iterdir()
+                if path.is_file() and path.suffix not in (".log", ".out")}
 
     def associations(self) -> int:
         return self.output.read_text(errors="replace").count("Association Acknowledged") if self.output.exists() else 0

@@ -219,3 +219,29 @@ def test_a_person_forward_goes_over_one_association(storescp, tmp_path, client):
     assert job.state == "done" and job.done == 7
     assert storescp.received() == {uid: 1 for uid in sop_uids("1.2.826.9.13", 7)}
     assert storescp.associations() == 1
+
+
+@pytest.mark.parametrize("options, expected", [
+    (("+xa",), "1.2.840.10008.1.2.5"),  # takes RLE: sent as stored
+    ((), "1.2.840.10008.1.2.1"),  # uncompressed only: decompressed on the way
+])
+def test_a_compressed_instance_goes_as_stored_when_accepted_else_decompressed(tmp_path, options, expected):
+    from pydicom import dcmread
+
+    from pacsone.ingest import ingest_file
+    from tests.helpers import pydicom_file
+
+    peer = StoreScp(tmp_path / "peer", options=options)
+    rule("rle", [peer.register()], match_keyword="Modality", match_pattern="MR")
+    peer.start()
+    try:
+        result = ingest_file(pydicom_file("MR_small_RLE.dcm"), Origin("import"))
+        assert result.outcome.accepted, result.reason
+        job = Job.objects.get(kind="route")
+        assert job.state == "done", job.last_error
+        [received] = peer.files().values()
+    finally:
+        peer.stop()
+    ds = dcmread(received)
+    assert ds.file_meta.TransferSyntaxUID == expected
+    assert ds.pixel_array.shape == dcmread(pydicom_file("MR_small_RLE.dcm")).pixel_array.shape
