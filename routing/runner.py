@@ -64,7 +64,28 @@ def claim(job_pk: int, now: datetime.datetime | None = None) -> str | None:
     claimed = Job.objects.filter(_due(now), pk=job_pk, attempts__lt=F("max_attempts")).update(
         state=Job.State.RUNNING, claimed_by=token, lease_until=lease_end(now), attempts=F("attempts") + 1,
         started_at=now)
-    return token if claimed == 1 else None
+    if claimed != 1:
+        return None
+    if _twin_running(job_pk, token, now):
+        return None
+    return token
+
+
+TWIN_RETRY_SECONDS = 5
+
+
+def _twin_running(job_pk: int, token: str, now: datetime.datetime) -> bool:
+    """Two jobs for the same study, rule and destination (queued at the same moment by two
+    post-ingest tasks) must not send at once: a job that finds its twin running gives its claim
+    back and tries again a little later (both may give it back; neither sends twice)."""
+    key = Job.objects.filter(pk=job_pk).values_list("dedupe_key", flat=True).first()
+    if not key or not Job.objects.filter(dedupe_key=key, state=Job.State.RUNNING, lease_until__gte=now).exclude(
+            pk=job_pk).exists():
+        return False
+    Job.objects.filter(pk=job_pk, claimed_by=token).update(
+        state=Job.State.QUEUED, claimed_by="", lease_until=None, attempts=F("attempts") - 1,
+        next_attempt_at=now + datetime.timedelta(seconds=TWIN_RETRY_SECONDS))
+    return True
 
 
 def due_job_pks(now: datetime.datetime, limit: int) -> list[int]:

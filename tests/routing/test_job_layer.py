@@ -192,3 +192,15 @@ def test_every_schedule_is_created_and_corrected_at_start():
     dispatcher = Schedule.objects.get(name="job dispatcher")
     assert (dispatcher.func, dispatcher.minutes) == ("routing.runner.dispatch", 1)
     assert Schedule.objects.count() == len([entry for entry in ENTRIES if entry.wanted()])
+
+
+@pytest.mark.django_db
+def test_a_job_whose_twin_is_running_gives_its_claim_back(frozen):
+    first = queued_job("tests.routing.test_job_layer.counts", 1, dedupe_key="route:1:1:1")
+    second = queued_job("tests.routing.test_job_layer.counts", 1, dedupe_key="route:1:1:1")
+    frozen(hours=2)
+    assert claim(first.pk)
+    assert claim(second.pk) is None
+    second.refresh_from_db()
+    assert (second.state, second.attempts, second.claimed_by) == ("queued", 0, "")
+    assert second.next_attempt_at == clock.now() + datetime.timedelta(seconds=5)
