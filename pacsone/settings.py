@@ -296,7 +296,8 @@ else:
 # Jobs (routing/jobs.py): a job runs in its own process (not inside a django-q2 task, whose
 # timeout would kill a long one), holding a lease it renews; a job whose lease ran out (its
 # process died) is taken up again. Transient failures retry after PACS_JOB_RETRY_SECONDS,
-# doubling each time.
+# doubling each time. PACS_JOB_RUNNERS: jobs running at once, counted over every node that
+# shares the database.
 PACS_JOB_RUNNERS = env_int("PACS_JOB_RUNNERS", 4, minimum=1, maximum=64)
 PACS_JOB_LEASE_SECONDS = env_int("PACS_JOB_LEASE_SECONDS", 120, minimum=5)
 PACS_JOB_RETRY_SECONDS = env_int("PACS_JOB_RETRY_SECONDS", 60, minimum=1)

@@ -13,7 +13,7 @@ from routing import clock
 from routing.jobs import LeaseLost, PermanentError, Progress, TransientError, start_job
 from routing.models import Job
 from routing.pending import has_pending_jobs, studies_with_pending_jobs
-from routing.runner import claim, run_claimed, run_due
+from routing.runner import claim, run_due
 from tests.helpers import ingest_instance, make_file
 
 CALLS = []

@@ -5,7 +5,6 @@ Status page's filters, and retry/cancel through the page and the API."""
 import pytest
 
 from audit.models import Entry
-from pacsone.ingest import Origin
 from pacsone.models import RemoteAE, Study
 from routing.models import Job, RoutingRule
 from tests.people import make_user
