@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from audit.journal import Action, record
 
-SCHEDULE_NAME = "journal idle sessions"
 
 
 def journal_expired_sessions() -> str:
@@ -31,13 +30,3 @@ def journal_expired_sessions() -> str:
             ended += 1
         session.delete()
     return f"{ended} idle session(s) ended"
-
-
-def ensure_schedule() -> None:
-    from django_q.models import Schedule
-
-    Schedule.objects.get_or_create(
-        name=SCHEDULE_NAME,
-        defaults={"func": "accounts.sessions.journal_expired_sessions", "schedule_type": Schedule.MINUTES,
-                  "minutes": 1, "repeats": -1},
-    )

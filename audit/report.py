@@ -1,5 +1,5 @@
 """The monthly journal report: last month's entries as CSV, mailed to the administrator when
-an e-mail server is configured. Run by a django-q2 schedule (see `ensure_schedule`)."""
+an e-mail server is configured. Run by a django-q2 schedule (pacsone/schedules.py)."""
 
 import csv
 import datetime
@@ -14,7 +14,6 @@ from .models import Entry, MailServer
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_NAME = "monthly journal report"
 # A cell a spreadsheet would read as a formula (or whose leading tab/CR it would drop) gets a
 # leading apostrophe: a user name like `=HYPERLINK(...)` is shown, never evaluated.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -84,18 +83,3 @@ def send_monthly_report(today: datetime.date | None = None) -> str:
     message.send()
     log.info("journal report sent month=%s entries=%d to=%s", f"{start:%Y-%m}", sum(counts.values()), server.recipient)
     return f"sent {sum(counts.values())} entries to {server.recipient}"
-
-
-def ensure_schedule() -> None:
-    """A monthly django-q2 schedule, first run at the start of next month."""
-    from django_q.models import Schedule
-
-    first_of_next = (timezone.localdate().replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
-    Schedule.objects.get_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
-            "func": "audit.report.send_monthly_report",
-            "schedule_type": Schedule.MONTHLY,
-            "next_run": timezone.make_aware(datetime.datetime.combine(first_of_next, datetime.time(1, 0))),
-        },
-    )

@@ -32,7 +32,6 @@ MAX_ATTEMPTS = 3
 DONE, FAILED = ".done", ".failed"
 ATTEMPTS_FILE = ".autoscan-attempts.json"
 LOCK_FILE = ".autoscan.lock"
-SCHEDULE_NAME = "auto-scan import"
 
 
 @dataclass
@@ -135,22 +134,3 @@ def run_scheduled_scan() -> str:
     if not settings.PACS_AUTOSCAN_DIR:
         return "auto-scan is off"
     return str(scan_folder())
-
-
-def ensure_schedule() -> None:
-    """Keep the django-q2 schedule in step with PACS_AUTOSCAN_DIR / PACS_AUTOSCAN_MINUTES."""
-    from django_q.models import Schedule
-
-    if not settings.PACS_AUTOSCAN_DIR:
-        Schedule.objects.filter(name=SCHEDULE_NAME).delete()
-        return
-    Path(settings.PACS_AUTOSCAN_DIR).mkdir(parents=True, exist_ok=True)
-    Schedule.objects.update_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
-            "func": "pacsone.autoscan.run_scheduled_scan",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": settings.PACS_AUTOSCAN_MINUTES,
-            "repeats": -1,
-        },
-    )

@@ -1,18 +1,75 @@
-"""Every django-q2 schedule of the server, one entry each: `ensure_schedules()` (run by
-`setuppacs`, hence at every `make run`) creates those missing and corrects those changed."""
+"""Every django-q2 schedule, in one list, created or corrected at every start (`setuppacs`,
+`runpacs`): a schedule whose entry changed is updated, one no longer wanted is removed.
 
-# name, the function it runs, and how often (minutes).
-SCHEDULES = [
-    {"name": "purge watermarks", "func": "routing.purge.check_watermarks", "minutes": 5},
+An entry: name, dotted function, minutes between runs (django-q2 MINUTES), or another
+django-q2 schedule type with its first run; `wanted` says whether it applies with these
+settings (e.g. auto-scan only with PACS_AUTOSCAN_DIR).
+"""
+
+import datetime
+from dataclasses import dataclass
+from typing import Callable
+
+from django.conf import settings
+from django.utils import timezone
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    func: str
+    schedule_type: str = "I"  # django_q.models.Schedule.MINUTES
+    minutes: Callable[[], int] | int | None = None
+    first_run: Callable[[], datetime.datetime] | None = None
+    wanted: Callable[[], bool] = lambda: True
+    prepare: Callable[[], None] | None = None  # run before the schedule is kept
+
+
+def _make_autoscan_folder() -> None:
+    from pathlib import Path
+
+    Path(settings.PACS_AUTOSCAN_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def _next_hour() -> datetime.datetime:
+    return (timezone.now() + datetime.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+
+
+def _first_of_next_month() -> datetime.datetime:
+    first = (timezone.localdate().replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+    return timezone.make_aware(datetime.datetime.combine(first, datetime.time(1, 0)))
+
+
+ENTRIES = [
+    Entry("job dispatcher", "routing.runner.dispatch", minutes=1),
+    Entry("auto-scan import", "pacsone.autoscan.run_scheduled_scan",
+          minutes=lambda: settings.PACS_AUTOSCAN_MINUTES, wanted=lambda: bool(settings.PACS_AUTOSCAN_DIR), prepare=_make_autoscan_folder),
+    Entry("journal idle sessions", "accounts.sessions.journal_expired_sessions", minutes=1),
+    Entry("remote-study-sync", "pacsone.dicom.remote.run_due_syncs", schedule_type="H", first_run=_next_hour),
+    Entry("purge watermarks", "routing.purge.check_watermarks", minutes=5),
+    Entry("monthly journal report", "audit.report.send_monthly_report", schedule_type="M",
+          first_run=_first_of_next_month),
 ]
 
 
-def ensure_schedules() -> None:
+def ensure_schedules(entries: list[Entry] = ENTRIES) -> list[str]:
+    """Create or correct each wanted schedule, delete the unwanted ones; their names."""
     from django_q.models import Schedule
 
-    for entry in SCHEDULES:
-        Schedule.objects.update_or_create(
-            name=entry["name"],
-            defaults={"func": entry["func"], "schedule_type": Schedule.MINUTES, "minutes": entry["minutes"],
-                      "repeats": -1},
-        )
+    kept = []
+    for entry in entries:
+        if not entry.wanted():
+            Schedule.objects.filter(name=entry.name).delete()
+            continue
+        if entry.prepare:
+            entry.prepare()
+        minutes = entry.minutes() if callable(entry.minutes) else entry.minutes
+        wanted = {"func": entry.func, "schedule_type": entry.schedule_type, "minutes": minutes, "repeats": -1}
+        schedule = Schedule.objects.filter(name=entry.name).first()
+        if schedule is None:
+            Schedule.objects.create(name=entry.name, next_run=entry.first_run() if entry.first_run else timezone.now(),
+                                    **wanted)
+        elif any(getattr(schedule, field) != value for field, value in wanted.items()):
+            Schedule.objects.filter(pk=schedule.pk).update(**wanted)
+        kept.append(entry.name)
+    return kept

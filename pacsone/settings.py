@@ -293,6 +293,17 @@ if PACS_REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Jobs (routing/jobs.py): a job runs in its own process (not inside a django-q2 task, whose
+# timeout would kill a long one), holding a lease it renews; a job whose lease ran out (its
+# process died) is taken up again. Transient failures retry after PACS_JOB_RETRY_SECONDS,
+# doubling each time. PACS_JOB_RUNNERS: jobs running at once, counted over every node that
+# shares the database.
+PACS_JOB_RUNNERS = env_int("PACS_JOB_RUNNERS", 4, minimum=1, maximum=64)
+PACS_JOB_LEASE_SECONDS = env_int("PACS_JOB_LEASE_SECONDS", 120, minimum=5)
+PACS_JOB_RETRY_SECONDS = env_int("PACS_JOB_RETRY_SECONDS", 60, minimum=1)
+# Routing: a study is complete (and routed) once no instance arrived for this many seconds.
+PACS_ROUTING_QUIET_SECONDS = env_int("PACS_ROUTING_QUIET_SECONDS", 30, minimum=0)
+
 # --- The archive ---------------------------------------------------------------------------------
 PACS_WEB_PORT = env_int("PACS_WEB_PORT", 8000, 1, 65535)
 PACS_WEB_WORKERS = env_int("PACS_WEB_WORKERS", 2, minimum=1)

@@ -20,10 +20,23 @@ def queue_after_ingest(study_pk: int) -> None:
 
 
 def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> None:
-    """Render the study page's thumbnails. (The study's counts are exact already: the ingest
-    transaction keeps them, pacsone/study_counts.py; the STORE entry is written by
-    PostIngestBatch.flush. `stored` and `sender` are accepted for tasks queued before that.)"""
+    """Queue the study's routing (the routing table's rules it matches) and render its page's
+    thumbnails. (The study's counts are exact already: the ingest transaction keeps them,
+    pacsone/study_counts.py; the STORE entry is written by PostIngestBatch.flush. `stored` and
+    `sender` are accepted for tasks queued before that.)"""
+    route(study_pk)
     warm_thumbnails(study_pk)
+
+
+def route(study_pk: int) -> None:
+    """Routing jobs for the study (routing.matching); a failure here is logged, and the next
+    ingest into the study tries again."""
+    from routing.matching import route_study
+
+    try:
+        route_study(study_pk)
+    except Exception:
+        log.exception("routing not queued study_pk=%s", study_pk)
 
 
 def warm_thumbnails(study_pk: int) -> None:

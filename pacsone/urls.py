@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("journal/", include("audit.urls")),
     path("jobs/", include("routing.urls")),
+    path("routing/", include("routing.rule_urls")),
     path("api/", include("pacsone.api.urls")),
     path("", include("pacsone.web.urls")),
 ]

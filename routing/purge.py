@@ -18,7 +18,8 @@ from pacsone import storage
 from pacsone.deletion import PurgeRefused, do_purge_study
 from pacsone.models import Instance, StorageLocation, Study
 
-from .retention import Retention, has_pending_jobs, studies_with_pending_jobs
+from .pending import has_pending_jobs, pending_among
+from .retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def plan(location: StorageLocation, usage_of: UsageFunction | None = None, now=N
     freed = 0
     for start in range(0, walk.count(), WALK_CHUNK):
         chunk = list(walk[start:start + WALK_CHUNK])
-        pending = studies_with_pending_jobs([study.pk for study in chunk])
+        pending = pending_among([study.pk for study in chunk])
         for study in chunk:
             why_not = retention.protected_because(study, pending)
             if why_not:

@@ -10,22 +10,7 @@ from django.utils import timezone
 from audit.journal import Action, record
 from pacsone.models import RetentionRule, Study
 
-# A job in any other state still reads or changes its studies (routing.models.Job.State).
-FINISHED_JOB_STATES = ("done", "failed", "cancelled")
-
-
-def studies_with_pending_jobs(studies) -> set[int]:
-    """The primary keys of those of `studies` (a queryset or pks) that a job not yet finished
-    reads or changes (a forward waiting for its window, a retry, an export, a move)."""
-    from routing.models import Job
-
-    return set(Job.studies.through.objects.filter(study__in=studies)
-               .exclude(job__state__in=FINISHED_JOB_STATES).values_list("study_id", flat=True))
-
-
-def has_pending_jobs(study) -> bool:
-    return bool(studies_with_pending_jobs([study.pk]))
-
+from .pending import pending_among
 
 class Retention:
     """The retention rules as they are now, read once for a whole purge plan."""

@@ -25,7 +25,7 @@ from audit.models import Entry, Outcome
 from pacsone import storage
 from pacsone.models import Instance, RemoteAE
 from pacsone.notes import do_add_note
-from routing.models import Job
+from routing.models import Job, RoutingRule
 from tests.helpers import free_port
 from tests.people import EVERY_ROLE, VISIBLE, make_world_with_files
 from tests.test_every_url_needs_login import walk
@@ -66,6 +66,16 @@ def job_pages(role, study):
 def job_result(role, study):
     """A job's result (the export ZIP) is its owner's alone."""
     return OK if role == "root" else NOT_FOUND
+
+
+def job_change(role, study):
+    """Retry/cancel from a page: those who list the job are sent back to the list; others 404."""
+    return FOUND if role in ("root", "sysadmin") else NOT_FOUND
+
+
+def job_change_api(role, study):
+    """The API answers 409 for a job that cannot change (these are done); others 404."""
+    return 409 if role in ("root", "sysadmin") else NOT_FOUND
 
 
 def own_token(role, study):
@@ -132,6 +142,14 @@ ROUTES = {
     "jobs/<int:pk>/": Route("get", "/jobs/{job}/", study=True, expect=job_pages),
     "jobs/<int:pk>/status.json": Route("get", "/jobs/{job}/status.json", study=True, expect=job_pages),
     "jobs/<int:pk>/result": Route("get", "/jobs/{job}/result", study=True, journaled=True, expect=job_result),
+    "jobs/bulk": Route("post", "/jobs/bulk", study=True, data={"job": "{job}", "action": "cancel"}, expect=job_change),
+    "jobs/<int:pk>/<str:action>": Route("post", "/jobs/{job}/retry", study=True, expect=job_change),
+    # The routing table
+    "routing/": Route("get", "/routing/", "system_admin"),
+    "routing/add/": Route("get", "/routing/add/", "system_admin"),
+    "routing/<int:pk>/": Route("get", "/routing/{rule}/", "system_admin"),
+    "routing/<int:pk>/remove": Route("post", "/routing/{rule}/remove", "system_admin", allowed=FOUND, journaled=True),
+    "routing/<int:pk>/test": Route("get", "/routing/{rule}/test", "system_admin", journaled=True),
     # The journal: reading it is journaled too
     "journal/": Route("get", "/journal/", "system_admin", journaled=True),
     "journal/journal.csv": Route("get", "/journal/journal.csv", "system_admin", journaled=True),
@@ -167,6 +185,10 @@ ROUTES = {
                                                              journaled=True),
     "api/^jobs/$": Route("get", "/api/jobs/"),
     "api/^jobs/(?P<pk>[^/.]+)/$": Route("get", "/api/jobs/{job}/", study=True, expect=job_pages),
+    "api/^jobs/(?P<pk>[^/.]+)/retry/$": Route("post", "/api/jobs/{job}/retry/", study=True, expect=job_change_api),
+    "api/^jobs/(?P<pk>[^/.]+)/cancel/$": Route("post", "/api/jobs/{job}/cancel/", study=True, expect=job_change_api),
+    "api/^routing-rules/$": Route("get", "/api/routing-rules/", "system_admin"),
+    "api/^routing-rules/(?P<pk>[^/.]+)/$": Route("get", "/api/routing-rules/{rule}/", "system_admin"),
     "api/^journal/$": Route("get", "/api/journal/", "system_admin", journaled=True),
     "api/^journal/(?P<pk>[^/.]+)/$": Route("get", "/api/journal/{entry}/", "system_admin", journaled=True),
     "api/^users/$": Route("get", "/api/users/", "root"),
@@ -201,8 +223,10 @@ def world(tmp_path):
     world = make_world_with_files(tmp_path)
     root = world.users["root"]
     ae = RemoteAE.objects.create(ae_title="NOWHERE", host="127.0.0.1", port=free_port(), is_queryable=True)
+    rule = RoutingRule.objects.create(name="matrix", match_keyword="PatientID", match_pattern="NOBODY*")
+    rule.destinations.set([ae])
     world.values = {"ae": ae.pk, "jane": world.users["physician"].pk, "location": storage.default_location().pk,
-                    "group": world.users["member"].pacs_groups.get().pk}
+                    "group": world.users["member"].pacs_groups.get().pk, "rule": rule.pk}
     world.per_study = {}
     for name in PRIVATE:
         study = world.studies[name]

@@ -18,6 +18,7 @@ router.register("patients", archive_api.PatientViewSet, basename="patient")
 router.register("studies", archive_api.StudyViewSet, basename="study")
 router.register("journal", audit_api.EntryViewSet, basename="journal")
 router.register("jobs", routing_api.JobViewSet, basename="job")
+router.register("routing-rules", routing_api.RoutingRuleViewSet, basename="routing-rule")
 
 urlpatterns = [
     path("auth/token/", accounts_api.obtain_token, name="api-token"),

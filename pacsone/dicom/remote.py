@@ -112,14 +112,10 @@ def _retrieve(remote: RemoteAE, study_uid: str, username: str = "") -> tuple[scu
 
 
 def ensure_sync_schedule() -> None:
-    """One hourly django-q2 schedule runs the syncs due at that hour."""
-    from django_q.models import Schedule
+    """The hourly schedule that runs the syncs due at that hour is one of pacsone/schedules.py's."""
+    from pacsone.schedules import ensure_schedules
 
-    if Schedule.objects.filter(name=SYNC_SCHEDULE_NAME).exists():
-        return
-    next_hour = (timezone.now() + datetime.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-    Schedule.objects.create(name=SYNC_SCHEDULE_NAME, func="pacsone.dicom.remote.run_due_syncs",
-                            schedule_type=Schedule.HOURLY, next_run=next_hour, repeats=-1)
+    ensure_schedules()
 
 
 def run_due_syncs(now: datetime.datetime | None = None) -> str:

@@ -10,6 +10,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 from pydicom import dcmread
@@ -167,7 +168,82 @@ def retrieve_study(remote: RemoteAE, study_uid: str) -> MoveResult:
     return move_to_us(remote, study_identifier(study_uid))
 
 
-def _to_send(item) -> sending.Instance:
+def store_stream(remote: RemoteAE, instances: list[sending.Instance],
+                 answered: Callable[[sending.Instance, int | None, str], bool]) -> None:
+    """C-STORE `instances` over one association: each in its stored transfer syntax when the
+    remote accepted it, else decompressed (sending.send_instance). After each, `answered(instance,
+    status, reason)` is called (status None: we could not send it; reason in words); it returns
+    False to stop. ScuError when the association cannot be made or is lost; the instances
+    answered before that stay answered."""
+    if not instances:
+        return
+    rows = [{"sop_class_uid": i.sop_class, "transfer_syntax_uid": i.transfer_syntax} for i in instances]
+    association = StoreAssociation(remote.host, remote.port, settings.PACS_AE_TITLE, remote.ae_title,
+                                   storage_contexts(rows), settings.PACS_MAX_PDU, TIMEOUT_SECONDS)
+    try:
+        association.open()
+    except AssociationRefused as refused:
+        raise ScuError(str(refused)) from None
+    # The answer to one instance is handed to `answered` (which records it) once the next
+    # instance's request is on its way: the record is written while the destination stores the
+    # next one. An instance confirmed but not yet recorded is still at most one, as when each
+    # answer was recorded before the next request.
+    answer = None  # (instance, status, reason) received, not yet handed over
+    try:
+        for message_id, instance in enumerate(instances, 1):
+            try:
+                sending.send_request(association, instance, message_id, as_scu=True)
+            except sending.Unsendable as error:
+                now = (instance, None, str(error))
+            except OSError as error:  # the stored file cannot be read (or the socket failed: below)
+                if isinstance(error, (ConnectionError, TimeoutError)):
+                    raise
+                now = (instance, None, f"the stored file cannot be read ({error.strerror})")
+            else:
+                now = None
+            if answer is not None and not answered(*answer):
+                if now is None:  # its request is out: take its answer before stopping
+                    code = sending.await_status(association, message_id)
+                    answered(instance, code, status_text(code))
+                answer = None
+                break
+            if now is not None:
+                answer = None
+                if not answered(*now):
+                    break
+                continue
+            code = sending.await_status(association, message_id)
+            answer = (instance, code, status_text(code))
+        if answer is not None:
+            answered(*answer)
+    except AssociationRefused as lost:
+        raise ScuError(str(lost)) from None
+    except (OSError, ConnectionError) as lost:
+        raise ScuError(f"{remote.ae_title} went away: {lost}") from None
+    finally:
+        association.release()
+
+
+def status_text(code: int) -> str:
+    """A C-STORE status in words, for job pages and the journal."""
+    if code == status.SUCCESS:
+        return "success"
+    if code in sending.WARNING_STATUSES:
+        return f"stored with a warning (0x{code:04X})"
+    if 0xA700 <= code <= 0xA7FF:
+        return f"refused: out of resources (0x{code:04X})"
+    if 0xA900 <= code <= 0xA9FF:
+        return f"error: data set does not match SOP class (0x{code:04X})"
+    if code == status.SOP_CLASS_NOT_SUPPORTED:
+        return "refused: SOP class not supported (0x0122)"
+    if code == status.NOT_AUTHORIZED:
+        return "refused: not authorized (0x0124)"
+    if 0xC000 <= code <= 0xCFFF:
+        return f"error: cannot understand (0x{code:04X})"
+    return f"failed with status 0x{code:04X}"
+
+
+def outgoing_instance(item) -> sending.Instance:
     """An indexed instance (its stored file, through pacsone.storage) or a file of ours that is
     not in storage (a path)."""
     if isinstance(item, Instance):
@@ -186,7 +262,7 @@ def store(remote: RemoteAE, items: list) -> StoreResult:
     result = StoreResult()
     for item in items:
         try:
-            instances.append(_to_send(item))
+            instances.append(outgoing_instance(item))
         except Exception as error:
             name = item.sop_instance_uid if isinstance(item, Instance) else Path(item).name
             result.failed.append(f"{name}: unreadable ({error})")

@@ -143,9 +143,9 @@ def test_activity_chart_counts_entries_and_failures_per_day(client):
 def test_setuppacs_schedules_the_monthly_report():
     from django_q.models import Schedule
 
-    from audit.report import SCHEDULE_NAME, ensure_schedule
+    from pacsone.schedules import ensure_schedules
 
-    ensure_schedule()
-    ensure_schedule()
-    schedule = Schedule.objects.get(name=SCHEDULE_NAME)
+    ensure_schedules()
+    ensure_schedules()
+    schedule = Schedule.objects.get(name="monthly journal report")
     assert schedule.schedule_type == Schedule.MONTHLY and schedule.next_run.day == 1

@@ -92,6 +92,15 @@ def dataset_offset(fd: int) -> int | None:
 def send_instance(channel: Channel, instance: Instance, message_id: int, as_scu: bool,
                   move_originator: tuple[str, int] | None = None) -> int:
     """Send one C-STORE and return the peer's status (0xA700-ish failures of ours included)."""
+    send_request(channel, instance, message_id, as_scu, move_originator)
+    return await_status(channel, message_id)
+
+
+def send_request(channel: Channel, instance: Instance, message_id: int, as_scu: bool,
+                 move_originator: tuple[str, int] | None = None) -> None:
+    """Send one C-STORE request (command and data set) without waiting for its response, so
+    that the caller can do something else (record the previous instance) while the peer stores
+    it. Unsendable before anything is sent when the instance cannot go out."""
     context = channel.context_for(instance.sop_class, [instance.transfer_syntax], as_scu)
     originator_ae, originator_id = move_originator or (None, None)
     command = commands.store_request(message_id, instance.sop_class, instance.sop_instance,
@@ -105,12 +114,16 @@ def send_instance(channel: Channel, instance: Instance, message_id: int, as_scu:
                 size = os.fstat(fd).st_size
                 channel.connection.send_message(context.context_id, command)
                 channel.connection.send_file_dataset(context.context_id, fd, offset, size - offset)
-                return _status_of(channel.await_response(message_id))
+                return
         finally:
             f.close()
     context, chunks = _converted(channel, instance, as_scu)
     channel.connection.send_message(context.context_id, command)
     channel.connection.send_dataset_stream(context.context_id, chunks)
+
+
+def await_status(channel: Channel, message_id: int) -> int:
+    """The peer's status for the C-STORE request `message_id`."""
     return _status_of(channel.await_response(message_id))
 
 

@@ -16,6 +16,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         components = set(options["only"] or COMPONENTS)
+        if "tasks" in components:
+            from pacsone.schedules import ensure_schedules
+
+            ensure_schedules()  # created or corrected at every start, whatever ran before
         try:
             children = default_children(components)
         except PortInUse as error:

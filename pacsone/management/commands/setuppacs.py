@@ -3,11 +3,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
-from accounts import sessions
 from accounts.root import ensure_root
-from audit.report import ensure_schedule as ensure_journal_report_schedule
-from pacsone import autoscan, schedules, storage
-from pacsone.dicom.remote import ensure_sync_schedule
+from pacsone import storage
+from pacsone.schedules import ensure_schedules
 
 
 def create_database_if_missing() -> None:
@@ -32,11 +30,7 @@ class Command(BaseCommand):
         settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
         call_command("collectstatic", interactive=False, verbosity=0)
         location = storage.default_location()
-        ensure_journal_report_schedule()
-        autoscan.ensure_schedule()
-        sessions.ensure_schedule()
-        ensure_sync_schedule()  # remote study synchronization, hourly
-        schedules.ensure_schedules()
+        ensure_schedules()  # every django-q2 schedule, created or corrected
         password = ensure_root()
         if password:
             line = "=" * 64

@@ -92,13 +92,18 @@ def test_scans_never_overlap(tmp_path):
 def test_the_schedule_follows_the_setting(tmp_path, settings):
     from django_q.models import Schedule
 
+    from pacsone.schedules import ensure_schedules
+
     settings.PACS_AUTOSCAN_DIR = str(tmp_path / "incoming")
-    autoscan.ensure_schedule()
-    assert Schedule.objects.get(name=autoscan.SCHEDULE_NAME).minutes == 1
+    ensure_schedules()
+    assert Schedule.objects.get(name="auto-scan import").minutes == 1
     assert (tmp_path / "incoming").is_dir()
+    settings.PACS_AUTOSCAN_MINUTES = 5
+    ensure_schedules()
+    assert Schedule.objects.get(name="auto-scan import").minutes == 5
     settings.PACS_AUTOSCAN_DIR = ""
-    autoscan.ensure_schedule()
-    assert not Schedule.objects.filter(name=autoscan.SCHEDULE_NAME).exists()
+    ensure_schedules()
+    assert not Schedule.objects.filter(name="auto-scan import").exists()
 
 
 def test_the_command_scans_once(tmp_path, capsys):

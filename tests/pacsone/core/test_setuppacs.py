@@ -17,5 +17,5 @@ def test_setuppacs_creates_root_and_the_schedules_and_is_idempotent(settings):
         call_command("setuppacs", stdout=StringIO())
     assert User.objects.get(username="root").check_password("Chosen-root-pass-1")
     names = set(Schedule.objects.values_list("name", flat=True))
-    assert {"monthly journal report", "journal idle sessions", "remote-study-sync"} <= names, names
+    assert {"monthly journal report", "journal idle sessions", "remote-study-sync", "job dispatcher"} <= names, names
     assert Schedule.objects.count() == len(names)

@@ -1,6 +1,7 @@
 """Forward a study to a registered AE from its page: a pynetdicom storage SCP receives it; the
 Forward privilege, visibility, an unknown AE and an unreachable one; the journal and the job."""
 
+import datetime
 import threading
 
 import pytest
@@ -63,12 +64,22 @@ def test_a_study_is_forwarded_as_a_job_and_journaled(client, archive, peer):
     assert {e.outcome for e in entries} == {"success"} and entries.count() == 2  # asked, then done
 
 
-def test_an_unreachable_remote_fails_the_job_with_the_reason(client, archive):
+def test_an_unreachable_remote_is_retried_then_fails_the_job_with_the_reason(client, archive, monkeypatch):
+    from routing import clock
+    from routing.runner import run_due
+
     remote = RemoteAE.objects.create(ae_title="GONE", host="127.0.0.1", port=free_port())
     client.force_login(archive)
     client.post(f"/studies/{STUDY}/forward", {"ae": remote.pk})
     job = Job.objects.get(kind="forward")
-    assert job.state == "failed" and job.failed == 3 and "0 of 3 image(s) sent to GONE" in job.message
+    assert job.state == "queued" and job.attempts == 1 and "cannot be reached" in job.last_error
+    start = clock.now()
+    for minutes in (2, 5):  # past each back-off (60 s, then 120 s)
+        monkeypatch.setattr(clock, "now", lambda minutes=minutes: start + datetime.timedelta(minutes=minutes))
+        assert run_due() == [job.pk]
+    job.refresh_from_db()
+    assert job.state == "failed" and job.attempts == 3 and job.failed == 3
+    assert "0 of 3 image(s) sent to GONE" in job.message and "cannot be reached" in job.last_error
     assert Entry.objects.filter(action="forward", outcome="failure", study_uid=STUDY).exists()
 
 

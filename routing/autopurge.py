@@ -1,0 +1,48 @@
+"""Auto-purge after routing (a rule's option, off by default): once a routing job is done, the
+study is removed only if every destination of the rule confirmed every instance of the study
+(routing.models.Delivery: Storage Commitment where recorded, else C-STORE Success per instance)
+and no job of the study is pending. The removal and its journal entry share one transaction
+(pacsone.deletion.delete_study, as do_delete_study uses it)."""
+
+import logging
+
+from audit.journal import Action, record
+from pacsone.deletion import delete_study
+from pacsone.models import Instance
+
+from .deliveries import all_confirmed
+from .models import Job
+from .pending import has_pending_jobs
+
+log = logging.getLogger(__name__)
+
+
+def after_route(job: Job) -> str:
+    rule = job.rule
+    study = job.studies.select_related("patient").first()
+    if rule is None or not rule.auto_purge or study is None:
+        return "nothing to purge"
+    return do_auto_purge(study, rule)
+
+
+def do_auto_purge(study, rule) -> str:
+    instances = Instance.objects.filter(series__study=study)
+    destinations = list(rule.destinations.all())
+    if not destinations or not instances.exists():
+        return "kept: nothing routed"
+    if has_pending_jobs(study):
+        log.info("auto-purge deferred study_pk=%s rule=%s: pending jobs", study.pk, rule.name)
+        return "kept: the study has pending jobs"
+    if not all_confirmed(instances, destinations):
+        log.info("auto-purge refused study_pk=%s rule=%s: not every instance confirmed", study.pk, rule.name)
+        return "kept: not every destination confirmed every instance"
+    subject = {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
+    names = ", ".join(d.ae_title for d in destinations)
+
+    def journal(count: int) -> None:
+        record(Action.PURGE, username="routing", target=f"study, auto-purge of rule {rule.name}",
+               detail=f"{count} instance(s), every one confirmed by {names}", **subject)
+
+    count = delete_study(study, journal)
+    log.info("auto-purged study_pk=%s rule=%s instances=%d", study.pk, rule.name, count)
+    return f"purged {count} instance(s)"
