@@ -3,7 +3,7 @@ own (accounts/, audit/, routing/); the REST API is pacsone/api/urls.py."""
 
 from django.urls import include, path
 
-from . import actions, aes, edit, export, forward, health, images, monitor, notes, studies, transfer
+from . import actions, aes, edit, export, forward, health, images, monitor, notes, studies, transfer, trash
 
 STUDY = "studies/<str:study_uid>/"
 INSTANCE = STUDY + "instances/<str:sop_uid>/"
@@ -46,6 +46,9 @@ urlpatterns = [
     path("import/", transfer.import_from_server, name="import"),
     path("notes/<str:study_uid>/", notes.study_notes, name="study-notes"),
     path("notes/attachment/<int:pk>/", notes.attachment_download, name="attachment-download"),
+    path("trash/", trash.trash_list, name="trash"),
+    path("trash/<int:pk>/restore/", trash.restore, name="trash-restore"),
+    path("trash/empty/", trash.empty, name="trash-empty"),
     path("monitor/", monitor.monitor_page, name="monitor"),
     path("monitor/data.json", monitor.monitor_data, name="monitor-data"),
     path("", include((remote_ae_patterns, "dicom"))),

@@ -7,6 +7,7 @@ from accounts import sessions
 from accounts.root import ensure_root
 from audit.report import ensure_schedule as ensure_journal_report_schedule
 from pacsone import autoscan, storage
+from pacsone.deletion import ensure_schedule as ensure_trash_schedule
 from pacsone.dicom.remote import ensure_sync_schedule
 
 
@@ -36,6 +37,7 @@ class Command(BaseCommand):
         autoscan.ensure_schedule()
         sessions.ensure_schedule()
         ensure_sync_schedule()  # remote study synchronization, hourly
+        ensure_trash_schedule()  # the trash emptied of studies kept PACS_TRASH_DAYS, daily
         password = ensure_root()
         if password:
             line = "=" * 64
