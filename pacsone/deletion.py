@@ -157,7 +157,9 @@ def do_empty_trash(*, acting_user=None, request=None, expired_only: bool = True,
 
 def empty_expired_trash() -> str:
     """The daily django-q2 schedule's entry point."""
-    return f"{do_empty_trash()} study(ies) deleted from the trash"
+    from .humanize import count
+
+    return f"{count(do_empty_trash(), 'study', 'studies')} deleted from the trash"
 
 
 def ensure_schedule() -> None:

@@ -7,6 +7,7 @@ time zone (PACS_TIME_ZONE), unambiguous in every locale.
 """
 
 import datetime
+import re
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -27,7 +28,7 @@ def person_name(raw: str | None) -> str:
     ideographic and phonetic groups) as people write it: `DOE, John`, `Dr ROE, Jane Q, MD`.
     Every component is kept; the other groups follow in parentheses. A name without `^`
     (`John Doe`, as some systems send it) is shown as it is."""
-    raw = (raw or "").strip()
+    raw = str(raw or "").strip()
     if not raw:
         return ""
     alphabetic, *others = raw.split("=")
@@ -86,7 +87,7 @@ def dicom_date(value: str | None) -> datetime.date | None:
 
 def dicom_time(value: str | None) -> str:
     """A DICOM TM (`081500.123`, `0815`) as `08:15`; empty if it is not one."""
-    text = (value or "").strip().replace(":", "")
+    text = str(value or "").strip().replace(":", "")
     if len(text) < 4 or not text[:4].isdigit() or int(text[:2]) > 23 or int(text[2:4]) > 59:
         return ""
     return f"{text[:2]}:{text[2:4]}"
@@ -96,21 +97,22 @@ def date(value) -> str:
     """A date, a datetime (shown in the server's time zone) or a DICOM DA, as `2026-11-30`."""
     if value in (None, ""):
         return ""
-    if isinstance(value, str):
-        value = dicom_date(value)
+    if not isinstance(value, datetime.date):  # a DICOM DA, as text or pydicom's value
+        value = dicom_date(str(value))
         return value.strftime(DATE_FORMAT) if value else ""
     if isinstance(value, datetime.datetime):
         value = timezone.localtime(value) if timezone.is_aware(value) else value
     return value.strftime(DATE_FORMAT)
 
 
-def date_time(value) -> str:
-    """A datetime in the server's time zone as `2026-11-30 08:15`."""
+def date_time(value, seconds: bool = False) -> str:
+    """A datetime in the server's time zone as `2026-11-30 08:15` (`08:15:09` with seconds, for
+    the journal)."""
     if not value:
         return ""
     if timezone.is_aware(value):
         value = timezone.localtime(value)
-    return value.strftime(f"{DATE_FORMAT} {TIME_FORMAT}")
+    return value.strftime(f"{DATE_FORMAT} {TIME_FORMAT}{':%S' if seconds else ''}")
 
 
 def study_when(study_date, study_time: str = "") -> str:
@@ -118,11 +120,18 @@ def study_when(study_date, study_time: str = "") -> str:
     return " ".join(part for part in (date(study_date), dicom_time(study_time)) if part)
 
 
+ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
 def duration(seconds) -> str:
     """A length of time in words: `45 seconds`, `30 minutes`, `1 hour 5 minutes`, `2 days 3 hours`.
-    Takes seconds or a timedelta; the two largest units are shown."""
+    Takes seconds, a timedelta or an ISO 8601 duration (`PT30M`, as django-axes gives its lockout
+    time); the two largest units are shown."""
     if isinstance(seconds, datetime.timedelta):
         seconds = seconds.total_seconds()
+    elif isinstance(seconds, str) and (parts := ISO_DURATION.match(seconds.strip())):
+        days, hours, minutes, secs = (float(part or 0) for part in parts.groups())
+        seconds = days * 86400 + hours * 3600 + minutes * 60 + secs
     seconds = int(round(float(seconds or 0)))
     if seconds < 60:
         return ngettext("%(n)d second", "%(n)d seconds", seconds) % {"n": seconds}

@@ -36,6 +36,12 @@ def when(value) -> str:
 
 
 @register.filter
+def when_exact(value) -> str:
+    """With seconds (the journal)."""
+    return humanize.date_time(value, seconds=True)
+
+
+@register.filter
 def study_when(study) -> str:
     return humanize.study_when(study.study_date, study.study_time)
 
@@ -54,3 +60,9 @@ def duration(seconds) -> str:
 @register.filter
 def sex(code) -> str:
     return humanize.sex(code)
+
+
+@register.filter
+def dicom_time(value) -> str:
+    """A DICOM TM as `08:15`."""
+    return humanize.dicom_time(value)

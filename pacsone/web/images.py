@@ -17,7 +17,8 @@ from pydicom.errors import InvalidDicomError
 
 from audit.journal import Action, record
 
-from .. import rendering
+from .. import humanize, rendering
+from ..humanize import count
 from ..access import access_instance, access_series
 from ..models import Instance
 from ..rendering import RenderError
@@ -73,7 +74,7 @@ def header_rows(ds: Dataset, depth: int = 0):
     """(depth, tag, name, VR, value) for every element, sequence items nested."""
     for element in ds:
         if element.VR == "SQ":
-            yield depth, str(element.tag), element.name, "SQ", f"{len(element.value)} item(s)"
+            yield depth, str(element.tag), element.name, "SQ", count(len(element.value), "item", "items")
             for number, item in enumerate(element.value, 1):
                 yield depth + 1, "", f"Item {number}", "", ""
                 yield from header_rows(item, depth + 2)
@@ -138,16 +139,24 @@ def _person_name(value: dict) -> str:
 
 
 def _overlay(first: Instance | None) -> dict[str, str]:
+    """The corners' text, formatted as every page formats it (pacsone.humanize): `DOE, John`,
+    `2026-11-30`, the sex with the age on the study's date."""
     if first is None:
         return {}
-    overlay = {}
+    raw = {}
     for keyword in OVERLAY_FIELDS:
         values = _values(first.header, f"{tag_for_keyword(keyword):08X}")
         if values:
-            text = " ".join(str(v) for v in values).replace("^", " ").strip()
-            if keyword.endswith("Date") and len(text) == 8 and text.isdigit():
-                text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
-            overlay[keyword] = text
+            raw[keyword] = " ".join(str(v) for v in values).strip()
+    overlay = dict(raw)
+    if "PatientName" in raw:
+        overlay["PatientName"] = humanize.person_name(raw["PatientName"])
+    for keyword in ("PatientBirthDate", "StudyDate"):
+        if keyword in raw:
+            overlay[keyword] = humanize.date(raw[keyword]) or raw[keyword]
+    if "PatientSex" in raw or "PatientBirthDate" in raw:
+        overlay["PatientSex"] = humanize.age_and_sex(humanize.dicom_date(raw.get("PatientBirthDate")),
+                                                     raw.get("PatientSex"), humanize.dicom_date(raw.get("StudyDate")))
     return overlay
 
 

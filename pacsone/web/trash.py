@@ -25,7 +25,7 @@ def trash_list(request):
     page = Paginator(studies, PER_PAGE).get_page(request.GET.get("page"))
     for study in page:
         study.expires_at = trash_expiry(study)
-    record(Action.VIEW, request=request, target="trash", detail=f"{page.paginator.count} study(ies) listed")
+    record(Action.VIEW, request=request, target="trash", detail=f"{count(page.paginator.count, 'study', 'studies')} listed")
     return render(request, "pacsone/trash.html", {"page": page, "trash_days": settings.PACS_TRASH_DAYS})
 
 

@@ -68,7 +68,7 @@ def test_a_radiologist_finds_views_windows_marks_and_downloads_a_study(live_serv
 
         page.click("text=Open viewer")
         wait_for_image(page)
-        assert "(1/12)" in overlay(page, "bl") and "SMITH ANNA" in overlay(page, "tl")
+        assert "(1/12)" in overlay(page, "bl") and "SMITH, Anna" in overlay(page, "tl")
         assert "WL 40  WW 400" in overlay(page, "br")
         screenshot(page, "viewer")
 

@@ -113,7 +113,7 @@ def test_the_schedule_empties_only_what_was_kept_long_enough(two_studies, settin
     do_trash_study(gone, acting_user=power)
     do_trash_study(keep, acting_user=power)
     Study.objects.filter(pk=gone.pk).update(trashed_at=timezone.now() - datetime.timedelta(days=8))
-    assert empty_expired_trash() == "1 study(ies) deleted from the trash"
+    assert empty_expired_trash() == "1 study deleted from the trash"
     assert not Study.objects.filter(pk=gone.pk).exists() and Study.objects.filter(pk=keep.pk).exists()
     assert Entry.objects.filter(action="delete", username="system", study_uid=gone.study_instance_uid).exists()
     assert do_empty_trash(now=timezone.now() + datetime.timedelta(days=8)) == 1

@@ -52,7 +52,7 @@ def test_the_viewer_page_holds_the_ordered_stack_presets_and_overlay(client, arc
     assert data["presets"][0] == {"label": "Header 1", "wc": 40.0, "ww": 400.0}
     assert any(p["label"] == "Lung" for p in data["presets"])  # CT presets follow
     assert data["default_window"] == {"wc": 40.0, "ww": 400.0}
-    assert data["overlay"]["PatientName"] == "DOE JOHN" and data["overlay"]["StudyDate"] == "2024-01-05" and data["overlay"]["Modality"] == "CT"
+    assert data["overlay"]["PatientName"] == "DOE, John" and data["overlay"]["StudyDate"] == "2024-01-05" and data["overlay"]["Modality"] == "CT"
     assert b"viewer.js" in response.content
     assert Entry.objects.filter(action="view", study_uid=STUDY, target__startswith="viewer").exists()
 
