@@ -95,6 +95,9 @@ ROUTES = {
     "actions/patient/<int:patient_pk>/public/": Route("post", "/actions/patient/{patient}/public/", "modify", True,
                                                       FOUND, True, {"public": "1"}),
     "export/": Route("post", "/export/", "export", True, FOUND, True, {"study": "{uid}"}, hidden=FOUND),
+    # Bulk actions on selected studies (each action its privilege; here Mark Study).
+    "actions/studies/": Route("post", "/actions/studies/", "mark_study", True, FOUND, True,
+                              {"study": "{uid}", "action": "read"}, hidden=FOUND),
     "download/<str:study_uid>.zip": Route("get", "/download/{uid}.zip", "download", True, OK, True),
     "notes/<str:study_uid>/": Route("get", "/notes/{uid}/", study=True, journaled=True),
     "notes/attachment/<int:pk>/": Route("get", "/notes/attachment/{attachment}/", study=True, journaled=True),

@@ -66,3 +66,14 @@ def sex(code) -> str:
 def dicom_time(value) -> str:
     """A DICOM TM as `08:15`."""
     return humanize.dicom_time(value)
+
+
+@register.simple_tag(takes_context=True)
+def query_without_page(context) -> str:
+    """The page's query string (repeated parameters too: modality chips) without `page`."""
+    request = context.get("request")
+    if request is None:
+        return ""
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()

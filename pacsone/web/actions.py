@@ -17,6 +17,7 @@ from ..actions import do_mark_study, do_set_patient_public, do_set_study_public
 from ..deletion import do_trash_study
 from ..humanize import count, person_name
 from ..study_search import TRUE_WORDS
+from .studies import forget_archive_stats
 
 
 def back(request, default="home"):
@@ -81,6 +82,7 @@ def delete(request, study_uid):
     study = access_study(request, study_uid, action=Action.DELETE)
     if request.method == "POST" and request.POST.get("confirm_study") == study.study_instance_uid:
         do_trash_study(study, acting_user=request.user, request=request)
+        forget_archive_stats()
         messages.success(request, f"Done: {deletion_summary(study)[0].lower()}{deletion_summary(study)[1:]}. "
                                   f"The study stays in the trash for {settings.PACS_TRASH_DAYS} days; "
                                   f"System Administration can restore it from there.")

@@ -36,15 +36,24 @@ SORTS = {
     "accession": ("accession_number", "pk"),
     "referring": ("referring_physician_name", "pk"),
     "received": ("received_at", "pk"),
+    "modality": ("modalities_in_study", "pk"),
+    "description": ("study_description", "pk"),
+    "images": ("number_of_instances", "pk"),
 }
 DEFAULT_SORT = "-date"
-COLUMNS = [  # (label, sort key or "")
-    ("Patient", "name"), ("Patient ID", "patient_id"), ("Study date", "date"), ("Modality", ""),
-    ("Description", ""), ("Accession", "accession"), ("Referring physician", "referring"),
-    ("Images", ""), ("Received", "received"),
+COLUMNS = [  # (label, sort key or "", CSS class: "wide" columns fold away on a phone)
+    ("Patient", "name", ""), ("Patient ID", "patient_id", ""), ("Study date", "date", "nowrap"),
+    ("Modality", "modality", ""), ("Description", "description", ""), ("Accession", "accession", "wide"),
+    ("Referring physician", "referring", "wide"), ("Images", "images", "wide"), ("Received", "received", "wide"),
 ]
-FILTERS = ("patient_name", "patient_id", "accession_number", "date_from", "date_to", "modality",
+FILTERS = ("q", "period", "patient_name", "patient_id", "accession_number", "date_from", "date_to", "modality",
            "referring_physician", "source_ae", "read", "public")
+# The modality chips: the usual ones, several may be chosen at once.
+MODALITY_CHIPS = ("CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "SR", "OT")
+PERIOD_CHIPS = (("today", "Today"), ("yesterday", "Yesterday"), ("7d", "7 days"), ("30d", "30 days"))
+# The detailed fields, shown folded unless one of them is in use.
+DETAILED_FILTERS = ("patient_name", "patient_id", "accession_number", "date_from", "date_to",
+                    "referring_physician", "source_ae", "read", "public")
 
 
 def permissions(user) -> dict[str, bool]:
@@ -79,11 +88,49 @@ def _patient_row() -> RawSQL:
     return RawSQL(f"{quote(Patient._meta.db_table)}.{quote(Patient._meta.pk.column)}", ())
 
 
+def forget_archive_stats() -> None:
+    """After a delete, restore or purge: the summary bar counts again at once."""
+    cache.delete("pacsone:archive-stats")
+
+
+def with_first_images(studies: list) -> list:
+    """Each study of a page with the SOP Instance UID of its first image (its thumbnail):
+    one query for the page, by the study's first series then its first image."""
+    from ..models import Instance
+
+    firsts = {}
+    rows = (Instance.objects.filter(series__study__in=[study.pk for study in studies])
+            .order_by("series__study_id", "series__series_number", "series_id", "instance_number", "pk")
+            .values_list("series__study_id", "sop_instance_uid"))
+    for study_pk, sop_uid in rows.iterator():
+        firsts.setdefault(study_pk, sop_uid)
+    for study in studies:
+        study.first_sop = firsts.get(study.pk, "")
+    return studies
+
+
+def _chip_links(request, name: str, choices, *, several: bool) -> list[dict]:
+    """Quick filters as links that keep the rest of the search: a click on a chip chooses it
+    (or, for several at once, adds or removes it)."""
+    chosen = [value.upper() if several else value for value in request.GET.getlist(name)]
+    chips = []
+    for value, label in choices:
+        params = request.GET.copy()
+        params.pop("page", None)
+        on = value in chosen
+        if several:
+            params.setlist(name, [v for v in chosen if v != value] if on else [*chosen, value])
+        else:
+            params.setlist(name, [] if on else [value])
+        chips.append({"label": label, "on": on, "url": "?" + params.urlencode()})
+    return chips
+
+
 def _sort_links(request, current: str) -> list[dict]:
     """Header cells of the study list: a click sorts by the column, a second click reverses."""
     cells = []
-    for label, key in COLUMNS:
-        cell = {"label": label, "url": "", "arrow": ""}
+    for label, key, css in COLUMNS:
+        cell = {"label": label, "url": "", "arrow": "", "css": css}
         if key:
             params = request.GET.copy()
             params.pop("page", None)
@@ -110,19 +157,31 @@ def home(request):
     descending = sort.startswith("-")
     columns = [_patient_row() if name == "patient row" else F(name) for name in SORTS[sort.lstrip("-")]]
     order = [column.desc() if descending else column.asc() for column in columns]
+    if problems:
+        # Invalid input is shown next to its field, and no result is claimed for it.
+        studies = studies.none()
     try:
         with time_limited():
             page = paged_studies(studies.order_by(*order), request.GET.get("page"))
     except QueryTimeout as timeout:
         problems["search"] = str(timeout)
         page = paged_studies(studies.none(), None)
-    criteria = {name: request.GET[name] for name in FILTERS if request.GET.get(name, "").strip()}
+    with_first_images(page.object_list)
+    criteria = {name: ",".join(request.GET.getlist(name)) for name in FILTERS if request.GET.get(name, "").strip()}
     record(Action.SEARCH, request=request, target="study list",
-           outcome=Outcome.FAILURE if "search" in problems else Outcome.SUCCESS,
+           outcome=Outcome.FAILURE if problems else Outcome.SUCCESS,
            detail=", ".join(f"{k}={v}" for k, v in criteria.items()) or "all studies")
     return render(request, "pacsone/study_list.html", {
         "page": page, "problems": problems, "params": request.GET, "columns": _sort_links(request, sort),
         "searched": bool(criteria), "may": permissions(request.user),
+        "modality_chips": _chip_links(request, "modality", [(m, m) for m in MODALITY_CHIPS], several=True),
+        "period_chips": _chip_links(request, "period", PERIOD_CHIPS, several=False),
+        "detailed_open": any(request.GET.get(name, "").strip() for name in DETAILED_FILTERS)
+        or any(name in problems for name in DETAILED_FILTERS),
+        "sees_all": has_privilege(request.user, Privilege.VIEW),
+        "remote_aes": RemoteAE.objects.order_by("ae_title") if has_privilege(request.user, Privilege.FORWARD) else [],
+        "bulk_actions": any(has_privilege(request.user, p) for p in
+                            (Privilege.EXPORT, Privilege.FORWARD, Privilege.MARK_STUDY, Privilege.MODIFY)),
         # Whole-archive figures only for those who see every study or watch the server: for
         # others they would count patients they may not see.
         "stats": cached_archive_stats() if _sees_whole_archive(request.user) else None,

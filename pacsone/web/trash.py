@@ -15,6 +15,7 @@ from ..deletion import access_trashed_study, do_empty_trash, do_restore_study, t
 from ..humanize import count, person_name
 from ..models import Study
 from ..visibility import trashed_studies
+from .studies import forget_archive_stats
 
 PER_PAGE = 50
 
@@ -34,6 +35,7 @@ def trash_list(request):
 def restore(request, pk):
     study = access_trashed_study(request.user, pk, request=request)
     if do_restore_study(study, acting_user=request.user, request=request):
+        forget_archive_stats()
         name = person_name(study.patient.patient_name) or study.patient.patient_id
         messages.success(request, f"Restored study {study.study_description or '(no description)'} of {name}: "
                                   "everyone who may see it sees it again.")
@@ -46,6 +48,7 @@ def empty(request):
     studies = trashed_studies()
     if request.method == "POST" and request.POST.get("confirm_empty") == "empty":
         deleted = do_empty_trash(acting_user=request.user, request=request, expired_only=False)
+        forget_archive_stats()
         messages.success(request, f"The trash is empty: {count(deleted, 'study', 'studies')} deleted for good.")
         return redirect("trash")
     if request.method == "POST":

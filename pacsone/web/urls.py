@@ -3,7 +3,7 @@ own (accounts/, audit/, routing/); the REST API is pacsone/api/urls.py."""
 
 from django.urls import include, path
 
-from . import actions, aes, edit, export, forward, health, images, monitor, notes, studies, transfer, trash
+from . import actions, aes, bulk, edit, export, forward, health, images, monitor, notes, studies, transfer, trash
 
 STUDY = "studies/<str:study_uid>/"
 INSTANCE = STUDY + "instances/<str:sop_uid>/"
@@ -39,6 +39,7 @@ urlpatterns = [
     path("actions/study/<str:study_uid>/public/", actions.study_visibility, name="study-public"),
     path("actions/study/<str:study_uid>/delete/", actions.delete, name="study-delete"),
     path("actions/study/<str:study_uid>/edit/", edit.edit_study, name="study-edit"),
+    path("actions/studies/", bulk.bulk_action, name="studies-bulk"),
     path("actions/patient/<int:patient_pk>/public/", actions.patient_visibility, name="patient-public"),
     path("export/", export.export_studies, name="export-studies"),
     path("download/<str:study_uid>.zip", transfer.download_study, name="download-study"),
