@@ -42,7 +42,7 @@ SORTS = {
 }
 DEFAULT_SORT = "-date"
 COLUMNS = [  # (label, sort key or "", CSS class: "wide" columns fold away on a phone)
-    ("Patient", "name", ""), ("Patient ID", "patient_id", ""), ("Study date", "date", "nowrap"),
+    ("Patient", "name", ""), ("Patient ID", "patient_id", "pid"), ("Study date", "date", "nowrap"),
     ("Modality", "modality", ""), ("Description", "description", ""), ("Accession", "accession", "wide"),
     ("Referring physician", "referring", "wide"), ("Images", "images", "wide"), ("Received", "received", "wide"),
 ]
