@@ -102,6 +102,8 @@ ROUTES = {
     "notes/<str:study_uid>/": Route("get", "/notes/{uid}/", study=True, journaled=True),
     "notes/attachment/<int:pk>/": Route("get", "/notes/attachment/{attachment}/", study=True, journaled=True),
     "upload/": Route("get", "/upload/", "upload"),
+    # An upload's results: only its owner's upload job; the job here is an export, so 404.
+    "upload/<int:job_pk>/": Route("get", "/upload/{job}/", "upload", allowed=NOT_FOUND),
     "import/": Route("get", "/import/", "import"),
     "trash/": Route("get", "/trash/", "system_admin", journaled=True),
     # No study is in the trash here: System Administration gets the journaled 404 of a missing one.

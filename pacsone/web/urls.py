@@ -44,6 +44,7 @@ urlpatterns = [
     path("export/", export.export_studies, name="export-studies"),
     path("download/<str:study_uid>.zip", transfer.download_study, name="download-study"),
     path("upload/", transfer.upload, name="upload"),
+    path("upload/<int:job_pk>/", transfer.upload_status, name="upload-status"),
     path("import/", transfer.import_from_server, name="import"),
     path("notes/<str:study_uid>/", notes.study_notes, name="study-notes"),
     path("notes/attachment/<int:pk>/", notes.attachment_download, name="attachment-download"),
