@@ -101,6 +101,9 @@ ROUTES = {
     "download/<str:study_uid>.zip": Route("get", "/download/{uid}.zip", "download", True, OK, True),
     "notes/<str:study_uid>/": Route("get", "/notes/{uid}/", study=True, journaled=True),
     "notes/attachment/<int:pk>/": Route("get", "/notes/attachment/{attachment}/", study=True, journaled=True),
+    # The world's attachment is text: shown inline only when an image, so 404 where it may be seen.
+    "notes/attachment/<int:pk>/image": Route("get", "/notes/attachment/{attachment}/image", study=True,
+                                             allowed=NOT_FOUND),
     "upload/": Route("get", "/upload/", "upload"),
     # An upload's results: only its owner's upload job; the job here is an export, so 404.
     "upload/<int:job_pk>/": Route("get", "/upload/{job}/", "upload", allowed=NOT_FOUND),

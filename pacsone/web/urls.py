@@ -48,6 +48,7 @@ urlpatterns = [
     path("import/", transfer.import_from_server, name="import"),
     path("notes/<str:study_uid>/", notes.study_notes, name="study-notes"),
     path("notes/attachment/<int:pk>/", notes.attachment_download, name="attachment-download"),
+    path("notes/attachment/<int:pk>/image", notes.attachment_inline, name="attachment-inline"),
     path("trash/", trash.trash_list, name="trash"),
     path("trash/<int:pk>/restore/", trash.restore, name="trash-restore"),
     path("trash/empty/", trash.empty, name="trash-empty"),
