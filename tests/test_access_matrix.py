@@ -82,6 +82,9 @@ ROUTES = {
     # Images a journaled page loads are covered by the page's entry.
     S + "instances/<str:sop_uid>/thumbnail": Route("get", "/studies/{uid}/instances/{sop}/thumbnail", study=True),
     S + "instances/<str:sop_uid>/frame": Route("get", "/studies/{uid}/instances/{sop}/frame", study=True),
+    S + "instances/<str:sop_uid>/pixels": Route("get", "/studies/{uid}/instances/{sop}/pixels", study=True),
+    S + "series/<str:series_uid>/viewer.json": Route("get", "/studies/{uid}/series/{series}/viewer.json",
+                                                     study=True, journaled=True),
     S + "instances/<str:sop_uid>/header": Route("get", "/studies/{uid}/instances/{sop}/header", study=True,
                                                 journaled=True),
     S + "forward": Route("post", "/studies/{uid}/forward", "forward", True, FOUND, True, {"ae": "{ae}"}),

@@ -202,10 +202,13 @@ def patient_page(request, pk: int):
 @login_required
 def study_page(request, study_uid: str):
     study = access_study(request, study_uid)
-    series = series_of(study).select_related("equipment").order_by("series_number", "pk")
+    from .images import main_series
+
+    series = list(series_of(study).select_related("equipment").order_by("series_number", "pk"))
     record(Action.VIEW, request=request, target="study", **subject(study))
     return render(request, "pacsone/study.html", {
         "study": study, "patient": study.patient, "series_list": series, "may": permissions(request.user),
+        "main_series": main_series(series),
         "notes_count": study.notes.count(),
         "remote_aes": RemoteAE.objects.order_by("ae_title") if has_privilege(request.user, Privilege.FORWARD) else [],
     })

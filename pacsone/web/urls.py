@@ -30,8 +30,10 @@ urlpatterns = [
     path(STUDY, studies.study_page, name="study"),
     path(SERIES, studies.series_page, name="series"),
     path(SERIES + "viewer", images.viewer, name="viewer"),
+    path(SERIES + "viewer.json", images.viewer_json, name="viewer-data"),
     path(INSTANCE + "thumbnail", images.thumbnail, name="instance-thumbnail"),
     path(INSTANCE + "frame", images.frame, name="instance-frame"),
+    path(INSTANCE + "pixels", images.pixels, name="instance-pixels"),
     path(INSTANCE + "header", images.header_dump, name="instance-header"),
     # actions on studies and patients
     path(STUDY + "forward", forward.forward_study, name="study-forward"),

@@ -52,6 +52,10 @@
 
   $("files").addEventListener("change", function () { add(this.files); this.value = ""; });
   $("folder").addEventListener("change", function () { add(this.files); this.value = ""; });
+  // Files chosen before this script ran (a quick user, or the browser restoring the form).
+  for (const input of [$("files"), $("folder")]) {
+    if (input.files.length) { add(input.files); input.value = ""; }
+  }
   $("clear").addEventListener("click", function () { chosen = []; show(); });
   const zone = $("dropzone");
   zone.addEventListener("dragover", function (event) { event.preventDefault(); zone.classList.add("over"); });
