@@ -16,7 +16,7 @@ from django.shortcuts import render
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
 
-from ..access import access_patient, access_series, access_study, series_of, studies_for
+from ..access import access_patient, access_series, access_study, series_of, studies_for, with_first_images
 from ..models import Patient, RemoteAE, Study
 from ..query_limits import QueryTimeout, time_limited
 from ..stats import archive_stats
@@ -91,22 +91,6 @@ def _patient_row() -> RawSQL:
 def forget_archive_stats() -> None:
     """After a delete, restore or purge: the summary bar counts again at once."""
     cache.delete("pacsone:archive-stats")
-
-
-def with_first_images(studies: list) -> list:
-    """Each study of a page with the SOP Instance UID of its first image (its thumbnail):
-    one query for the page, by the study's first series then its first image."""
-    from ..models import Instance
-
-    firsts = {}
-    rows = (Instance.objects.filter(series__study__in=[study.pk for study in studies])
-            .order_by("series__study_id", "series__series_number", "series_id", "instance_number", "pk")
-            .values_list("series__study_id", "sop_instance_uid"))
-    for study_pk, sop_uid in rows.iterator():
-        firsts.setdefault(study_pk, sop_uid)
-    for study in studies:
-        study.first_sop = firsts.get(study.pk, "")
-    return studies
 
 
 def _chip_links(request, name: str, choices, *, several: bool) -> list[dict]:

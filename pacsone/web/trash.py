@@ -11,10 +11,9 @@ from django.views.decorators.http import require_POST
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
 
+from ..access import trash_for
 from ..deletion import access_trashed_study, do_empty_trash, do_restore_study, trash_expiry
 from ..humanize import count, person_name
-from ..models import Study
-from ..visibility import trashed_studies
 from .studies import forget_archive_stats
 
 PER_PAGE = 50
@@ -22,7 +21,7 @@ PER_PAGE = 50
 
 @privilege_required(Privilege.SYSTEM_ADMIN)
 def trash_list(request):
-    studies = trashed_studies(Study.objects.select_related("patient")).order_by("-trashed_at", "-pk")
+    studies = trash_for(request.user).order_by("-trashed_at", "-pk")
     page = Paginator(studies, PER_PAGE).get_page(request.GET.get("page"))
     for study in page:
         study.expires_at = trash_expiry(study)
@@ -45,7 +44,7 @@ def restore(request, pk):
 @privilege_required(Privilege.SYSTEM_ADMIN)
 def empty(request):
     """GET: what emptying will delete for good. POST with the confirmation's field: do it."""
-    studies = trashed_studies()
+    studies = trash_for(request.user)
     if request.method == "POST" and request.POST.get("confirm_empty") == "empty":
         deleted = do_empty_trash(acting_user=request.user, request=request, expired_only=False)
         forget_archive_stats()

@@ -139,3 +139,14 @@ def test_c_find_skips_a_trashed_study(scp, tmp_path, settings):
              assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind) if answer is not None]
     assoc.release()
     assert found == [uids[0]]
+
+
+@pytest.mark.parametrize("privileges,sees", [([], False), (["view", "modify"], False), (["system_admin"], True)])
+def test_trash_for_lists_the_trash_to_system_administration_only(two_studies, privileges, sees):
+    from pacsone.access import studies_for, trash_for
+
+    _, gone = two_studies
+    do_trash_study(gone, acting_user=make_user("power", ["view", "modify"]))
+    user = make_user("someone", privileges)
+    assert list(trash_for(user)) == ([gone] if sees else [])
+    assert gone not in studies_for(user)
