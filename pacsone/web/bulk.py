@@ -1,5 +1,5 @@
-"""Actions on the studies selected in the study list, each with its own privilege: export
-(Export), forward (Forward), mark read/unread (Mark Study), make public/private and delete to
+"""Actions on the studies selected in the study list, each with its own privilege: download
+as one ZIP (Download), export (Export), forward (Forward), mark read/unread (Mark Study), make public/private and delete to
 the trash (Modify). Every study is reached through pacsone.access (one hidden or missing is
 refused, journaled, and nothing is done), then the same `do_*` function as for one study runs
 for each. Delete shows a confirmation page naming the studies first."""
@@ -8,16 +8,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.privileges import Privilege, has_privilege
-from audit.journal import Action
+from audit.journal import Action, record
 
 from ..access import journal_denial, studies_for
 from ..actions import do_mark_study, do_set_study_public
 from ..deletion import do_trash_study
+from ..download import studies_zip_chunks
 from ..forward import do_forward_study
 from ..humanize import count
 from ..models import RemoteAE
@@ -28,6 +30,7 @@ from .studies import forget_archive_stats
 MAX_STUDIES = 500
 # action -> (privilege, journal action)
 ACTIONS = {
+    "download": (Privilege.DOWNLOAD, Action.DOWNLOAD),
     "export": (Privilege.EXPORT, Action.EXPORT),
     "forward": (Privilege.FORWARD, Action.FORWARD),
     "read": (Privilege.MARK_STUDY, Action.MARK),
@@ -73,6 +76,13 @@ def bulk_action(request):
     if studies is None:
         return back(request)
     done = count(len(studies), "study", "studies")
+    if action == "download":
+        for study in studies:
+            record(Action.DOWNLOAD, request=request, patient_id=study.patient.patient_id,
+                   study_uid=study.study_instance_uid, target="selected studies ZIP")
+        response = StreamingHttpResponse(studies_zip_chunks(studies), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="studies-{len(studies)}.zip"'
+        return response
     if action == "forward":
         ae = request.POST.get("ae", "")
         remote = RemoteAE.objects.filter(pk=int(ae)).first() if ae.isdigit() else None

@@ -158,3 +158,26 @@ def test_the_list_shows_names_ages_and_a_thumbnail_link(viewer, tmp_path):
     page = viewer.get("/").content.decode()
     assert '<span class="pn" title="DOE^JOHN">DOE, John</span>' in page and "46 y, male" in page
     assert f'/studies/{study.study_instance_uid}/instances/{sop}/thumbnail' in page
+
+
+def test_bulk_download_needs_download_and_streams_one_zip_of_the_selected_studies(client, tmp_path):
+    import io
+    import zipfile
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.helpers import make_file
+
+    uids = ["1.2.826.17.21", "1.2.826.17.22"]
+    for number, uid in enumerate(uids):
+        make_file(tmp_path, f"{number}.dcm", study_uid=uid, patient_id=f"D{number}")
+    call_command("importdicom", str(tmp_path), "--no-progress", stdout=StringIO())
+    client.force_login(make_user("viewer", ["view"]))
+    assert client.post("/actions/studies/", {"action": "download", "study": uids}).status_code == 403
+    client.force_login(make_user("downloader", ["view", "download"]))
+    response = client.post("/actions/studies/", {"action": "download", "study": uids})
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+    assert sorted(name.split("/")[0] for name in names) == sorted(uids)
+    assert Entry.objects.filter(action="download", username="downloader").count() == 2
