@@ -133,7 +133,11 @@ def _sees_whole_archive(user) -> bool:
 def home(request):
     """The study list: search, sort, pages; what the archive holds in a summary bar. The
     search runs under the query time bound: past it, the page says so and lists nothing."""
-    studies, problems = search_studies(studies_for(request.user), request.GET)
+    try:
+        with time_limited():
+            studies, problems = search_studies(studies_for(request.user), request.GET)
+    except QueryTimeout as timeout:
+        studies, problems = studies_for(request.user).none(), {"search": str(timeout)}
     sort = request.GET.get("sort") or DEFAULT_SORT
     if sort.lstrip("-") not in SORTS:
         problems["sort"] = f"cannot sort by {sort!r}"
