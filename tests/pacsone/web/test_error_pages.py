@@ -6,7 +6,7 @@ import http.client
 import logging
 
 import pytest
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 
 from pacsone.web import errors
 from tests.pacsone.core.test_web_server import web_server  # noqa: F401 (a fixture)
