@@ -12,6 +12,7 @@ import logging
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.template import loader
+from django.utils.translation import gettext_lazy as _
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +20,15 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_LINE = 8 * 1024
 
 PAGES = {
-    400: ("Bad request", "The server could not understand this request. Go back and try again."),
-    403: ("Not allowed", "Your account does not have the privilege this page or action needs. "
-                         "Ask your administrator if you need it."),
-    404: ("Page not found", "There is nothing at this address, or it is not something you may see."),
-    413: ("Too large", "What was sent is larger than this server accepts in one request."),
-    414: ("Address too long", "The address of this request is too long for the server. "
-                              "Search with fewer or shorter terms."),
-    500: ("Something went wrong", "The server failed to answer this request. The error has been logged; "
-                                  "try again in a moment, and tell your administrator if it goes on."),
+    400: (_("Bad request"), _("The server could not understand this request. Go back and try again.")),
+    403: (_("Not allowed"), _("Your account does not have the privilege this page or action needs. "
+                              "Ask your administrator if you need it.")),
+    404: (_("Page not found"), _("There is nothing at this address, or it is not something you may see.")),
+    413: (_("Too large"), _("What was sent is larger than this server accepts in one request.")),
+    414: (_("Address too long"), _("The address of this request is too long for the server. "
+                                   "Search with fewer or shorter terms.")),
+    500: (_("Something went wrong"), _("The server failed to answer this request. The error has been logged; "
+                                       "try again in a moment, and tell your administrator if it goes on.")),
 }
 
 
@@ -74,6 +75,6 @@ class LongRequestLineMiddleware:
         line = len(request.method) + len(request.get_full_path()) + len(" HTTP/1.1") + 1
         if line > MAX_REQUEST_LINE:
             log.info("request line too long length=%d path=%s", line, request.path[:80])
-            return error_page(request, 414, f"The address is {line:,} characters long; "
-                                            f"at most {MAX_REQUEST_LINE:,} are accepted.")
+            return error_page(request, 414, _("The address is %(length)s characters long; at most %(limit)s are "
+                                              "accepted.") % {"length": f"{line:,}", "limit": f"{MAX_REQUEST_LINE:,}"})
         return self.get_response(request)
