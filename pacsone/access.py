@@ -25,7 +25,7 @@ from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
 
 from .models import Attachment, Instance, Note, Patient, Series, Study
-from .visibility import visible_patients, visible_studies
+from .visibility import trashed_studies, visible_patients, visible_studies
 
 HIDDEN_MESSAGE = "(details hidden: this job concerns studies you may not see)"
 
@@ -105,6 +105,14 @@ def jobs_for(user) -> QuerySet:
     if user is None or not user.is_authenticated:
         return jobs.none()
     return jobs if has_privilege(user, Privilege.SYSTEM_ADMIN) else jobs.filter(owner=user)
+
+
+def trash_for(user) -> QuerySet:
+    """The studies in the trash, for System Administration only (hidden from everyone else,
+    as from every other list)."""
+    if user is None or not user.is_authenticated or not has_privilege(user, Privilege.SYSTEM_ADMIN):
+        return Study.objects.none()
+    return trashed_studies(Study.objects.select_related("patient"))
 
 
 def may_see_all(user, studies) -> bool:
@@ -255,3 +263,17 @@ def series_of(study: Study) -> QuerySet:
     its thumbnail), in one query."""
     first = Instance.objects.filter(series=OuterRef("pk")).order_by("instance_number", "pk")
     return study.series.annotate(first_sop=Subquery(first.values("sop_instance_uid")[:1]))
+
+
+def with_first_images(studies: list) -> list:
+    """Accessed studies (a page of a list), each with `first_sop`: the SOP Instance UID of its
+    first image (its thumbnail), by first series then first image, in one query."""
+    firsts: dict[int, str] = {}
+    rows = (Instance.objects.filter(series__study__in=[study.pk for study in studies])
+            .order_by("series__study_id", "series__series_number", "series_id", "instance_number", "pk")
+            .values_list("series__study_id", "sop_instance_uid"))
+    for study_pk, sop_uid in rows.iterator():
+        firsts.setdefault(study_pk, sop_uid)
+    for study in studies:
+        study.first_sop = firsts.get(study.pk, "")
+    return studies

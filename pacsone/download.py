@@ -43,17 +43,31 @@ def member_name(instance: Instance) -> str:
 
 def study_zip_chunks(study):
     """Yield the bytes of a ZIP holding every stored file of `study`."""
+    return _zip_chunks([study], prefix=False)
+
+
+def studies_zip_chunks(studies):
+    """Yield the bytes of a ZIP holding every stored file of several studies, one folder each
+    (named after the Study Instance UID)."""
+    return _zip_chunks(studies, prefix=True)
+
+
+def _zip_chunks(studies, *, prefix: bool):
     pipe = _Pipe()
-    instances = (
-        Instance.objects.filter(series__study=study)
-        .select_related("series", "storage_location")
-        .order_by("series__series_number", "series_id", "instance_number", "pk")
-    )
     with zipfile.ZipFile(pipe, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for instance in instances.iterator(chunk_size=500):
-            with storage.open_stored(instance) as src, archive.open(member_name(instance), "w", force_zip64=True) as dst:
-                while chunk := src.read(CHUNK):
-                    dst.write(chunk)
-                    yield pipe.take()
-            yield pipe.take()
+        for study in studies:
+            instances = (
+                Instance.objects.filter(series__study=study)
+                .select_related("series", "storage_location")
+                .order_by("series__series_number", "series_id", "instance_number", "pk")
+            )
+            for instance in instances.iterator(chunk_size=500):
+                name = member_name(instance)
+                if prefix:
+                    name = f"{study.study_instance_uid}/{name}"
+                with storage.open_stored(instance) as src, archive.open(name, "w", force_zip64=True) as dst:
+                    while chunk := src.read(CHUNK):
+                        dst.write(chunk)
+                        yield pipe.take()
+                yield pipe.take()
     yield pipe.take()

@@ -45,6 +45,10 @@ class HeadFirstWorker(gthread.ThreadWorker):
         self.heads: dict[gthread.TConn, tuple[float, bytearray]] = {}
         self.header_timeout = 10.0
         self.read_timeout = 30.0
+        # gunicorn's own cap on the request line (4094 bytes) answers a long search with a bare
+        # "Request Line is too large"; the head is capped here (MAX_HEAD_BYTES), and Django
+        # answers a line it will not serve with a styled 414 (pacsone/web/errors.py).
+        self.cfg.set("limit_request_line", 0)
 
     def run(self):
         # The application (and so Django's settings) is loaded by now.

@@ -227,11 +227,13 @@ def import_paths(
     batch: PostIngestBatch | None = None,
     display_names: dict[str, str] | None = None,
     roots: list[Path] | None = None,
+    on_file: Callable[[str, IngestResult], None] | None = None,
 ) -> ImportSummary:
     """Import everything under `paths` (only below `roots` when given). The follow-up work is
     queued at the end, or left in the caller's `batch` for the caller to flush.
     `display_names`: file name -> the name its owner knows it by (an upload is saved under a
-    number), for the problems reported; other files are named relative to the folder given."""
+    number), for the problems reported; other files are named relative to the folder given.
+    `on_file(label, result)`: called for every file read (per-file results of an upload)."""
     display_names = display_names or {}
     summary = ImportSummary()
     own_batch = batch is None
@@ -273,6 +275,8 @@ def import_paths(
                 temp.unlink(missing_ok=True)
         guard.accepted(keys, result)
         summary.add(label, result, size)
+        if on_file is not None:
+            on_file(label, result)
         on_progress(1)
     if own_batch:
         batch.flush()
@@ -338,10 +342,15 @@ def import_job(progress, paths: list[str], channel: str, username: str, remove_a
     finally:
         if remove_after:
             shutil.rmtree(remove_after, ignore_errors=True)
-    counts = summary.counts
-    rejected = counts[Outcome.INVALID] + counts[Outcome.UNREADABLE] + counts[Outcome.FAILED]
+    rejected = summary.counts[Outcome.INVALID] + summary.counts[Outcome.UNREADABLE] + summary.counts[Outcome.FAILED]
     if rejected:
         progress.advance(0, failed=rejected)
+    return summary_message(summary)
+
+
+def summary_message(summary: ImportSummary) -> str:
+    """An import's result in words: the counts, then the problems (a job's message)."""
+    counts = summary.counts
     lines = [
         f"{summary.total} file(s): {counts[Outcome.STORED]} stored, {counts[Outcome.REPLACED]} replaced, "
         f"{counts[Outcome.IGNORED]} already in the archive, {counts[Outcome.UNREADABLE]} not DICOM, "

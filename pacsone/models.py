@@ -108,6 +108,10 @@ class Study(models.Model):
     number_of_series = models.PositiveIntegerField(default=0)
     number_of_instances = models.PositiveIntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
+    # Set while the study is in the trash (pacsone.deletion): hidden from everyone by the
+    # visibility rule until restored or until the trash is emptied PACS_TRASH_DAYS later.
+    trashed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    trashed_by = models.CharField(max_length=150, blank=True, default="")
 
     objects = StudyQuerySet.as_manager()
 

@@ -298,3 +298,13 @@ def forget(instance: Instance) -> None:
 
 def content_type(request: RenderRequest) -> str:
     return FORMATS[request.fmt][1]
+
+
+def modality_frame(ds: Dataset, frame: int = 0) -> tuple[np.ndarray, bool]:
+    """One grayscale frame in modality units (e.g. Hounsfield) for the browser to window itself,
+    and whether it is MONOCHROME1 (shown inverted). RenderError for colour images."""
+    pixels = _decode(ds, frame)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if pixels.ndim != 2 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise RenderError("only grayscale frames are windowed in the browser")
+    return modality_values(ds, pixels, frame), photometric == "MONOCHROME1"

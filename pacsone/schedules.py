@@ -46,6 +46,7 @@ ENTRIES = [
           minutes=lambda: settings.PACS_AUTOSCAN_MINUTES, wanted=lambda: bool(settings.PACS_AUTOSCAN_DIR), prepare=_make_autoscan_folder),
     Entry("journal idle sessions", "accounts.sessions.journal_expired_sessions", minutes=1),
     Entry("remote-study-sync", "pacsone.dicom.remote.run_due_syncs", schedule_type="H", first_run=_next_hour),
+    Entry("empty the trash", "pacsone.deletion.empty_expired_trash", schedule_type="D"),
     Entry("purge watermarks", "routing.purge.check_watermarks", minutes=5),
     Entry("monthly journal report", "audit.report.send_monthly_report", schedule_type="M",
           first_run=_first_of_next_month),

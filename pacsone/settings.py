@@ -135,6 +135,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A request line too long to serve gets the styled 414 page, with the menu (pacsone/web/errors.py).
+    "pacsone.web.errors.LongRequestLineMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.PasswordExpiryMiddleware",
@@ -369,6 +371,9 @@ PACS_ROOT_PASSWORD = env_secret("PACS_ROOT_PASSWORD")
 # Auto-scan import: a folder scanned every few minutes; empty turns it off.
 PACS_AUTOSCAN_DIR = env_str("PACS_AUTOSCAN_DIR", "")
 PACS_AUTOSCAN_MINUTES = env_int("PACS_AUTOSCAN_MINUTES", 1, minimum=1)
+# Days a deleted study stays in the trash (restorable by System Administration) before it is
+# deleted for good by the daily schedule.
+PACS_TRASH_DAYS = env_int("PACS_TRASH_DAYS", 7, minimum=0)
 # Largest file that can be attached to a study or image note.
 PACS_ATTACHMENT_MAX_MB = env_int("PACS_ATTACHMENT_MAX_MB", 50, minimum=1)
 # Largest browser upload of DICOM files or ZIPs, in one go.

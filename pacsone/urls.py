@@ -11,3 +11,9 @@ urlpatterns = [
     path("api/", include("pacsone.api.urls")),
     path("", include("pacsone.web.urls")),
 ]
+
+# Styled error pages with the menu (pacsone/web/errors.py).
+handler400 = "pacsone.web.errors.bad_request"
+handler403 = "pacsone.web.errors.permission_denied"
+handler404 = "pacsone.web.errors.page_not_found"
+handler500 = "pacsone.web.errors.server_error"

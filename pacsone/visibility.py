@@ -12,6 +12,10 @@ This module is the rule; pacsone.access is the gate: pages, the API, exports and
 reach studies and patients only through its `access_*` and `*_for(user)` functions, which rest
 on `visible_studies()` / `visible_patients()`. Changes of the flags by people go through
 pacsone.actions (`do_set_study_public`, `do_set_patient_public`).
+
+A study in the trash (pacsone.deletion) is seen by nobody: every queryset here starts from
+`live_studies()`, so pages, the API, DICOMweb, exports and C-FIND/C-MOVE/C-GET all skip it.
+Only the trash page of System Administration lists it (`trashed_studies()`).
 """
 
 from django.db import transaction
@@ -62,10 +66,24 @@ def private_access(user) -> Q | None:
     return condition
 
 
-def visible_studies(user, studies: QuerySet | None = None) -> QuerySet:
+def live_studies(studies: QuerySet | None = None) -> QuerySet:
+    """The studies not in the trash: where every visible set starts."""
     from .models import Study
 
     studies = Study.objects.all() if studies is None else studies
+    return studies.filter(trashed_at__isnull=True)
+
+
+def trashed_studies(studies: QuerySet | None = None) -> QuerySet:
+    """The studies in the trash (for the trash page and its emptying only)."""
+    from .models import Study
+
+    studies = Study.objects.all() if studies is None else studies
+    return studies.filter(trashed_at__isnull=False)
+
+
+def visible_studies(user, studies: QuerySet | None = None) -> QuerySet:
+    studies = live_studies(studies)
     if user is None or not user.is_authenticated or not user.is_active:
         return studies.none()
     if has_privilege(user, Privilege.VIEW):
@@ -81,9 +99,7 @@ def group_visible_studies(group, studies: QuerySet | None = None) -> QuerySet:
     """What the rule lets every member of `group` see through the group alone (a DICOM AE linked
     to the group sees this): everything if the group holds View; otherwise public studies and
     private studies whose Institution Name is the group's description."""
-    from .models import Study
-
-    studies = Study.objects.all() if studies is None else studies
+    studies = live_studies(studies)
     if group is None:
         return studies.none()
     if Privilege.VIEW in group.privileges:

@@ -93,6 +93,9 @@ ROUTES = {
     # Images a journaled page loads are covered by the page's entry.
     S + "instances/<str:sop_uid>/thumbnail": Route("get", "/studies/{uid}/instances/{sop}/thumbnail", study=True),
     S + "instances/<str:sop_uid>/frame": Route("get", "/studies/{uid}/instances/{sop}/frame", study=True),
+    S + "instances/<str:sop_uid>/pixels": Route("get", "/studies/{uid}/instances/{sop}/pixels", study=True),
+    S + "series/<str:series_uid>/viewer.json": Route("get", "/studies/{uid}/series/{series}/viewer.json",
+                                                     study=True, journaled=True),
     S + "instances/<str:sop_uid>/header": Route("get", "/studies/{uid}/instances/{sop}/header", study=True,
                                                 journaled=True),
     S + "forward": Route("post", "/studies/{uid}/forward", "forward", True, FOUND, True, {"ae": "{ae}"}),
@@ -101,11 +104,14 @@ ROUTES = {
     "actions/study/<str:study_uid>/public/": Route("post", "/actions/study/{uid}/public/", "modify", True, FOUND,
                                                    True, {"public": "1"}),
     "actions/study/<str:study_uid>/delete/": Route("post", "/actions/study/{uid}/delete/", "modify", True, FOUND,
-                                                   True, {"confirm": "yes"}),
+                                                   True, {"confirm_study": "{uid}"}),
     "actions/study/<str:study_uid>/edit/": Route("get", "/actions/study/{uid}/edit/", "modify", True, OK, True),
     "actions/patient/<int:patient_pk>/public/": Route("post", "/actions/patient/{patient}/public/", "modify", True,
                                                       FOUND, True, {"public": "1"}),
     "export/": Route("post", "/export/", "export", True, FOUND, True, {"study": "{uid}"}, hidden=FOUND),
+    # Bulk actions on selected studies (each action its privilege; here Mark Study).
+    "actions/studies/": Route("post", "/actions/studies/", "mark_study", True, FOUND, True,
+                              {"study": "{uid}", "action": "read"}, hidden=FOUND),
     "download/<str:study_uid>.zip": Route("get", "/download/{uid}.zip", "download", True, OK, True),
     "notes/<str:study_uid>/": Route("get", "/notes/{uid}/", study=True, journaled=True),
     "notes/attachment/<int:pk>/": Route("get", "/notes/attachment/{attachment}/", study=True, journaled=True),
@@ -121,8 +127,17 @@ ROUTES = {
     "storage/<int:pk>/purge/": Route("get", "/storage/{location}/purge/", "system_admin"),
     "storage/retention/": Route("post", "/storage/retention/", "system_admin", allowed=FOUND, journaled=True,
                                 data={"modality": "CT", "keep_days": "30"}),
+    # The world's attachment is text: shown inline only when an image, so 404 where it may be seen.
+    "notes/attachment/<int:pk>/image": Route("get", "/notes/attachment/{attachment}/image", study=True,
+                                             allowed=NOT_FOUND),
     "upload/": Route("get", "/upload/", "upload"),
+    # An upload's results: only its owner's upload job; the job here is an export, so 404.
+    "upload/<int:job_pk>/": Route("get", "/upload/{job}/", "upload", allowed=NOT_FOUND),
     "import/": Route("get", "/import/", "import"),
+    "trash/": Route("get", "/trash/", "system_admin", journaled=True),
+    # No study is in the trash here: System Administration gets the journaled 404 of a missing one.
+    "trash/<int:pk>/restore/": Route("post", "/trash/0/restore/", "system_admin", allowed=NOT_FOUND),
+    "trash/empty/": Route("get", "/trash/empty/", "system_admin"),
     "monitor/": Route("get", "/monitor/", "monitor"),
     "monitor/data.json": Route("get", "/monitor/data.json", "monitor"),
     "healthz": Route("get", "/healthz"),

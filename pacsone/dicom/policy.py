@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from ..models import RemoteAE, Scope, Study
-from ..visibility import group_visible_studies, visible_studies
+from ..visibility import group_visible_studies, live_studies, visible_studies
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def may_query(caller: Caller) -> Decision:
     """Whether the caller may C-FIND/C-MOVE/C-GET, and what those may reach."""
     if settings.PACS_DICOM_QUERY_POLICY == "open":
         # Anyone may; an AE registered under this title still sees only its user's or group's studies.
-        return Decision(True, studies=scope_studies(caller.remote) if caller.remote else None)
+        return Decision(True, studies=scope_studies(caller.remote) if caller.remote else live_studies())
     if not caller.recognized:
         return Decision(False, _not_recognized(caller))
     if not caller.remote.may_query:
@@ -156,10 +156,10 @@ def may_query(caller: Caller) -> Decision:
     return Decision(True, studies=scope_studies(caller.remote))
 
 
-def scope_studies(remote: RemoteAE) -> QuerySet | None:
-    """The studies a registered AE's queries and retrieves reach; None for the whole archive."""
+def scope_studies(remote: RemoteAE) -> QuerySet:
+    """The studies a registered AE's queries and retrieves reach (never those in the trash)."""
     if remote.scope == Scope.USER:
         return visible_studies(remote.user) if remote.user else Study.objects.none()
     if remote.scope == Scope.GROUP:
         return group_visible_studies(remote.group)
-    return None
+    return live_studies()

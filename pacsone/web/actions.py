@@ -1,10 +1,11 @@
-"""Study actions from the pages (POST only): mark read/unread (Mark Study), Private/Public of a
-study or a patient and delete (Modify). Each checks its privilege, reaches its study or patient
+"""Study actions from the pages (POST only, but for delete's confirmation page): mark read/unread
+(Mark Study), Private/Public of a study or a patient and delete to the trash (Modify). Each checks its privilege, reaches its study or patient
 through pacsone.access, and calls the `do_*` function that changes and journals it; then it
 returns to where the user came from."""
 
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.conf import settings
+from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -13,8 +14,10 @@ from audit.journal import Action
 
 from ..access import access_patient, access_study
 from ..actions import do_mark_study, do_set_patient_public, do_set_study_public
-from ..deletion import do_delete_study
+from ..deletion import do_trash_study
+from ..humanize import count, person_name
 from ..study_search import TRUE_WORDS
+from .studies import forget_archive_stats
 
 
 def back(request, default="home"):
@@ -59,13 +62,35 @@ def patient_visibility(request, patient_pk):
     return back(request)
 
 
-@require_POST
+def deletion_summary(study) -> str:
+    """What a delete does, in the words of the confirmation: `Delete study CT CHEST of DOE, John
+    (2026-11-30): 101 images`."""
+    from ..humanize import date
+
+    described = study.study_description or "without description"
+    when = f" ({date(study.study_date)})" if study.study_date else ""
+    name = person_name(study.patient.patient_name) or study.patient.patient_id
+    return (f"Delete study {described} of {name}{when}: "
+            f"{count(study.number_of_instances, 'image', 'images')}")
+
+
 @privilege_required(Privilege.MODIFY)
 def delete(request, study_uid):
+    """GET: the confirmation page, naming what will happen. POST: only with the confirmation's
+    own field (the study's UID), so a stray click, a replayed form or a broken script that posts
+    without it deletes nothing. The study goes to the trash, hidden from everyone."""
     study = access_study(request, study_uid, action=Action.DELETE)
-    if request.POST.get("confirm") != "yes":
-        messages.error(request, "Confirm the deletion first.")
-        return back(request)
-    count = do_delete_study(study, acting_user=request.user, request=request)
-    messages.success(request, f"Study deleted ({count} instance(s)).")
-    return redirect("home")
+    if request.method == "POST" and request.POST.get("confirm_study") == study.study_instance_uid:
+        do_trash_study(study, acting_user=request.user, request=request)
+        forget_archive_stats()
+        messages.success(request, f"Done: {deletion_summary(study)[0].lower()}{deletion_summary(study)[1:]}. "
+                                  f"The study stays in the trash for {settings.PACS_TRASH_DAYS} days; "
+                                  f"System Administration can restore it from there.")
+        return redirect("home")
+    if request.method == "POST":
+        messages.error(request, "Nothing was deleted: confirm on this page first.")
+    elif request.method != "GET":
+        return redirect("study", study_uid=study.study_instance_uid)
+    return render(request, "pacsone/confirm_delete_study.html", {
+        "study": study, "summary": deletion_summary(study), "trash_days": settings.PACS_TRASH_DAYS,
+    })

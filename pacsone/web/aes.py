@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from accounts.privileges import Privilege, has_privilege, privilege_required
 from audit.journal import Action, Outcome, record
 
+from ..humanize import count
 from ..access import remote_answers_for
 from ..models import RemoteAE, RemoteSync
 from ..dicom import remote as remotes
@@ -141,7 +142,7 @@ def remote_retrieve(request):
     for study_uid in study_uids:
         remotes.start_retrieve(remote, study_uid, request.user)
     if study_uids:
-        messages.success(request, f"{len(study_uids)} retrieve(s) from {remote.ae_title} queued.")
+        messages.success(request, f"{count(len(study_uids), 'retrieve', 'retrieves')} from {remote.ae_title} queued.")
     back = request.POST.get("back", "")  # the search's query string, to show the results again
     url = reverse("dicom:remote-search")
     return redirect(f"{url}?{back}" if back and url_has_allowed_host_and_scheme(f"{url}?{back}", None) else url)

@@ -47,7 +47,9 @@ class RemoteAEForm(forms.ModelForm):
         fields = ["ae_title", "host", "port", "description", "may_store", "may_query", "is_move_destination",
                   "is_queryable", "networks", "scope", "user", "group"]
         help_texts = {"ae_title": AE_TITLE_HELP}
-        labels = {"scope": "Its queries and retrieves see"}
+        labels = {"scope": "Its queries and retrieves see", "ae_title": "AE title", "may_store": "May send to us",
+                  "may_query": "May query and retrieve from us", "is_move_destination": "Receives C-MOVE results",
+                  "is_queryable": "We may query it"}
         widgets = {"scope": forms.RadioSelect}
 
     def __init__(self, *args, **kwargs):

@@ -7,8 +7,10 @@ one by one (the page's entry covers them).
 
 from itertools import chain, islice
 
+import numpy as np
+
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from pydicom.datadict import tag_for_keyword
@@ -17,7 +19,8 @@ from pydicom.errors import InvalidDicomError
 
 from audit.journal import Action, record
 
-from .. import rendering
+from .. import humanize, rendering
+from ..humanize import count
 from ..access import access_instance, access_series
 from ..models import Instance
 from ..rendering import RenderError
@@ -73,7 +76,7 @@ def header_rows(ds: Dataset, depth: int = 0):
     """(depth, tag, name, VR, value) for every element, sequence items nested."""
     for element in ds:
         if element.VR == "SQ":
-            yield depth, str(element.tag), element.name, "SQ", f"{len(element.value)} item(s)"
+            yield depth, str(element.tag), element.name, "SQ", count(len(element.value), "item", "items")
             for number, item in enumerate(element.value, 1):
                 yield depth + 1, "", f"Item {number}", "", ""
                 yield from header_rows(item, depth + 2)
@@ -117,11 +120,18 @@ def _header_windows(first: Instance) -> list[dict]:
 
 
 def _presets(first: Instance | None, modality: str) -> list[dict]:
-    """Window presets: the header's own windows first, then the usual CT ones."""
+    """Window presets: the header's own windows first, then the usual CT ones; a window that is
+    already listed (the header's "SOFT 40/400" and our "Soft tissue 40/400") is listed once."""
     presets = _header_windows(first) if first is not None else []
     if modality == "CT":
         presets += [{"label": label, "wc": wc, "ww": ww} for label, wc, ww in CT_PRESETS]
-    return presets
+    seen, unique = set(), []
+    for preset in presets:
+        key = (float(preset["wc"]), float(preset["ww"]))
+        if key not in seen:
+            seen.add(key)
+            unique.append(preset)
+    return unique
 
 
 def _values(header: dict, tag: str) -> list:
@@ -138,16 +148,24 @@ def _person_name(value: dict) -> str:
 
 
 def _overlay(first: Instance | None) -> dict[str, str]:
+    """The corners' text, formatted as every page formats it (pacsone.humanize): `DOE, John`,
+    `2026-11-30`, the sex with the age on the study's date."""
     if first is None:
         return {}
-    overlay = {}
+    raw = {}
     for keyword in OVERLAY_FIELDS:
         values = _values(first.header, f"{tag_for_keyword(keyword):08X}")
         if values:
-            text = " ".join(str(v) for v in values).replace("^", " ").strip()
-            if keyword.endswith("Date") and len(text) == 8 and text.isdigit():
-                text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
-            overlay[keyword] = text
+            raw[keyword] = " ".join(str(v) for v in values).strip()
+    overlay = dict(raw)
+    if "PatientName" in raw:
+        overlay["PatientName"] = humanize.person_name(raw["PatientName"])
+    for keyword in ("PatientBirthDate", "StudyDate"):
+        if keyword in raw:
+            overlay[keyword] = humanize.date(raw[keyword]) or raw[keyword]
+    if "PatientSex" in raw or "PatientBirthDate" in raw:
+        overlay["PatientSex"] = humanize.age_and_sex(humanize.dicom_date(raw.get("PatientBirthDate")),
+                                                     raw.get("PatientSex"), humanize.dicom_date(raw.get("StudyDate")))
     return overlay
 
 
@@ -186,9 +204,46 @@ def _cine_rate(first: Instance | None) -> int | None:
 
 
 @login_required
-def viewer(request, study_uid: str, series_uid: str):
-    """The viewer of one series: its images (and their frames) as one stack."""
-    series = access_series(request, study_uid, series_uid)
+def pixels(request, study_uid: str, sop_uid: str):
+    """One grayscale frame's values in modality units, for the viewer to window in the browser:
+    little-endian int16 when every value is a whole number in its range, else float32, with
+    the frame's size in headers. 415 for colour images (the viewer asks for PNGs instead)."""
+    instance = access_instance(request, study_uid, sop_uid)
+    try:
+        number = int(request.GET.get("frame", "0"))
+        if number < 0:
+            raise ValueError
+    except ValueError:
+        return HttpResponseBadRequest("frame must be a number from 0", content_type="text/plain")
+    try:
+        values, inverted = rendering.modality_frame(rendering.read_instance(instance), number)
+    except RenderError as error:
+        status = 415 if "grayscale" in str(error) else 422
+        return HttpResponse(str(error), status=status, content_type="text/plain; charset=utf-8")
+    except (InvalidDicomError, OSError):
+        return HttpResponse("the file cannot be read", status=422, content_type="text/plain; charset=utf-8")
+    whole = np.all(np.mod(values, 1) == 0) and values.min() >= -32768 and values.max() <= 32767
+    data = values.astype("<i2" if whole else "<f4")
+    response = HttpResponse(data.tobytes(), content_type="application/octet-stream")
+    response["X-Pixel-Type"] = "int16" if whole else "float32"
+    response["X-Rows"], response["X-Columns"] = str(data.shape[0]), str(data.shape[1])
+    response["X-Monochrome1"] = "1" if inverted else "0"
+    response["Cache-Control"] = BROWSER_CACHE
+    return response
+
+
+def main_series(series_list) -> object | None:
+    """The series a study opens on: the one with the most images (the CT stack, not the
+    one-image scout), the first of them on a tie."""
+    best = None
+    for series in series_list:
+        if best is None or series.number_of_instances > best.number_of_instances:
+            best = series
+    return best
+
+
+def viewer_data(request, series) -> dict:
+    """What the viewer script needs to show one series: its stack, presets, overlay, window."""
     study = series.study
     instances = list(series.instances.order_by("instance_number", "pk").only(
         "sop_instance_uid", "instance_number", "header", "series_id", "storage_location_id", "file_path"))
@@ -198,15 +253,37 @@ def viewer(request, study_uid: str, series_uid: str):
         stack.append({
             "sop": instance.sop_instance_uid, "number": instance.instance_number,
             "frames": _frame_count(instance), "url": base,
+            "pixels": reverse("instance-pixels", args=[study.study_instance_uid, instance.sop_instance_uid]),
             "header": reverse("instance-header", args=[study.study_instance_uid, instance.sop_instance_uid]),
             "location": (_values(instance.header, "00201041") or [""])[0],
         })
     first = instances[0] if instances else None
+    return {"stack": stack, "presets": _presets(first, series.modality), "overlay": _overlay(first),
+            "default_window": _default_window(first), "fps": _cine_rate(first),
+            "series_uid": series.series_instance_uid, "modality": series.modality,
+            "url": reverse("viewer", args=[study.study_instance_uid, series.series_instance_uid]),
+            "data_url": reverse("viewer-data", args=[study.study_instance_uid, series.series_instance_uid])}
+
+
+@login_required
+def viewer_json(request, study_uid: str, series_uid: str):
+    """Another series of the study for the open viewer, which keeps its window, zoom and place."""
+    series = access_series(request, study_uid, series_uid)
+    record(Action.VIEW, request=request, target=f"viewer series {series.series_number or ''}".strip(),
+           **subject(series.study))
+    return JsonResponse(viewer_data(request, series))
+
+
+@login_required
+def viewer(request, study_uid: str, series_uid: str):
+    """The viewer of one series: its images (and their frames) as one stack; the study's other
+    series open in place (viewer_json)."""
+    series = access_series(request, study_uid, series_uid)
+    study = series.study
     record(Action.VIEW, request=request, target=f"viewer series {series.series_number or ''}".strip(),
            **subject(study))
     return render(request, "pacsone/viewer.html", {
         "series": series, "study": study, "patient": study.patient, "may": permissions(request.user),
-        "viewer_data": {"stack": stack, "presets": _presets(first, series.modality), "overlay": _overlay(first),
-                        "default_window": _default_window(first), "fps": _cine_rate(first)},
+        "viewer_data": viewer_data(request, series),
         "other_series": study.series.order_by("series_number", "pk"),
     })

@@ -2,14 +2,14 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpResponseNotFound
+from django.http import FileResponse, Http404, HttpResponseNotFound
 from django.shortcuts import redirect, render
 
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
 
-from ..access import access_attachment, access_instance, access_study
-from ..notes import NoteError, attachment_file, do_add_note
+from ..access import access_attachment, access_instance, access_study, journal_denial
+from ..notes import NoteError, attachment_file, do_add_note, is_inline_image
 
 
 @login_required
@@ -26,12 +26,14 @@ def study_notes(request, study_uid):
             messages.error(request, "Attaching files needs the Upload privilege.")
         else:
             try:
-                do_add_note(study, request.POST.get("text", ""), uploads, instance,
-                            acting_user=request.user, request=request)
+                note = do_add_note(study, request.POST.get("text", ""), uploads, instance,
+                                   acting_user=request.user, request=request)
             except NoteError as error:
-                messages.error(request, str(error))
+                messages.error(request, f"Nothing was added: {error}.")
             else:
                 messages.success(request, "Note added.")
+                for reason in note.refused:
+                    messages.error(request, f"Not attached: {reason}.")
                 anchor = f"?instance={instance.sop_instance_uid}" if instance else ""
                 return redirect(request.path + anchor)
     notes = study.notes.select_related("instance").prefetch_related("attachments")
@@ -46,7 +48,21 @@ def study_notes(request, study_uid):
 
 @login_required
 def attachment_download(request, pk):
+    return _attachment_response(request, pk, inline=False)
+
+
+@login_required
+def attachment_inline(request, pk):
+    """A JPEG or PNG attachment shown in the note (checked as an image when attached); any
+    other kind is only downloaded."""
+    return _attachment_response(request, pk, inline=True)
+
+
+def _attachment_response(request, pk, *, inline: bool):
     attachment = access_attachment(request, pk)
+    if inline and not is_inline_image(attachment):
+        journal_denial(request, Action.VIEW, f"attachment {attachment.pk} inline", "not an image: download only")
+        raise Http404("Only images are shown inline.")
     path = attachment_file(attachment)
     study = attachment.note.study
     if not path.exists():
@@ -55,7 +71,8 @@ def attachment_download(request, pk):
         return HttpResponseNotFound("The attachment's file is missing.", content_type="text/plain")
     record(Action.VIEW, request=request, patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
            target=f"attachment {attachment.pk}")
-    response = FileResponse(open(path, "rb"), as_attachment=True, filename=attachment.original_name,
+    response = FileResponse(open(path, "rb"), as_attachment=not inline, filename=attachment.original_name,
                             content_type=attachment.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox"
     return response

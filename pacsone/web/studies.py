@@ -16,7 +16,7 @@ from django.shortcuts import render
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
 
-from ..access import access_patient, access_series, access_study, series_of, studies_for
+from ..access import access_patient, access_series, access_study, series_of, studies_for, with_first_images
 from ..models import Patient, RemoteAE, Study
 from ..query_limits import QueryTimeout, time_limited
 from ..stats import archive_stats
@@ -36,15 +36,24 @@ SORTS = {
     "accession": ("accession_number", "pk"),
     "referring": ("referring_physician_name", "pk"),
     "received": ("received_at", "pk"),
+    "modality": ("modalities_in_study", "pk"),
+    "description": ("study_description", "pk"),
+    "images": ("number_of_instances", "pk"),
 }
 DEFAULT_SORT = "-date"
-COLUMNS = [  # (label, sort key or "")
-    ("Patient", "name"), ("Patient ID", "patient_id"), ("Study date", "date"), ("Modality", ""),
-    ("Description", ""), ("Accession", "accession"), ("Referring physician", "referring"),
-    ("Images", ""), ("Received", "received"),
+COLUMNS = [  # (label, sort key or "", CSS class: "wide" columns fold away on a phone)
+    ("Patient", "name", ""), ("Patient ID", "patient_id", "pid"), ("Study date", "date", "nowrap"),
+    ("Modality", "modality", ""), ("Description", "description", ""), ("Accession", "accession", "wide"),
+    ("Referring physician", "referring", "wide"), ("Images", "images", "wide"), ("Received", "received", "wide"),
 ]
-FILTERS = ("patient_name", "patient_id", "accession_number", "date_from", "date_to", "modality",
+FILTERS = ("q", "period", "patient_name", "patient_id", "accession_number", "date_from", "date_to", "modality",
            "referring_physician", "source_ae", "read", "public")
+# The modality chips: the usual ones, several may be chosen at once.
+MODALITY_CHIPS = ("CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "SR", "OT")
+PERIOD_CHIPS = (("today", "Today"), ("yesterday", "Yesterday"), ("7d", "7 days"), ("30d", "30 days"))
+# The detailed fields, shown folded unless one of them is in use.
+DETAILED_FILTERS = ("patient_name", "patient_id", "accession_number", "date_from", "date_to",
+                    "referring_physician", "source_ae", "read", "public")
 
 
 def permissions(user) -> dict[str, bool]:
@@ -79,11 +88,33 @@ def _patient_row() -> RawSQL:
     return RawSQL(f"{quote(Patient._meta.db_table)}.{quote(Patient._meta.pk.column)}", ())
 
 
+def forget_archive_stats() -> None:
+    """After a delete, restore or purge: the summary bar counts again at once."""
+    cache.delete("pacsone:archive-stats")
+
+
+def _chip_links(request, name: str, choices, *, several: bool) -> list[dict]:
+    """Quick filters as links that keep the rest of the search: a click on a chip chooses it
+    (or, for several at once, adds or removes it)."""
+    chosen = [value.upper() if several else value for value in request.GET.getlist(name)]
+    chips = []
+    for value, label in choices:
+        params = request.GET.copy()
+        params.pop("page", None)
+        on = value in chosen
+        if several:
+            params.setlist(name, [v for v in chosen if v != value] if on else [*chosen, value])
+        else:
+            params.setlist(name, [] if on else [value])
+        chips.append({"label": label, "on": on, "url": "?" + params.urlencode()})
+    return chips
+
+
 def _sort_links(request, current: str) -> list[dict]:
     """Header cells of the study list: a click sorts by the column, a second click reverses."""
     cells = []
-    for label, key in COLUMNS:
-        cell = {"label": label, "url": "", "arrow": ""}
+    for label, key, css in COLUMNS:
+        cell = {"label": label, "url": "", "arrow": "", "css": css}
         if key:
             params = request.GET.copy()
             params.pop("page", None)
@@ -102,7 +133,11 @@ def _sees_whole_archive(user) -> bool:
 def home(request):
     """The study list: search, sort, pages; what the archive holds in a summary bar. The
     search runs under the query time bound: past it, the page says so and lists nothing."""
-    studies, problems = search_studies(studies_for(request.user), request.GET)
+    try:
+        with time_limited():
+            studies, problems = search_studies(studies_for(request.user), request.GET)
+    except QueryTimeout as timeout:
+        studies, problems = studies_for(request.user).none(), {"search": str(timeout)}
     sort = request.GET.get("sort") or DEFAULT_SORT
     if sort.lstrip("-") not in SORTS:
         problems["sort"] = f"cannot sort by {sort!r}"
@@ -110,19 +145,32 @@ def home(request):
     descending = sort.startswith("-")
     columns = [_patient_row() if name == "patient row" else F(name) for name in SORTS[sort.lstrip("-")]]
     order = [column.desc() if descending else column.asc() for column in columns]
+    if problems:
+        # Invalid input is shown next to its field, and no result is claimed for it.
+        studies = studies.none()
     try:
         with time_limited():
             page = paged_studies(studies.order_by(*order), request.GET.get("page"))
     except QueryTimeout as timeout:
         problems["search"] = str(timeout)
         page = paged_studies(studies.none(), None)
-    criteria = {name: request.GET[name] for name in FILTERS if request.GET.get(name, "").strip()}
+    with_first_images(page.object_list)
+    criteria = {name: ",".join(request.GET.getlist(name)) for name in FILTERS if request.GET.get(name, "").strip()}
     record(Action.SEARCH, request=request, target="study list",
-           outcome=Outcome.FAILURE if "search" in problems else Outcome.SUCCESS,
+           outcome=Outcome.FAILURE if problems else Outcome.SUCCESS,
            detail=", ".join(f"{k}={v}" for k, v in criteria.items()) or "all studies")
     return render(request, "pacsone/study_list.html", {
         "page": page, "problems": problems, "params": request.GET, "columns": _sort_links(request, sort),
         "searched": bool(criteria), "may": permissions(request.user),
+        "modality_chips": _chip_links(request, "modality", [(m, m) for m in MODALITY_CHIPS], several=True),
+        "period_chips": _chip_links(request, "period", PERIOD_CHIPS, several=False),
+        "detailed_open": any(request.GET.get(name, "").strip() for name in DETAILED_FILTERS)
+        or any(name in problems for name in DETAILED_FILTERS),
+        "sees_all": has_privilege(request.user, Privilege.VIEW),
+        "remote_aes": RemoteAE.objects.order_by("ae_title") if has_privilege(request.user, Privilege.FORWARD) else [],
+        "bulk_actions": any(has_privilege(request.user, p) for p in
+                            (Privilege.DOWNLOAD, Privilege.EXPORT, Privilege.FORWARD, Privilege.MARK_STUDY,
+                             Privilege.MODIFY, Privilege.CHANGE_STORAGE)),
         # Whole-archive figures only for those who see every study or watch the server: for
         # others they would count patients they may not see.
         "stats": cached_archive_stats() if _sees_whole_archive(request.user) else None,
@@ -143,10 +191,13 @@ def patient_page(request, pk: int):
 @login_required
 def study_page(request, study_uid: str):
     study = access_study(request, study_uid)
-    series = series_of(study).select_related("equipment").order_by("series_number", "pk")
+    from .images import main_series
+
+    series = list(series_of(study).select_related("equipment").order_by("series_number", "pk"))
     record(Action.VIEW, request=request, target="study", **subject(study))
     return render(request, "pacsone/study.html", {
         "study": study, "patient": study.patient, "series_list": series, "may": permissions(request.user),
+        "main_series": main_series(series),
         "notes_count": study.notes.count(),
         "remote_aes": RemoteAE.objects.order_by("ae_title") if has_privilege(request.user, Privilege.FORWARD) else [],
     })

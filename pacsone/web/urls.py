@@ -3,7 +3,7 @@ own (accounts/, audit/, routing/); the REST API is pacsone/api/urls.py."""
 
 from django.urls import include, path
 
-from . import actions, aes, edit, export, forward, health, images, monitor, notes, storage, studies, transfer
+from . import actions, aes, bulk, edit, export, forward, health, images, monitor, notes, storage, studies, transfer, trash
 
 STUDY = "studies/<str:study_uid>/"
 INSTANCE = STUDY + "instances/<str:sop_uid>/"
@@ -30,8 +30,10 @@ urlpatterns = [
     path(STUDY, studies.study_page, name="study"),
     path(SERIES, studies.series_page, name="series"),
     path(SERIES + "viewer", images.viewer, name="viewer"),
+    path(SERIES + "viewer.json", images.viewer_json, name="viewer-data"),
     path(INSTANCE + "thumbnail", images.thumbnail, name="instance-thumbnail"),
     path(INSTANCE + "frame", images.frame, name="instance-frame"),
+    path(INSTANCE + "pixels", images.pixels, name="instance-pixels"),
     path(INSTANCE + "header", images.header_dump, name="instance-header"),
     # actions on studies and patients
     path(STUDY + "forward", forward.forward_study, name="study-forward"),
@@ -39,10 +41,12 @@ urlpatterns = [
     path("actions/study/<str:study_uid>/public/", actions.study_visibility, name="study-public"),
     path("actions/study/<str:study_uid>/delete/", actions.delete, name="study-delete"),
     path("actions/study/<str:study_uid>/edit/", edit.edit_study, name="study-edit"),
+    path("actions/studies/", bulk.bulk_action, name="studies-bulk"),
     path("actions/patient/<int:patient_pk>/public/", actions.patient_visibility, name="patient-public"),
     path("export/", export.export_studies, name="export-studies"),
     path("download/<str:study_uid>.zip", transfer.download_study, name="download-study"),
     path("upload/", transfer.upload, name="upload"),
+    path("upload/<int:job_pk>/", transfer.upload_status, name="upload-status"),
     path("import/", transfer.import_from_server, name="import"),
     path("notes/<str:study_uid>/", notes.study_notes, name="study-notes"),
     path("notes/attachment/<int:pk>/", notes.attachment_download, name="attachment-download"),
@@ -53,6 +57,10 @@ urlpatterns = [
     path("storage/<int:pk>/current/", storage.storage_set_current, name="storage-current"),
     path("storage/<int:pk>/purge/", storage.storage_purge, name="storage-purge"),
     path("storage/retention/", storage.retention_rule, name="retention-rule"),
+    path("notes/attachment/<int:pk>/image", notes.attachment_inline, name="attachment-inline"),
+    path("trash/", trash.trash_list, name="trash"),
+    path("trash/<int:pk>/restore/", trash.restore, name="trash-restore"),
+    path("trash/empty/", trash.empty, name="trash-empty"),
     path("monitor/", monitor.monitor_page, name="monitor"),
     path("monitor/data.json", monitor.monitor_data, name="monitor-data"),
     path("", include((remote_ae_patterns, "dicom"))),

@@ -17,7 +17,12 @@
     });
   }
   function clock(row) { const td = cell((row.when || "").slice(11)); td.title = row.when; td.style.whiteSpace = "nowrap"; return td; }
-  function since(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : ""; }
+  // One format on every page: 2026-11-30 08:15 (24-hour).
+  function two(n) { return String(n).padStart(2, "0"); }
+  function hhmm(date) { return two(date.getHours()) + ":" + two(date.getMinutes()); }
+  function hhmmss(date) { return hhmm(date) + ":" + two(date.getSeconds()); }
+  function day(date) { return date.getFullYear() + "-" + two(date.getMonth() + 1) + "-" + two(date.getDate()); }
+  function since(seconds) { return seconds ? day(new Date(seconds * 1000)) + " " + hhmm(new Date(seconds * 1000)) : ""; }
   function render(data) {
     document.getElementById("no-supervisor").hidden = data.processes.supervisor;
     fill("processes", data.processes.children, ["name", "pid", function (row) {
@@ -28,11 +33,11 @@
     chart.replaceChildren();
     data.throughput.forEach(function (m, i) {
       const bar = document.createElement("div"); bar.className = "bar";
-      bar.title = new Date(m.minute).toLocaleTimeString() + ": " + m.count + " instance(s)";
+      bar.title = hhmm(new Date(m.minute)) + ": " + m.count + (m.count === 1 ? " instance" : " instances");
       const f = document.createElement("div"); f.className = "fill"; f.style.height = (100 * m.count / peak) + "%";
       bar.appendChild(f);
       if (i % 15 === 0 || i === data.throughput.length - 1) {
-        const label = document.createElement("span"); label.textContent = new Date(m.minute).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"}); bar.appendChild(label);
+        const label = document.createElement("span"); label.textContent = hhmm(new Date(m.minute)); bar.appendChild(label);
       }
       chart.appendChild(bar);
     });
@@ -40,7 +45,7 @@
     fill("stored", data.stored, [clock, "outcome", "ae", "channel", "bytes"], "Nothing stored recently.");
     fill("rejected", data.rejected, [clock, "outcome", "ae", "reason"], "No rejection recently.");
     fill("problems", data.problems, [clock, "level", "message"], "No warnings or errors recently.");
-    document.getElementById("updated").textContent = "updated " + new Date(data.time).toLocaleTimeString();
+    document.getElementById("updated").textContent = "updated " + hhmmss(new Date(data.time));
   }
   render(JSON.parse(document.getElementById("monitor-initial").textContent));
   setInterval(function () {

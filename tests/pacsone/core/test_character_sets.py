@@ -17,6 +17,7 @@ from audit.models import Entry
 from pacsone import storage
 from pacsone.dicom import charsets, query
 from pacsone.dicom.net import identifier_codec, identifier_text
+from pacsone.humanize import person_name
 from pacsone.dicom.receiving import header_from_head
 from pacsone.ingest import Origin, ingest_file
 from pacsone.models import Instance, Study
@@ -338,7 +339,7 @@ def test_the_pages_and_the_viewer_overlay_show_the_decoded_text(client, tmp_path
     assert escape(expected.patient_name) in study_page
     start = viewer.index('<script id="viewer-data" type="application/json">')
     overlay = json.loads(viewer[viewer.index(">", start) + 1:viewer.index("</script>", start)])["overlay"]
-    assert overlay["PatientName"] == expected.patient_name.replace("^", " ")
+    assert overlay["PatientName"] == person_name(expected.patient_name)
     if expected.texts["InstitutionName"]:
         assert overlay["InstitutionName"] == expected.texts["InstitutionName"]
     assert escape(expected.patient_name) in header

@@ -81,12 +81,16 @@ def test_a_pdf_is_attached_and_downloaded_safely(client, world):
     (SimpleUploadedFile("fake.pdf", b"MZ\x90\x00 not a pdf"), b"is not really a .pdf"),
     (SimpleUploadedFile("empty.txt", b""), b"is empty"),
 ])
-def test_refused_files_store_nothing(client, world, upload, message):
+def test_a_refused_file_is_not_stored_and_refuses_only_itself(client, world, upload, message):
     user = world.users["root"]
     client.force_login(user)
     response = client.post(url(world), {"text": "x", "attachments": upload}, follow=True)
     assert message in response.content
-    assert not Note.objects.exists() and not Attachment.objects.exists()
+    # The note keeps its text (issue 17: a refused attachment refuses only itself).
+    assert Note.objects.get().text == "x" and not Attachment.objects.exists()
+    upload.seek(0)
+    response = client.post(url(world), {"text": "", "attachments": upload}, follow=True)
+    assert b"Nothing was added" in response.content and Note.objects.count() == 1
 
 
 def test_oversized_files_are_refused(client, world, settings):

@@ -109,10 +109,11 @@ def test_the_browsable_api_is_only_for_logged_in_users(client):
     assert logged_in.status_code == 200 and logged_in["Content-Type"].startswith("text/html")
 
 
-def test_the_delete_form_asks_through_static_script(viewer):
+def test_delete_is_a_link_to_its_confirmation_page_not_a_form_that_relies_on_script(viewer):
     user = make_user("modifier", ["view", "modify"])
     viewer.force_login(user)
     page = viewer.get("/studies/1.2.826.5.1/").content.decode()
-    assert 'data-confirm="Delete this study and all its images for good?"' in page
+    assert '<a class="button danger" href="/actions/study/1.2.826.5.1/delete/"' in page
+    assert 'action="/actions/study/1.2.826.5.1/delete/"' not in page
     script = (Path(settings.BASE_DIR) / "pacsone/static/pacsone/pages.js").read_text()
-    assert "window.confirm(form.dataset.confirm)" in script
+    assert "window.confirm(form.dataset.confirm)" in script  # other forms' questions: never a bare confirm()

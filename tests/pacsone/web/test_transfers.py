@@ -2,6 +2,7 @@
 visibility, bad input, and everything through the one ingest path."""
 
 import io
+import json
 import zipfile
 from io import StringIO
 
@@ -72,7 +73,7 @@ def test_upload_files_and_a_zip(client):
 
 
 def test_an_upload_names_each_refused_file_and_why_and_stores_the_rest(client):
-    client.force_login(make_user("up", ["upload"]))
+    client.force_login(make_user("up", ["upload", "view"]))
     whole = dicom_bytes(patient_id="GOOD")
     mismatch = make_dataset(patient_id="BAD")
     mismatch.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.99.9"
@@ -89,9 +90,19 @@ def test_an_upload_names_each_refused_file_and_why_and_stores_the_rest(client):
 
     job = Job.objects.get(pk=response.json()["job"])
     assert "1 stored" in job.message and "1 not DICOM" in job.message and "1 rejected" in job.message
-    assert "file 2 (cut.dcm): unreadable: truncated data set: (7FE0,0010) runs 600 bytes past the end" in job.message
-    assert "file 3 (mismatch.dcm): invalid: SOPInstanceUID differs from the file meta" in job.message
+    assert "cut.dcm: unreadable: truncated data set: (7FE0,0010) runs 600 bytes past the end" in job.message
+    assert "mismatch.dcm: invalid: SOPInstanceUID differs from the file meta" in job.message
     assert set(Study.objects.values_list("patient__patient_id", flat=True)) == {"GOOD"}
+    # The upload page's results: one per file, under the user's names, the stored one linked.
+    status = client.get(response.json()["status"]).json()
+    assert status["state"] == "done"
+    by_name = {result["name"]: result for result in status["results"]}
+    assert set(by_name) == {"good.dcm", "cut.dcm", "mismatch.dcm"}
+    study = Study.objects.get()
+    assert by_name["good.dcm"]["accepted"] and by_name["good.dcm"]["study_url"] == f"/studies/{study.study_instance_uid}/"
+    assert by_name["good.dcm"]["study"].startswith("DOE, John")
+    assert by_name["cut.dcm"]["outcome"] == "unreadable" and "study_url" not in by_name["cut.dcm"]
+    assert "/uploads/" not in json.dumps(status) and ".upload" not in json.dumps(status)
 
 
 def test_an_uploaded_zip_of_a_cd_imports_what_its_dicomdir_lists(client, tmp_path):

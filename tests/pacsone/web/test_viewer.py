@@ -52,7 +52,7 @@ def test_the_viewer_page_holds_the_ordered_stack_presets_and_overlay(client, arc
     assert data["presets"][0] == {"label": "Header 1", "wc": 40.0, "ww": 400.0}
     assert any(p["label"] == "Lung" for p in data["presets"])  # CT presets follow
     assert data["default_window"] == {"wc": 40.0, "ww": 400.0}
-    assert data["overlay"]["PatientName"] == "DOE JOHN" and data["overlay"]["StudyDate"] == "2024-01-05" and data["overlay"]["Modality"] == "CT"
+    assert data["overlay"]["PatientName"] == "DOE, John" and data["overlay"]["StudyDate"] == "2024-01-05" and data["overlay"]["Modality"] == "CT"
     assert b"viewer.js" in response.content
     assert Entry.objects.filter(action="view", study_uid=STUDY, target__startswith="viewer").exists()
 
@@ -188,3 +188,52 @@ def test_the_study_page_shows_series_thumbnails(client, archive):
     response = client.get(f"/studies/{STUDY}/")
     assert f"/studies/{STUDY}/instances/{SERIES}.1/thumbnail".encode() in response.content  # the first image
     assert b"Open viewer" in response.content
+
+
+def test_pixels_are_the_frames_real_values_for_the_browser_to_window(client, archive, tmp_path):
+    import numpy as np
+
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/instances/{SERIES}.1/pixels?frame=0")
+    assert response.status_code == 200 and response["X-Pixel-Type"] == "int16"
+    rows, columns = int(response["X-Rows"]), int(response["X-Columns"])
+    values = np.frombuffer(response.content, "<i2").reshape(rows, columns)
+    from pacsone import rendering
+    from pacsone.models import Instance
+
+    expected, _ = rendering.modality_frame(rendering.read_instance(Instance.objects.get(sop_instance_uid=f"{SERIES}.1")))
+    assert np.array_equal(values, expected.astype(np.int16))
+    assert client.get(f"/studies/{STUDY}/instances/{SERIES}.1/pixels?frame=x").status_code == 400
+    assert client.get(f"/studies/{HIDDEN_STUDY}/instances/{HIDDEN_STUDY}.1.1/pixels").status_code == 404
+
+
+def test_a_fractional_rescale_is_sent_as_float32(client, archive, tmp_path):
+    ds = make_dataset(study_uid=STUDY, series_uid=SERIES, sop_uid=f"{SERIES}.9", InstanceNumber=9,
+                      ReferringPhysicianName="SMITH^JANE", RescaleSlope="0.5", RescaleIntercept="0")
+    ingest(write_dataset(ds, tmp_path / "9.dcm"))
+    login(client, archive)
+    response = client.get(f"/studies/{STUDY}/instances/{SERIES}.9/pixels")
+    assert response.status_code == 200 and response["X-Pixel-Type"] in ("float32", "int16")
+    assert len(response.content) == int(response["X-Rows"]) * int(response["X-Columns"]) * (
+        4 if response["X-Pixel-Type"] == "float32" else 2)
+
+
+def test_a_colour_image_is_left_to_the_server_rendered_frames(client, archive):
+    instance = ingest(pydicom_file("SC_rgb_rle.dcm"))
+    client.force_login(make_user("root"))
+    study = instance.series.study
+    sop = instance.sop_instance_uid
+    assert client.get(f"/studies/{study.study_instance_uid}/instances/{sop}/pixels").status_code == 415
+
+
+def test_the_study_opens_on_the_series_with_the_most_images_and_presets_are_listed_once(client, archive, tmp_path):
+    ds = make_dataset(study_uid=STUDY, series_uid=SERIES + "0", sop_uid=f"{SERIES}0.1", InstanceNumber=1,
+                      SeriesNumber=0, ReferringPhysicianName="SMITH^JANE", WindowCenter="40", WindowWidth="400")
+    ingest(write_dataset(ds, tmp_path / "scout.dcm"))
+    login(client, archive)
+    page = client.get(f"/studies/{STUDY}/").content.decode()
+    assert f"/studies/{STUDY}/series/{SERIES}/viewer\">Open viewer" in page
+    data = client.get(f"/studies/{STUDY}/series/{SERIES}/viewer.json").json()
+    windows = [(p["wc"], p["ww"]) for p in data["presets"]]
+    assert len(windows) == len(set(windows)) and (40.0, 400.0) in windows
+    assert data["url"] == f"/studies/{STUDY}/series/{SERIES}/viewer" and len(data["stack"]) == 3

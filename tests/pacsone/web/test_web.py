@@ -36,7 +36,7 @@ def test_root_logs_in_and_sees_the_archive_figures(client, django_user_model):
 
     page = client.get("/")
     assert page.status_code == 200
-    assert b"instances" in page.content and b"PACSONE" in page.content
+    assert b"</b> images" in page.content and b"PACSONE" in page.content
 
 
 def test_a_wrong_password_is_refused_with_a_message(client, django_user_model):
