@@ -8,5 +8,6 @@ urlpatterns = [
     path("journal/", include("audit.urls")),
     path("jobs/", include("routing.urls")),
     path("api/", include("pacsone.api.urls")),
+    path("", include("pacsone.dicomweb.urls")),  # /dicomweb/, /wado, /viewer/
     path("", include("pacsone.web.urls")),
 ]
