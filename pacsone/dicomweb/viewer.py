@@ -3,8 +3,10 @@ dist/ in var/ohif, outside git; PACS_OHIF_DIR may point elsewhere), served to lo
 only, with its configuration written here: our /dicomweb/ as its one data source, reached with
 the browser's own session (same origin, so OHIF's requests carry the session cookie).
 
-OHIF is built for the site root: index.html is rewritten so that its public path, and so every
-bundle, asset and worker it loads, is under /viewer/. OHIF needs inline and evaluated script
+OHIF is built for the site root: index.html is rewritten so that its public path is /viewer/,
+and so is the webpack runtime's (`__webpack_require__.p = "/"` in the app bundle and in each
+worker's bundle, from which every further bundle, worker and codec is loaded), and so are the
+fonts its style sheets name (`url(/...)`). These small rewrites are made as the files are served. OHIF needs inline and evaluated script
 (and WebAssembly for its codecs): its pages get their own Content-Security-Policy, still
 limited to our origin.
 """
@@ -92,6 +94,18 @@ def app_config(request):
     return response
 
 
+REWRITES = {
+    ".js": (b'__webpack_require__.p = "/";', f'__webpack_require__.p = "{PREFIX}";'.encode()),
+    ".css": (b"url(/", f"url({PREFIX}".encode()),
+}
+
+
+def _rewritten(path: Path) -> bytes:
+    """A bundle or style sheet with its root-relative paths moved under /viewer/."""
+    old, new = REWRITES[path.suffix]
+    return path.read_bytes().replace(old, new)
+
+
 def _index(folder: Path) -> HttpResponse:
     html = (folder / "index.html").read_text(encoding="utf-8")
     html = html.replace("window.PUBLIC_URL = '/'", f"window.PUBLIC_URL = '{PREFIX}'")
@@ -118,7 +132,10 @@ def viewer(request, name: str = ""):
             raise Http404("Not found.")
         return _index(folder)
     content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    response = FileResponse(open(target, "rb"), content_type=content_type)
+    if target.parent == root and target.suffix in REWRITES:
+        response = HttpResponse(_rewritten(target), content_type=content_type)
+    else:
+        response = FileResponse(open(target, "rb"), content_type=content_type)
     response["Cache-Control"] = BUNDLE_CACHE
     response["Content-Security-Policy"] = CSP
     return response
