@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from audit.journal import Action, Outcome, record
 
@@ -72,7 +73,10 @@ def _element(tag, values: list[str]) -> DataElement:
             return DataElement(tag, vr, [NUMBER_VRS[vr](v) for v in text.split("\\")])
         except ValueError:
             raise BadRequest(f"{tag} takes numbers, not {text[:80]!r}") from None
-    return DataElement(tag, vr, text)
+    try:
+        return DataElement(tag, vr, text)
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest(f"{tag} cannot hold {text[:80]!r}") from None
 
 
 def _empty(tag) -> DataElement:
@@ -120,9 +124,10 @@ def build_identifier(params, level: str, path_uids: dict[str, str], across_studi
         ds[attribute_tag(keyword)] = DataElement(attribute_tag(keyword), "UI", uid)
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         if keyword in ds and keyword not in path_uids:
-            for uid in str(ds[keyword].value or "").split("\\"):
-                if uid.strip():
-                    check_uid(uid.strip(), keyword)
+            listed = ds[keyword].value
+            for uid in (listed if isinstance(listed, (list, MultiValue)) else str(listed or "").split("\\")):
+                if str(uid).strip():
+                    check_uid(str(uid).strip(), keyword)
     if everything and "InstanceCreationDate" not in ds:
         ds.InstanceCreationDate = None  # a header return key: the answerer then reads the header
     ds.QueryRetrieveLevel = level
