@@ -59,3 +59,19 @@ def wants(request, *media_types: str) -> bool:
         if media in ("*/*", "application/*") or media in media_types:
             return True
     return False
+
+
+def absolute_url(request, path: str) -> str:
+    """`path` as an absolute URL for answers (RetrieveURL, BulkDataURI). Some clients
+    (dicomweb-client) send a Host header without the port they connected to; when no proxy
+    header says otherwise, the port the server listens on is added back, so that the URL
+    leads where the request came."""
+    url = request.build_absolute_uri(path)
+    host = request.META.get("HTTP_HOST", "")
+    port = request.META.get("SERVER_PORT", "")
+    proxied = any(name in request.META for name in ("HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO",
+                                                    "HTTP_FORWARDED"))
+    if host and ":" not in host.rsplit("]", 1)[-1] and port not in ("", "80", "443") and not proxied:
+        scheme = request.scheme
+        return url.replace(f"{scheme}://{host}", f"{scheme}://{host}:{port}", 1)
+    return url

@@ -24,8 +24,8 @@ from audit.journal import Action, Outcome, record
 
 from ..access import studies_for
 from ..dicom import query as cfind
-from .dicom_json import (DICOM_JSON, RETRIEVE_URL, BadRequest, attribute_tag, check_uid, json_response,
-                         text_response, vr_of, wants)
+from .dicom_json import (DICOM_JSON, RETRIEVE_URL, BadRequest, absolute_url, attribute_tag, check_uid,
+                         json_response, text_response, vr_of, wants)
 
 RESERVED = {"includefield", "limit", "offset", "fuzzymatching"}
 DEFAULT_MAX_RESULTS = 1000
@@ -146,7 +146,7 @@ def _retrieve_url(request, level: str, answer: dict) -> str | None:
         parts.append(("instances", uid("00080018")))
     if any(value is None for _, value in parts):
         return None
-    return request.build_absolute_uri("/dicomweb/" + "/".join(f"{name}/{value}" for name, value in parts))
+    return absolute_url(request, "/dicomweb/" + "/".join(f"{name}/{value}" for name, value in parts))
 
 
 def answer_json(request, level: str, answer: Dataset, header: dict, everything: bool) -> dict:

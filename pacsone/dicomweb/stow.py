@@ -22,7 +22,7 @@ from .. import storage
 from ..access import deny, may_add_to
 from ..ingest import Origin, Outcome, PostIngestBatch, ingest_file
 from . import multipart
-from .dicom_json import BadRequest, json_response, text_response
+from .dicom_json import BadRequest, absolute_url, json_response, text_response
 from .wado import DICOM, instance_url
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class _Stower:
         body = {}
         if self.study_uid:
             body[RETRIEVE_URL] = {"vr": "UR", "Value": [
-                self.request.build_absolute_uri(f"/dicomweb/studies/{self.study_uid}")]}
+                absolute_url(self.request, f"/dicomweb/studies/{self.study_uid}")]}
         if self.failed:
             body[FAILED_SOP] = {"vr": "SQ", "Value": self.failed}
         if self.referenced:

@@ -22,7 +22,7 @@ from audit.journal import Action
 from .. import rendering
 from . import frames as frame_access
 from . import multipart, part10
-from .dicom_json import DICOM_JSON, BadRequest, check_uid, text_response, wants
+from .dicom_json import DICOM_JSON, BadRequest, absolute_url, check_uid, text_response, wants
 from .files import stored_path
 from .reach import journal, reach, require
 
@@ -103,7 +103,7 @@ def _dicom_parts(instances, syntax: str):
 
 
 def instance_url(request, study_uid: str, series_uid: str, sop_uid: str) -> str:
-    return request.build_absolute_uri(f"/dicomweb/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}")
+    return absolute_url(request, f"/dicomweb/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}")
 
 
 def metadata_json(header: dict, base_url: str, transfer_syntax: str) -> dict:
