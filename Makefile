@@ -17,7 +17,7 @@ run: setup ohif
 setup: $(VENV)/.installed $(DB_DRIVER)
 	$(PY) manage.py setuppacs
 
-test: $(VENV)/.installed-test $(DB_DRIVER)
+test: $(VENV)/.installed-test $(DB_DRIVER) ohif
 	$(PY) -m pytest
 
 # Fuzz the PDU reader, message assembler, early-header parser and C-FIND identifier decoding
