@@ -1,8 +1,10 @@
 """OHIF v3 in headless Chromium, served at /viewer/ and reading our /dicomweb/ with the
 browser's session: a user logs in, opens a CT study in OHIF and sees its image; scrolling
-moves through the slices. Needs OHIF installed (`make ohif`); screenshots go to test-artifacts/."""
+moves through the slices; a length measured across the image reads in millimetres as the
+pixel spacing says. Needs OHIF installed (`make ohif`); screenshots go to test-artifacts/."""
 
 import io
+import re
 import time
 
 import numpy as np
@@ -62,6 +64,30 @@ def wait_for_image(page, timeout: float = 60) -> np.ndarray:
     raise AssertionError("OHIF showed no image")
 
 
+def measure_a_length(page, screen_pixels: int) -> tuple[float, float]:
+    """Draw a horizontal length of `screen_pixels` across the middle of the viewport; (what
+    OHIF reads, in mm; what it should read: the 128 mm image fills the viewport's shorter side)."""
+    tour = page.locator("button:visible", has_text="Skip all")  # OHIF's guided tour
+    if tour.count():
+        tour.first.click()
+    page.click("[data-cy=Length-btn]")
+    box = page.locator("[data-cy=viewport-pane] canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2 - screen_pixels / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x + screen_pixels * step / 10, y, steps=2)
+    page.mouse.up()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        texts = page.evaluate("[...document.querySelectorAll('svg text')].map(t => t.textContent).join('|')")
+        found = re.search(r"([0-9.]+) mm", texts)
+        if found:
+            return float(found.group(1)), screen_pixels / (min(box["width"], box["height"]) / 128)
+        time.sleep(0.3)
+    raise AssertionError("no length measurement shown")
+
+
 def test_a_user_opens_a_ct_study_in_ohif_and_scrolls_it(live_server, ct_study):
     if not (ohif_dir() / "index.html").is_file():
         _missing("OHIF is not installed (make ohif)")
@@ -81,6 +107,9 @@ def test_a_user_opens_a_ct_study_in_ohif_and_scrolls_it(live_server, ct_study):
         time.sleep(1)
         later = wait_for_image(page)
         page.screenshot(path=str(ARTIFACTS / "ohif-scrolled.png"))
+        length, expected = measure_a_length(page, 300)
+        page.screenshot(path=str(ARTIFACTS / "ohif-length.png"))
     assert not np.array_equal(first, later), "scrolling did not change the image"
+    assert abs(length - expected) < 0.1 * expected, (length, expected)
     assert any("/dicomweb/studies/" in url and "/frames/" in url for url in requests)
     assert not [url for url in requests if not url.startswith(live_server.url) and not url.startswith(("data:", "blob:"))]
