@@ -7,14 +7,13 @@ repeated keys or commas in a UID or code value make a list), `includefield` retu
 `all`: the stored header of the answering instance), the UIDs in the path matching keys. The
 search runs within the studies the caller may see (pacsone/access.py), so a hidden study, its
 series and instances are simply absent. `limit`/`offset` page the answers (primary-key order,
-stable between pages); at most PACS_DICOMWEB_MAX_RESULTS are returned at once, with a Warning
+stable between pages); at most MAX_RESULTS are returned at once, with a Warning
 header when more remain. `fuzzymatching=true` is not supported: literal matching is done and
 a Warning header says so (PS3.18 8.3.4.1).
 """
 
 import itertools
 
-from django.conf import settings
 from django.http import HttpResponse
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -28,7 +27,7 @@ from .dicom_json import (DICOM_JSON, RETRIEVE_URL, BadRequest, absolute_url, att
                          json_response, text_response, vr_of, wants)
 
 RESERVED = {"includefield", "limit", "offset", "fuzzymatching"}
-DEFAULT_MAX_RESULTS = 1000
+MAX_RESULTS = 1000
 NUMBER_VRS = {"US": int, "SS": int, "UL": int, "SL": int, "SV": int, "UV": int, "FL": float, "FD": float}
 LIST_VRS = {"UI", "CS", "AE", "SH", "LO", "PN"}
 
@@ -175,8 +174,7 @@ def search(request, level: str, path_uids: dict[str, str]) -> HttpResponse:
     across = "StudyInstanceUID" not in path_uids and level != cfind.STUDY
     try:
         identifier, everything = build_identifier(params, level, path_uids, across)
-        maximum = getattr(settings, "PACS_DICOMWEB_MAX_RESULTS", DEFAULT_MAX_RESULTS)
-        limit = min(_number(params, "limit", maximum) or maximum, maximum)
+        limit = min(_number(params, "limit", MAX_RESULTS) or MAX_RESULTS, MAX_RESULTS)
         offset = _number(params, "offset", 0)
         query = cfind.build_query(identifier, cfind.STUDY_ROOT, studies_for(request.user))
         answers = cfind.time_limited_answers(_PairedAnswerer(query).pairs())
@@ -196,7 +194,8 @@ def search(request, level: str, path_uids: dict[str, str]) -> HttpResponse:
     if more:
         warnings.append(f'299 pacsone "There are additional results that can be requested (offset={offset + limit})"')
     if params.get("fuzzymatching", "").lower() == "true":
-        warnings.append('299 pacsone "The fuzzymatching parameter is not supported. Only literal matching has been performed."')
+        warnings.append('299 pacsone "The fuzzymatching parameter is not supported. '
+                        'Only literal matching has been performed."')
     if warnings:
         response["Warning"] = ", ".join(warnings)
     return response

@@ -6,9 +6,9 @@ the browser's own session (same origin, so OHIF's requests carry the session coo
 OHIF is built for the site root: index.html is rewritten so that its public path is /viewer/,
 and so is the webpack runtime's (`__webpack_require__.p = "/"` in the app bundle and in each
 worker's bundle, from which every further bundle, worker and codec is loaded), and so are the
-fonts its style sheets name (`url(/...)`). These small rewrites are made as the files are served. OHIF needs inline and evaluated script
-(and WebAssembly for its codecs): its pages get their own Content-Security-Policy, still
-limited to our origin.
+fonts its style sheets name (`url(/...)`). These small rewrites are made as the files are
+served. OHIF needs inline and evaluated script (and WebAssembly for its codecs): its pages get
+their own Content-Security-Policy, still limited to our origin.
 """
 
 import mimetypes
@@ -40,7 +40,7 @@ mimetypes.add_type("text/javascript", ".mjs")
 
 
 def ohif_dir() -> Path:
-    return Path(getattr(settings, "PACS_OHIF_DIR", "") or settings.BASE_DIR / "var" / "ohif")
+    return Path(settings.PACS_OHIF_DIR or settings.BASE_DIR / "var" / "ohif")
 
 
 def config_js(request) -> str:
