@@ -117,12 +117,15 @@ class _Stower:
     def _reference(self, keys: dict, sop_uid: str) -> dict:
         from ..models import Instance
 
-        instance = Instance.objects.select_related("series__study").get(sop_instance_uid=sop_uid)
-        url = instance_url(self.request, instance.series.study.study_instance_uid,
-                           instance.series.series_instance_uid, sop_uid)
-        return {"00081150": {"vr": "UI", "Value": [instance.sop_class_uid]},
-                "00081155": {"vr": "UI", "Value": [sop_uid]},
-                RETRIEVE_URL: {"vr": "UR", "Value": [url]}}
+        sop_uid = sop_uid or keys.get("SOPInstanceUID", "")
+        item = {"00081150": {"vr": "UI", "Value": [keys.get("SOPClassUID", "")]},
+                "00081155": {"vr": "UI", "Value": [sop_uid]}}
+        instance = Instance.objects.select_related("series__study").filter(sop_instance_uid=sop_uid).first()
+        if instance is not None:
+            item["00081150"]["Value"] = [instance.sop_class_uid]
+            item[RETRIEVE_URL] = {"vr": "UR", "Value": [instance_url(
+                self.request, instance.series.study.study_instance_uid, instance.series.series_instance_uid, sop_uid)]}
+        return item
 
     def answer(self):
         self.batch.flush()  # one journal entry per study stored

@@ -118,3 +118,23 @@ def test_a_hidden_study_is_absent_for_a_client_too(live_server, world):
     with pytest.raises(HTTPError) as refused:
         client.retrieve_study_metadata(other)
     assert refused.value.response.status_code == 404
+
+
+@pytest.mark.parametrize("level, path_uids", [("STUDY", {}), ("SERIES", {}), ("IMAGE", {"StudyInstanceUID": CT_STUDY})])
+def test_the_json_answers_are_the_c_find_answers(world, ct_study, level, path_uids):
+    """QIDO builds its JSON from the rows without a Dataset: the same as C-FIND's answers as JSON."""
+    from django.http import QueryDict
+
+    from pacsone.dicom import query as cfind
+    from pacsone.dicomweb.qido import _JsonAnswerer, build_identifier
+
+    params = QueryDict("includefield=Manufacturer&includefield=ProtocolName")
+    identifier, _ = build_identifier(params, level, path_uids, across_studies=level != "STUDY")
+    query = cfind.build_query(identifier, cfind.STUDY_ROOT)
+    fast = [answer for answer, _ in _JsonAnswerer(query).json_answers()]
+    slow = []
+    for ds in cfind.Answerer(query).answers():
+        del ds.QueryRetrieveLevel
+        slow.append(ds.to_json_dict())
+    assert len(fast) == len(slow) > 0
+    assert fast == slow
