@@ -30,6 +30,7 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/web.py $(WEB_BENCH_ARGS)
 	$(PY) bench/qr.py $(QR_BENCH_ARGS)
+	$(PY) bench/dicomweb.py $(DICOMWEB_BENCH_ARGS)
 
 # OHIF v3 (the diagnostic viewer at /viewer/): the built dist/ of the npm package, kept in var/ohif
 # (outside git) and served by Django from there. Skipped, with a note, where npm is missing.
