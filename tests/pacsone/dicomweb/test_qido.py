@@ -70,6 +70,10 @@ def test_limit_and_offset_page_through_the_answers(live_server, world, ct_study)
     pages = [client.search_for_instances(CT_STUDY, limit=2, offset=offset) for offset in (0, 2, 4)]
     assert [value(a, "00080018") for page in pages for a in page] == every
     assert [len(page) for page in pages] == [2, 1, 0]
+    # Instances searched across a study's series say which series each is in, and where to get it.
+    first = pages[0][0]
+    assert value(first, "0020000E") == CT_SERIES and value(first, "00080060") == "CT"
+    assert value(first, "00081190").endswith(f"/studies/{CT_STUDY}/series/{CT_SERIES}/instances/{value(first, '00080018')}")
 
 
 def test_a_search_is_journaled_once(client, world, ct_study):
