@@ -9,15 +9,15 @@ ifneq ($(filter mysql%,$(DATABASE_URL)),)
 DB_DRIVER := $(VENV)/.installed-mysql
 endif
 
-.PHONY: run setup test fuzz bench clean
+.PHONY: run setup test fuzz bench clean ohif
 
-run: setup
+run: setup ohif
 	exec $(PY) manage.py runpacs
 
 setup: $(VENV)/.installed $(DB_DRIVER)
 	$(PY) manage.py setuppacs
 
-test: $(VENV)/.installed-test $(DB_DRIVER)
+test: $(VENV)/.installed-test $(DB_DRIVER) ohif
 	$(PY) -m pytest
 
 # Fuzz the PDU reader, message assembler, early-header parser and C-FIND identifier decoding
@@ -31,6 +31,20 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
 	$(PY) bench/web.py $(WEB_BENCH_ARGS)
 	$(PY) bench/qr.py $(QR_BENCH_ARGS)
 	$(PY) bench/routing.py $(ROUTING_BENCH_ARGS)
+	$(PY) bench/dicomweb.py $(DICOMWEB_BENCH_ARGS)
+
+# OHIF v3 (the diagnostic viewer at /viewer/): the built dist/ of the npm package, kept in var/ohif
+# (outside git) and served by Django from there. Skipped, with a note, where npm is missing.
+OHIF_VERSION ?= 3.12.10
+OHIF_DIR := var/ohif
+ohif: $(OHIF_DIR)/.installed-$(OHIF_VERSION)
+
+$(OHIF_DIR)/.installed-$(OHIF_VERSION):
+	@if ! command -v npm >/dev/null; then echo "npm not found: OHIF not installed (/viewer/ says so; the built-in viewer works)"; exit 0; fi; \
+	set -e; work=$$(mktemp -d); \
+	(cd $$work && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null && tar xzf ohif-app-$(OHIF_VERSION).tgz); \
+	rm -rf $(OHIF_DIR); mkdir -p $(OHIF_DIR); cp -R $$work/package/dist/. $(OHIF_DIR)/; rm -rf $$work; \
+	touch $@; echo "OHIF $(OHIF_VERSION) installed in $(OHIF_DIR)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

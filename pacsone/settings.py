@@ -378,6 +378,8 @@ PACS_TRASH_DAYS = env_int("PACS_TRASH_DAYS", 7, minimum=0)
 PACS_ATTACHMENT_MAX_MB = env_int("PACS_ATTACHMENT_MAX_MB", 50, minimum=1)
 # Largest browser upload of DICOM files or ZIPs, in one go.
 PACS_UPLOAD_MAX_MB = env_int("PACS_UPLOAD_MAX_MB", 2048, minimum=1)
+# OHIF's built files (`make ohif`), served at /viewer/; empty: var/ohif in the checkout.
+PACS_OHIF_DIR = env_str("PACS_OHIF_DIR", "")
 # The journal's keyed-MAC key: a file outside the database (created with mode 0600 on first use).
 PACS_JOURNAL_KEY_FILE = Path(env_str("PACS_JOURNAL_KEY_FILE", str(DATA_DIR / "journal.key")))
 # The chain's head goes to the log (and syslog) every this many entries, and at least this often.

@@ -9,6 +9,7 @@ urlpatterns = [
     path("jobs/", include("routing.urls")),
     path("routing/", include("routing.rule_urls")),
     path("api/", include("pacsone.api.urls")),
+    path("", include("pacsone.dicomweb.urls")),  # /dicomweb/, /wado, /viewer/
     path("", include("pacsone.web.urls")),
 ]
 

@@ -82,6 +82,23 @@ def own_token(role, study):
     return FOUND if role == "root" else NOT_FOUND
 
 
+def qido_in_study(role, study):
+    """A QIDO search under a study's path: a hidden study's series are absent, not an error."""
+    return OK
+
+
+def ohif_page(role, study):
+    from pacsone.dicomweb.viewer import ohif_dir
+
+    return OK if (ohif_dir() / "index.html").is_file() else 503
+
+
+DW = "dicomweb/studies/<str:study_uid>"
+DW_SE = DW + "/series/<str:series_uid>"
+DW_I = DW_SE + "/instances/<str:sop_uid>"
+DW_PATH_I = "/dicomweb/studies/{uid}/series/{series}/instances/{sop}"
+
+
 S = "studies/<str:study_uid>/"
 ROUTES = {
     "": Route("get", "/", journaled=True),
@@ -210,6 +227,35 @@ ROUTES = {
     "api/^users/(?P<pk>[^/.]+)/$": Route("get", "/api/users/{jane}/", "root"),
     "api/^groups/$": Route("get", "/api/groups/", "root"),
     "api/^groups/(?P<pk>[^/.]+)/$": Route("get", "/api/groups/{group}/", "root"),
+    # DICOMweb (pacsone/dicomweb): every request is journaled; bulk retrieve needs Download
+    "dicomweb/studies": Route("get", "/dicomweb/studies", journaled=True),
+    "dicomweb/series": Route("get", "/dicomweb/series", journaled=True),
+    "dicomweb/instances": Route("get", "/dicomweb/instances", journaled=True),
+    DW: Route("get", "/dicomweb/studies/{uid}", "download", True, OK, True),
+    DW + "/metadata": Route("get", "/dicomweb/studies/{uid}/metadata", study=True, journaled=True),
+    DW + "/thumbnail": Route("get", "/dicomweb/studies/{uid}/thumbnail", study=True, journaled=True),
+    DW + "/series": Route("get", "/dicomweb/studies/{uid}/series", study=True, journaled=True, expect=qido_in_study),
+    DW + "/instances": Route("get", "/dicomweb/studies/{uid}/instances", study=True, journaled=True,
+                             expect=qido_in_study),
+    DW_SE: Route("get", "/dicomweb/studies/{uid}/series/{series}", "download", True, OK, True),
+    DW_SE + "/metadata": Route("get", "/dicomweb/studies/{uid}/series/{series}/metadata", study=True,
+                               journaled=True),
+    DW_SE + "/thumbnail": Route("get", "/dicomweb/studies/{uid}/series/{series}/thumbnail", study=True,
+                                journaled=True),
+    DW_SE + "/instances": Route("get", "/dicomweb/studies/{uid}/series/{series}/instances", study=True,
+                                journaled=True, expect=qido_in_study),
+    DW_I: Route("get", DW_PATH_I, "download", True, OK, True),
+    DW_I + "/metadata": Route("get", DW_PATH_I + "/metadata", study=True, journaled=True),
+    DW_I + "/rendered": Route("get", DW_PATH_I + "/rendered", study=True, journaled=True),
+    DW_I + "/thumbnail": Route("get", DW_PATH_I + "/thumbnail", study=True, journaled=True),
+    DW_I + "/bulkdata/<str:tag>": Route("get", DW_PATH_I + "/bulkdata/7FE00010", study=True, journaled=True),
+    DW_I + "/frames/<str:frame_list>": Route("get", DW_PATH_I + "/frames/1", study=True, journaled=True),
+    DW_I + "/frames/<str:frame_list>/rendered": Route("get", DW_PATH_I + "/frames/1/rendered", study=True,
+                                                      journaled=True),
+    "wado": Route("get", "/wado?requestType=WADO&studyUID={uid}&seriesUID={series}&objectUID={sop}", study=True,
+                  journaled=True),
+    "viewer/app-config.js": Route("get", "/viewer/app-config.js"),
+    "^viewer/(?P<name>.*)$": Route("get", "/viewer/", expect=ohif_page),
 }
 
 
