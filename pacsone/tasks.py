@@ -5,6 +5,8 @@ from django_q.tasks import async_task
 
 from audit.journal import Action, record
 
+from hl7 import events as hl7_events
+
 from .models import Study
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> 
     transaction keeps them, pacsone/study_counts.py; the STORE entry is written by
     PostIngestBatch.flush. `stored` and `sender` are accepted for tasks queued before that.)"""
     warm_thumbnails(study_pk)
+    hl7_events.study_received(study_pk)  # worklist step done, HL7 notifications (hl7/events.py)
 
 
 def warm_thumbnails(study_pk: int) -> None:
