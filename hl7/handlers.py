@@ -51,14 +51,14 @@ def _find(parsed: Parsed, segment) -> Patient | None:
 
 def _demographics(parsed: Parsed, pid) -> tuple[str | None, object, str | None]:
     """(name, birth date, sex) from a PID; None where the field is empty (kept as is).
-    `""` (an HL7 delete) clears a value."""
+    `""` (an HL7 delete) clears a value: "" for each of them."""
     def given(number):
         return pid.fields[number] if number < len(pid.fields) and pid.fields[number] != "" else None
 
     name = given(5)
     name = "" if name == '""' else (person_name(parsed.components(pid, 5)) if name is not None else None)
     birth = given(7)
-    birth = None if birth is None else (None if birth == '""' else python_date(parsed.value(pid, 7)))
+    birth = None if birth is None else ("" if birth == '""' else python_date(parsed.value(pid, 7)))
     sex = given(8)
     sex = "" if sex == '""' else (dicom_sex(parsed.value(pid, 8)) if sex is not None else None)
     return name, birth, sex

@@ -8,6 +8,7 @@ from the page, by the user who asked.
 """
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.journal import Action, record
@@ -40,10 +41,16 @@ def _describe(changes: dict) -> str:
 
 def do_update_demographics(patient: Patient, name: str | None, birth_date, sex: str | None, *,
                            sender: Sender, what: str) -> str:
-    """Set the given values (None: keep) on the patient and on its open worklist entries."""
-    wanted = {"patient_name": name, "birth_date": birth_date, "sex": sex}
+    """Set the given values (None: keep, "": clear) on the patient and its open worklist entries."""
+    wanted = {}
+    if name is not None:
+        wanted["patient_name"] = name
+    if birth_date is not None:
+        wanted["birth_date"] = birth_date or None  # "" clears it
+    if sex is not None:
+        wanted["sex"] = sex
     changes = {field: (getattr(patient, field), value) for field, value in wanted.items()
-               if value is not None and value != getattr(patient, field)}
+               if value != getattr(patient, field)}
     if not changes:
         return "no change"
     with transaction.atomic():
@@ -130,3 +137,10 @@ def surviving_id(patient_id: str) -> str | None:
     """The patient ID that a merged-away ID now stands for, if any."""
     merge = PatientMerge.objects.filter(source_patient_id=patient_id, undone_at__isnull=True).first()
     return merge.target_patient_id if merge else None
+
+
+def merged_away_q(path: str, patient_id: str) -> Q:
+    """For C-FIND: the patient at ORM `path` is the one `patient_id` was merged into (so the
+    prior ID still finds the merged studies, as long as the merge stands)."""
+    targets = PatientMerge.objects.filter(source_patient_id=patient_id, undone_at__isnull=True).values("target_id")
+    return Q(**{f"{path}pk__in": targets})
