@@ -9,12 +9,31 @@ from rest_framework.response import Response
 
 from accounts.api_permissions import privilege_permission
 from accounts.privileges import Privilege
+from audit.journal import Action, record
 
 from .destinations import DestinationError, do_add_destination, do_change_destination, do_remove_destination
 from .inbound import reprocess
 from .models import Destination, Message, ScheduledStep
 
 SystemAdministration = privilege_permission(Privilege.SYSTEM_ADMIN)
+
+
+class JournaledList:
+    """Reading patient data (messages, worklist entries, reports) is journaled, as on the pages."""
+
+    journal_target = ""
+
+    def list(self, request, *args, **kwargs):
+        record(Action.VIEW, request=request._request, user=request.user, target=self.journal_target,
+               detail=request.query_params.urlencode()[:1000])
+        return super().list(request, *args, **kwargs)
+
+
+class JournaledReads(JournaledList):
+    def retrieve(self, request, *args, **kwargs):
+        record(Action.VIEW, request=request._request, user=request.user,
+               target=f"{self.journal_target} {kwargs.get('pk', '')}"[:255])
+        return super().retrieve(request, *args, **kwargs)
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -40,12 +59,13 @@ def search_messages(params) -> "Message.objects":
     return messages
 
 
-class MessageViewSet(viewsets.ReadOnlyModelViewSet):
+class MessageViewSet(JournaledReads, viewsets.ReadOnlyModelViewSet):
     """Filters: `q`, `status` (applied, failed, rejected), `type` (e.g. ADT^A08), `patient_id`,
     `control_id`, `accession_number`. POST `{id}/reprocess/` applies a logged message again."""
 
     serializer_class = MessageSerializer
     permission_classes = [SystemAdministration]
+    journal_target = "HL7 message log"
 
     def get_queryset(self):
         return search_messages(self.request.query_params)
@@ -121,11 +141,12 @@ def search_worklist(params):
     return steps
 
 
-class WorklistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class WorklistViewSet(JournaledReads, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The modality worklist's scheduled procedure steps and their state."""
 
     serializer_class = WorklistSerializer
     permission_classes = [SystemAdministration]
+    journal_target = "modality worklist"
 
     def get_queryset(self):
         return search_worklist(self.request.query_params)
@@ -144,11 +165,12 @@ class ReportSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class ReportViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class ReportViewSet(JournaledList, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Reports received by ORU^R01 (study notes without an author account), on the studies the
     user may see. Filters: `q` (text), `study` (Study Instance UID), `accession_number`."""
 
     serializer_class = ReportSerializer
+    journal_target = "HL7 reports"
 
     def get_queryset(self):
         from pacsone.access import notes_for
