@@ -3,7 +3,7 @@
 The character set comes from MSH-18 (HL7 table 0211), read from the raw bytes before anything
 is decoded; without MSH-18, PACS_HL7_DEFAULT_CHARSET. Text that is not valid in the declared
 set, a message that does not start with MSH, or one hl7apy cannot parse is unreadable: the
-caller answers AR. Field values are read from the segments hl7apy parsed, split at the
+caller answers AR (an unknown HL7 version too). Field values are read from the segments hl7apy parsed, split at the
 message's own separators and unescaped (HL7 v2 2.7: \\F\\ \\S\\ \\T\\ \\R\\ \\E\\ \\.br\\).
 """
 
@@ -17,7 +17,8 @@ from django.conf import settings
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message as Hl7Message
 from hl7apy.exceptions import HL7apyException
-from hl7apy.parser import parse_message
+from hl7apy import check_encoding_chars, check_version
+from hl7apy.parser import parse_segment
 
 # HL7 table 0211 (and common variants) -> Python codec.
 CHARSETS = {
@@ -29,13 +30,17 @@ CHARSETS = {
     "GB 18030-2000": "gb18030", "BIG-5": "big5", "KS X 1001": "euc_kr", "ISO IR87": "iso2022_jp",
 }
 ACK_VERSION = "2.5"
-SUPPORTED_VERSIONS = {"2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2"}
 ESCAPES = re.compile(r"\\(F|S|T|R|E|\.br|X[0-9A-Fa-f]*|H|N)\\")
 SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 
 
 class Unreadable(Exception):
-    """The message cannot be read (answered AR)."""
+    """The message cannot be read (answered AR). `header`: its MSH as far as it could be read
+    (so that the AR names the message's control ID and sender), or None."""
+
+    def __init__(self, reason: str, header: "Parsed | None" = None):
+        super().__init__(reason)
+        self.header = header
 
 
 @dataclass
@@ -160,40 +165,66 @@ def decode(raw: bytes) -> tuple[str, str, str]:
         raise Unreadable(f"the message is not valid {label or codec} text (byte {error.start})") from None
 
 
+def _separators(text: str) -> dict | None:
+    """MSH-1 and MSH-2 as a separators dict, or None when they are not valid separators."""
+    field_separator, encoding = text[3:4], text[4:8]
+    if len(encoding) < 4 or not field_separator or field_separator.isalnum() or len(set(encoding)) < 4 \
+            or field_separator in encoding or any(c.isalnum() or c.isspace() for c in encoding + field_separator):
+        return None
+    return {"field": field_separator, "component": encoding[0], "repetition": encoding[1],
+            "escape": encoding[2], "subcomponent": encoding[3]}
+
+
+def _header(text: str, label: str, separators: dict) -> Parsed:
+    msh_line = text.split("\r", 1)[0]
+    return Parsed(text, label, [Segment("MSH", ["MSH", separators["field"], *msh_line[4:].split(separators["field"])])],
+                  separators)
+
+
 def parse(raw: bytes) -> tuple[Parsed, str]:
     """The parsed message and the codec its text was read with; Unreadable if it cannot be."""
     if msh_fields(raw) is None:
         raise Unreadable("the message does not start with an MSH segment")
-    text, codec, label = decode(raw)
-    text = text.replace("\r\n", "\r").replace("\n", "\r").strip("\r")
-    field_separator = text[3]
-    encoding = text[4:8] if len(text) >= 8 else ""
-    if field_separator.isalnum() or len(set(encoding[:4])) < 4 or field_separator in encoding \
-            or any(c.isalnum() or c.isspace() for c in encoding[:4]):
-        raise Unreadable("MSH-1/MSH-2 do not hold valid separators")
     try:
-        # hl7apy checks the structure (segment names, MSH, the encoding characters) and the version.
-        message = parse_message(text, find_groups=False, validation_level=VALIDATION_LEVEL.TOLERANT)
+        text, codec, label = decode(raw)
+    except Unreadable as error:  # still address the AR from the (ASCII) header
+        readable = raw.decode("latin-1").split("\r", 1)[0]
+        separators = _separators(readable)
+        raise Unreadable(str(error), _header(readable, "", separators) if separators else None) from None
+    text = text.replace("\r\n", "\r").replace("\n", "\r").strip("\r")
+    separators = _separators(text)
+    if separators is None:
+        raise Unreadable("MSH-1/MSH-2 do not hold valid separators")
+    header = _header(text, label, separators)
+    version = header.value(header.msh, 12)
+    try:
+        # hl7apy reads the header: the encoding characters, the version (one it knows) and every
+        # MSH field by its data type. The other segments are read field by field below; parsing
+        # them with hl7apy too cost 8 ms a message (bench/hl7.py) and added no check.
+        chars = {name.upper(): char for name, char in separators.items()}
+        check_encoding_chars(chars)
+        check_version(version)
+        parse_segment(text.split("\r", 1)[0], version=version, encoding_chars=chars,
+                      validation_level=VALIDATION_LEVEL.TOLERANT)
     except (HL7apyException, ValueError, IndexError, KeyError, AttributeError) as error:
-        raise Unreadable(f"cannot parse the message: {str(error) or type(error).__name__}"[:200]) from None
-    chars = message.encoding_chars
-    separators = {"field": chars["FIELD"], "component": chars["COMPONENT"], "repetition": chars["REPETITION"],
-                  "escape": chars["ESCAPE"], "subcomponent": chars["SUBCOMPONENT"]}
+        reason = f"unsupported HL7 version {version!r}" if type(error).__name__ == "UnsupportedVersion" \
+            else f"cannot parse the message header: {str(error) or type(error).__name__}"
+        raise Unreadable(reason[:200], header) from None
     segments = []
     for line in text.split("\r"):
         if not line:
             continue
         name = line[:3]
         if not SEGMENT_ID.match(name):
-            raise Unreadable(f"not a segment: {line[:20]!r}")
+            raise Unreadable(f"not a segment: {line[:20]!r}", header)
         if name == "MSH":
-            fields = ["MSH", field_separator, *line[4:].split(field_separator)]
+            fields = ["MSH", separators["field"], *line[4:].split(separators["field"])]
         else:
-            fields = line.split(field_separator)
+            fields = line.split(separators["field"])
         segments.append(Segment(name, fields))
     parsed = Parsed(text, label, segments, separators)
     if not parsed.message_type:
-        raise Unreadable("MSH-9 (message type) is empty")
+        raise Unreadable("MSH-9 (message type) is empty", header)
     return parsed, codec
 
 

@@ -8,6 +8,8 @@ without ID, a failure of ours); AA when it was applied. Every message lands in t
 
 import logging
 
+from django.db import transaction
+
 from audit.journal import Action, record
 
 from . import codec
@@ -27,10 +29,10 @@ def apply(raw: bytes, peer: str) -> tuple[str, str, codec.Parsed | None, str, st
         parsed, charset = codec.parse(raw)
     except codec.Unreadable as error:
         try:
-            _text, charset, _label = codec.decode(raw)
+            text, charset, _label = codec.decode(raw)
         except codec.Unreadable:
-            charset = None
-        return "AR", str(error), None, raw.decode("latin-1"), charset or ""
+            text, charset = raw.decode("latin-1"), None
+        return "AR", str(error), error.header, text, charset or ""
     handler = HANDLERS.get((parsed.message_type.upper(), parsed.trigger.upper()))
     if handler is None:
         return "AR", f"unsupported message type {parsed.message_type}^{parsed.trigger}", parsed, parsed.text, charset
@@ -59,14 +61,23 @@ def _log_fields(parsed: codec.Parsed | None) -> dict:
 
 
 def handle(raw: bytes, peer: str) -> bytes:
-    """The ACK (encoded in the message's character set) for one message; logs it."""
-    code, reason, parsed, text, charset = apply(raw, peer)
-    ack_text, ack_bytes = codec.build_ack(code, parsed, "" if code == "AA" else reason, charset or None)
+    """The ACK (encoded in the message's character set) for one message; logs it. The change,
+    its journal entry and the log row commit together (one commit per message)."""
     try:
-        Message.objects.create(peer=peer[:64], raw=raw, text=text, charset=(parsed.charset_label if parsed else "")[:32],
-                               status=STATUS_OF[code], reason=reason, ack=ack_text, **_log_fields(parsed))
-    except Exception:  # the ACK still goes out: the sender must learn what happened
-        log.exception("hl7 message not logged control_id=%s", parsed.control_id if parsed else "")
+        with transaction.atomic():
+            code, reason, parsed, text, charset = apply(raw, peer)
+            ack_text, ack_bytes = codec.build_ack(code, parsed, "" if code == "AA" else reason, charset or None)
+            Message.objects.create(peer=peer[:64], raw=raw, text=text, charset=(parsed.charset_label if parsed else "")[:32],
+                                   status=STATUS_OF[code], reason=reason, ack=ack_text, **_log_fields(parsed))
+    except Exception:  # the database failed: nothing was applied, and the sender may retry
+        log.exception("hl7 message not applied peer=%s", peer)
+        code, reason = "AE", "internal error: the message could not be stored"
+        parsed = None
+        try:
+            parsed, charset = codec.parse(raw)
+        except codec.Unreadable:
+            charset = None
+        ack_text, ack_bytes = codec.build_ack(code, parsed, reason, charset)
     log.info("hl7 message peer=%s type=%s control_id=%s ack=%s", peer,
              f"{parsed.message_type}^{parsed.trigger}" if parsed else "?", parsed.control_id if parsed else "", code)
     return ack_bytes

@@ -117,8 +117,8 @@ def reject(prefix: bytes, reason: str, peer: str) -> bytes:
     charset = None
     try:
         parsed, charset = codec.parse(first_segment)
-    except codec.Unreadable:
-        pass
+    except codec.Unreadable as error:
+        parsed = error.header
     ack_text, ack_bytes = codec.build_ack("AR", parsed, reason, charset)
     try:
         Message.objects.create(peer=peer[:64], raw=prefix, text=prefix.decode(charset or "latin-1", "replace"),

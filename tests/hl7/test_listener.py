@@ -221,3 +221,11 @@ def test_an_ae_names_the_reason_when_it_cannot_apply(hl7_port, transactional_db)
     fields = msa(client.ack())
     assert fields[1:3] == ["AE", "M1"] and "NOBODY" in fields[3]
     assert Message.objects.get(control_id="M1").status == Message.Status.FAILED
+
+
+def test_an_unknown_hl7_version_gets_ar(hl7_port, patient):
+    client = Client(hl7_port)
+    client.send(framed(message("PID|1||P1||X^Y", version="9.9", control_id="V9").encode()))
+    fields = msa(client.ack())
+    assert fields[1:3] == ["AR", "V9"]
+    assert Patient.objects.get(pk=patient.pk).patient_name == "OLD^NAME"
