@@ -30,6 +30,7 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/web.py $(WEB_BENCH_ARGS)
 	$(PY) bench/qr.py $(QR_BENCH_ARGS)
+	$(PY) bench/hl7.py $(HL7_BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
