@@ -149,3 +149,11 @@ class PatientMerge(models.Model):
     def __str__(self) -> str:
         return f"Merge {self.source_patient_id} -> {self.target_patient_id}"
 
+
+
+class CoercedPatient(models.Model):
+    """A patient whose demographics or ID HL7 changed in the index: its stored files still hold
+    what was received, so C-MOVE and C-GET send them with the index's values (hl7/coercion.py)."""
+
+    patient = models.OneToOneField("pacsone.Patient", on_delete=models.CASCADE, related_name="hl7_coercion")
+    changed_at = models.DateTimeField(auto_now=True)

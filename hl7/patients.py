@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit.journal import Action, record
 from pacsone.models import Patient, Study
 
+from .coercion import mark
 from .models import PatientMerge, ScheduledStep
 from .values import Sender
 
@@ -58,6 +59,7 @@ def do_update_demographics(patient: Patient, name: str | None, birth_date, sex: 
             setattr(patient, field, new)
         patient.patient_name_search = patient.patient_name.upper()
         patient.save()
+        mark(patient)
         steps = ScheduledStep.objects.filter(patient_id=patient.patient_id,
                                              state__in=[ScheduledStep.State.SCHEDULED, ScheduledStep.State.IN_PROGRESS])
         step_changes = {}
@@ -82,6 +84,7 @@ def do_merge(source: Patient, target: Patient, *, sender: Sender, what: str) -> 
     with transaction.atomic():
         study_pks = list(Study.objects.filter(patient=source).values_list("pk", flat=True))
         Study.objects.filter(pk__in=study_pks).update(patient=target)
+        mark(target)
         merge = PatientMerge.objects.create(source=source, target=target, source_patient_id=source.patient_id,
                                             target_patient_id=target.patient_id, study_pks=study_pks)
         ScheduledStep.objects.filter(patient_id=source.patient_id, state=ScheduledStep.State.SCHEDULED).update(
@@ -102,6 +105,7 @@ def do_unmerge(merge: PatientMerge, *, acting_user=None, sender: Sender | None =
         raise NotApplied("a patient of this merge no longer exists")
     with transaction.atomic():
         moved = Study.objects.filter(pk__in=merge.study_pks, patient=merge.target).update(patient=merge.source)
+        mark(merge.source)
         merge.undone_at = timezone.now()
         merge.save(update_fields=["undone_at"])
         who = {"username": sender.username, "address": sender.address} if sender else {"user": acting_user, "request": request}
@@ -121,6 +125,7 @@ def do_change_identifier(patient: Patient, new_id: str, new_issuer: str | None, 
         patient.patient_id = new_id
         patient.issuer_of_patient_id = issuer
         patient.save(update_fields=["patient_id", "issuer_of_patient_id"])
+        mark(patient)
         ScheduledStep.objects.filter(patient_id=old).update(patient_id=new_id, issuer_of_patient_id=issuer)
         record(Action.MODIFY, username=sender.username, address=sender.address, patient_id=new_id,
                target=what[:255], detail=f"patient identifier changed from {old} to {new_id}")
