@@ -4,6 +4,7 @@ Every variable is listed with its default in README.md ("Configuration"). A bad 
 ImproperlyConfigured at start-up instead of misbehaving later.
 """
 
+import codecs
 import os
 import secrets
 from pathlib import Path
@@ -340,6 +341,10 @@ PACS_HL7_IDLE_TIMEOUT = env_int("PACS_HL7_IDLE_TIMEOUT", 300, minimum=1)
 PACS_HL7_MAX_CONNECTIONS = env_int("PACS_HL7_MAX_CONNECTIONS", 32, minimum=1)
 # How text is read when MSH-18 names no character set (HL7's default is ASCII; many senders use UTF-8).
 PACS_HL7_DEFAULT_CHARSET = env_str("PACS_HL7_DEFAULT_CHARSET", "utf-8")
+try:
+    codecs.lookup(PACS_HL7_DEFAULT_CHARSET)
+except LookupError:
+    raise ImproperlyConfigured(f"PACS_HL7_DEFAULT_CHARSET={PACS_HL7_DEFAULT_CHARSET!r} is not a character set Python knows")
 # Our MSH-3/MSH-4 in ACKs and notifications.
 PACS_HL7_APPLICATION = env_str("PACS_HL7_APPLICATION", "PACSONE")
 PACS_HL7_FACILITY = env_str("PACS_HL7_FACILITY", "")

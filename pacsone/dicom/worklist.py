@@ -202,8 +202,11 @@ def handle_worklist_find(assoc: AcceptedAssociation, message: Message) -> None:
                 answer(status.CANCEL)
                 journal(f"cancelled after {count} answer(s)")
                 return
+            encoded = encode(answer_for(identifier, step), syntax.is_implicit_VR, syntax.is_little_endian)
+            if encoded is None:  # pynetdicom could not encode it (logged by pynetdicom)
+                raise WorklistQueryError(status.UNABLE_TO_PROCESS, f"cannot encode the answer for step {step.pk}")
             count += 1
-            answer(status.PENDING, encode(answer_for(identifier, step), syntax.is_implicit_VR, syntax.is_little_endian))
+            answer(status.PENDING, encoded)
     except WorklistQueryError as error:
         answer(error.status, reason=error.reason)
         journal(f"refused: {error.reason}", Outcome.FAILURE)
