@@ -129,3 +129,18 @@ def test_the_api_and_the_study_page_show_the_new_name(transactional_db, client):
     assert ack_of(message("EVN|A08", "PID|1||P9||AFTER^Y"))[1] == "AA"
     client.force_login(make_user("root"))
     assert client.get(f"/api/patients/{study.patient.pk}/").json()["patient_name"] == "AFTER^Y"
+
+
+def test_a_report_for_an_unknown_study_gets_ae_and_a_known_one_becomes_a_note(transactional_db):
+    from pacsone.models import Note
+    from tests.people import make_study
+
+    from .messages import oru_r01
+
+    fields = ack_of(oru_r01("NOWHERE", ["Text."]))
+    assert fields[1] == "AE" and "accession" in fields[3]
+    study = make_study("1.2.3.77", "P77", accession="ACC77")
+    assert ack_of(oru_r01("ACC77", ["Findings: none.", "Impression: normal \\F\\ clear."]))[1] == "AA"
+    note = Note.objects.get(study=study)
+    assert note.text == "Findings: none.\nImpression: normal | clear." and note.author is None
+    assert note.author_name == "Report (F) from RIS"

@@ -127,3 +127,18 @@ def test_pynetdicom_worklist_query_with_a_latin1_character_set(worklist):
         assoc.release()
     assert [(a.SpecificCharacterSet, str(a.PatientName), a.AccessionNumber) for a in answers] == [
         ("ISO_IR 100", "MÜLLER^JÜRGEN", "ACC3")]
+
+
+def test_the_registered_policy_refuses_an_unknown_modality(scp, settings, tmp_path):
+    settings.PACS_DICOM_QUERY_POLICY = "registered"
+    assert order(orm_o01("PL1", "ACC1"))[1] == "AA"
+    ae = AE(ae_title="STRANGER")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", scp[1], ae_title="PACSONE")
+    identifier = Dataset()
+    identifier.AccessionNumber = ""
+    try:
+        statuses = [status.Status for status, _ds in assoc.send_c_find(identifier, ModalityWorklistInformationFind)]
+    finally:
+        assoc.release()
+    assert statuses == [0x0124]
