@@ -42,8 +42,9 @@ def orm_o01(placer: str, accession: str, patient_id: str = "P100", name: str = "
 
 def oru_r01(accession: str, text_lines: list[str], control_id: str = "ORU-1") -> str:
     obx = [f"OBX|{i}|TX|REPORT||{line}||||||F" for i, line in enumerate(text_lines, 1)]
-    return message("PID|1||P1^^^HOSP", f"OBR|1||{accession}|RAD^Report|||20240105||||||||||{accession}"
-                   f"||||||F", *obx, control_id=control_id, kind="ORU^R01^ORU_R01")
+    obr = ["OBR", "1", "", accession, "RAD^Report", "", "", "20240105"] + [""] * 10 + [accession] + [""] * 6 + ["F"]
+    assert obr[18] == accession and obr[25] == "F"  # OBR-18 accession number, OBR-25 result status
+    return message("PID|1||P1^^^HOSP", "|".join(obr), *obx, control_id=control_id, kind="ORU^R01^ORU_R01")
 
 
 def framed(data: bytes) -> bytes:
