@@ -229,3 +229,28 @@ def test_an_unknown_hl7_version_gets_ar(hl7_port, patient):
     fields = msa(client.ack())
     assert fields[1:3] == ["AR", "V9"]
     assert Patient.objects.get(pk=patient.pk).patient_name == "OLD^NAME"
+
+
+def test_several_connections_are_served_at_once(hl7_port, transactional_db):
+    for n in range(4):
+        Patient.objects.create(patient_id=f"C{n}", patient_name="BEFORE^X")
+    results: dict[int, list[str]] = {}
+
+    def sender(n: int) -> None:
+        client = Client(hl7_port)
+        try:
+            results[n] = []
+            for k in range(5):
+                client.send(framed(adt_a08(f"C{n}", f"AFTER^{k}", control_id=f"C{n}-{k}").encode()))
+                results[n].append(msa(client.ack())[1])
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == {n: ["AA"] * 5 for n in range(4)}
+    assert set(Patient.objects.values_list("patient_name", flat=True)) == {"AFTER^4"}
+    assert Message.objects.filter(status=Message.Status.APPLIED).count() == 20
