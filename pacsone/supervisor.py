@@ -90,9 +90,9 @@ class PortInUse(Exception):
     """Another program listens on a port we were to serve: starting anyway would split the
     associations between two archives (or serve none)."""
 
-    def __init__(self, port: int):
-        super().__init__(f"port {port} is already in use by another program (another PacsOne, or a DICOM "
-                         f"server?): stop it, or choose another port (PACS_DICOM_PORT, PACS_DICOM_INSTANCES)")
+    def __init__(self, port: int, kind: str = "a DICOM", variables: str = "PACS_DICOM_PORT, PACS_DICOM_INSTANCES"):
+        super().__init__(f"port {port} is already in use by another program (another PacsOne, or {kind} "
+                         f"server?): stop it, or choose another port ({variables})")
         self.port = port
 
 
@@ -148,7 +148,10 @@ def default_children(components: set[str]) -> list[Child]:
     if "tasks" in components:
         children.append(Child("tasks", manage_py("qcluster")))
     if "hl7" in components:  # the MLLP listener (hl7/listener.py), on a socket that outlives it
-        fd = open_listening_socket(settings.PACS_HL7_PORT).detach()
+        try:
+            fd = open_listening_socket(settings.PACS_HL7_PORT).detach()
+        except PortInUse:
+            raise PortInUse(settings.PACS_HL7_PORT, "an HL7", "PACS_HL7_PORT") from None
         children.append(Child(f"hl7:{settings.PACS_HL7_PORT}", manage_py("runhl7", "--listen-fd", str(fd)), pass_fds=(fd,)))
     return children
 

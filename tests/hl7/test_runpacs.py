@@ -78,7 +78,7 @@ def test_a_port_in_use_stops_runpacs_at_start(settings):
     busy = open_listening_socket(free_port(), host="127.0.0.1")
     settings.PACS_HL7_PORT = busy.getsockname()[1]
     try:
-        with pytest.raises(PortInUse):
+        with pytest.raises(PortInUse, match="PACS_HL7_PORT"):
             default_children({"hl7"})
     finally:
         busy.close()
