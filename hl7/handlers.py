@@ -142,7 +142,10 @@ def adt_change_identifier(parsed: Parsed, sender: Sender) -> str:
             patient = _find(parsed, mrg)
             if patient is None:
                 raise NotApplied(f"no patient with the prior ID {parsed.value(mrg, 1)} (MRG-1)")
-            new_id, issuer = _patient_ids(parsed, pid)[0]
+            ids = _patient_ids(parsed, pid)
+            if not ids:
+                raise NotApplied("the new identifier (PID-3) is empty")
+            new_id, issuer = ids[0]
             done.append(do_change_identifier(patient, new_id, issuer or None, sender=sender, what=_what(parsed)))
     return "; ".join(done)
 

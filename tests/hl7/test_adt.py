@@ -144,3 +144,10 @@ def test_a_report_for_an_unknown_study_gets_ae_and_a_known_one_becomes_a_note(tr
     note = Note.objects.get(study=study)
     assert note.text == "Findings: none.\nImpression: normal | clear." and note.author is None
     assert note.author_name == "Report (F) from RIS"
+
+
+def test_an_a47_without_a_new_id_gets_ae(transactional_db):
+    Patient.objects.create(patient_id="OLD47")
+    fields = ack_of(message("EVN|A47", "PID|1||", "MRG|OLD47", kind="ADT^A47^ADT_A30"))
+    assert fields[1] == "AE" and "PID-3" in fields[3]
+    assert Patient.objects.filter(patient_id="OLD47").exists()
