@@ -45,6 +45,7 @@ $(OHIF_DIR)/.installed-$(OHIF_VERSION):
 	(cd $$work && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null && tar xzf ohif-app-$(OHIF_VERSION).tgz); \
 	rm -rf $(OHIF_DIR); mkdir -p $(OHIF_DIR); cp -R $$work/package/dist/. $(OHIF_DIR)/; rm -rf $$work; \
 	touch $@; echo "OHIF $(OHIF_VERSION) installed in $(OHIF_DIR)"
+	$(PY) bench/hl7.py $(HL7_BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -54,3 +54,6 @@ def do_mark_study(study: Study, read: bool, *, acting_user, request=None) -> Non
         study.read = read
         study.save(update_fields=["read", "updated_at"])
         record(Action.MARK, request=request, user=acting_user, detail=f"read={read}", **_subject(study))
+        if read:  # HL7 destinations that want "read" are notified (hl7/events.py)
+            from hl7.events import study_marked_read
+            transaction.on_commit(lambda: study_marked_read(study.pk))

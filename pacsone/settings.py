@@ -4,6 +4,7 @@ Every variable is listed with its default in README.md ("Configuration"). A bad 
 ImproperlyConfigured at start-up instead of misbehaving later.
 """
 
+import codecs
 import os
 import secrets
 from pathlib import Path
@@ -344,6 +345,24 @@ PACS_DICOM_THREAD_IDLE_SECONDS = env_int("PACS_DICOM_THREAD_IDLE_SECONDS", 60, m
 PACS_TEMP_MAX_AGE_HOURS = env_int("PACS_TEMP_MAX_AGE_HOURS", 24, minimum=1)
 PACS_TEMP_SWEEP_MINUTES = env_int("PACS_TEMP_SWEEP_MINUTES", 60, minimum=1)
 PACS_HL7_PORT = env_int("PACS_HL7_PORT", 2575, 1, 65535)
+# --- HL7 MLLP listener (hl7/listener.py) ---
+# Largest message accepted (bytes between the MLLP blocks); a larger one gets an AR and the connection closes.
+PACS_HL7_MAX_MESSAGE_BYTES = env_int("PACS_HL7_MAX_MESSAGE_BYTES", 1024 * 1024, minimum=1024)
+# A message begun must arrive whole within this many seconds; a connection idle longer is closed.
+PACS_HL7_MESSAGE_TIMEOUT = env_int("PACS_HL7_MESSAGE_TIMEOUT", 30, minimum=1)
+PACS_HL7_IDLE_TIMEOUT = env_int("PACS_HL7_IDLE_TIMEOUT", 300, minimum=1)
+PACS_HL7_MAX_CONNECTIONS = env_int("PACS_HL7_MAX_CONNECTIONS", 32, minimum=1)
+# How text is read when MSH-18 names no character set (HL7's default is ASCII; many senders use UTF-8).
+PACS_HL7_DEFAULT_CHARSET = env_str("PACS_HL7_DEFAULT_CHARSET", "utf-8")
+try:
+    codecs.lookup(PACS_HL7_DEFAULT_CHARSET)
+except LookupError:
+    raise ImproperlyConfigured(f"PACS_HL7_DEFAULT_CHARSET={PACS_HL7_DEFAULT_CHARSET!r} is not a character set Python knows")
+# Our MSH-3/MSH-4 in ACKs and notifications.
+PACS_HL7_APPLICATION = env_str("PACS_HL7_APPLICATION", "PACSONE")
+PACS_HL7_FACILITY = env_str("PACS_HL7_FACILITY", "")
+# Outbound notifications: seconds to connect and to wait for the receiver's ACK.
+PACS_HL7_SEND_TIMEOUT = env_int("PACS_HL7_SEND_TIMEOUT", 15, minimum=1)
 # Who may open an association and C-STORE: "any" AE (default), or only "registered" AEs calling
 # from their registered address (others get A-ASSOCIATE-RJ; C-STORE needs the AE's store permission).
 PACS_ACCEPT_CALLING_AE = env_choice("PACS_ACCEPT_CALLING_AE", "any", ("any", "registered"))

@@ -1,7 +1,7 @@
 """The supervisor behind `manage.py runpacs`: starts the server's processes and keeps them up.
 
-Children: the web server (gunicorn), the DICOM SCP workers of every configured instance, and
-the django-q2 cluster. A child that dies is started again after a short back-off (logged);
+Children: the web server (gunicorn), the DICOM SCP workers of every configured instance, the
+HL7 MLLP listener and the django-q2 cluster. A child that dies is started again after a short back-off (logged);
 SIGTERM or Ctrl-C stops them all, politely first.
 """
 
@@ -90,9 +90,9 @@ class PortInUse(Exception):
     """Another program listens on a port we were to serve: starting anyway would split the
     associations between two archives (or serve none)."""
 
-    def __init__(self, port: int):
-        super().__init__(f"port {port} is already in use by another program (another PacsOne, or a DICOM "
-                         f"server?): stop it, or choose another port (PACS_DICOM_PORT, PACS_DICOM_INSTANCES)")
+    def __init__(self, port: int, kind: str = "a DICOM", variables: str = "PACS_DICOM_PORT, PACS_DICOM_INSTANCES"):
+        super().__init__(f"port {port} is already in use by another program (another PacsOne, or {kind} "
+                         f"server?): stop it, or choose another port ({variables})")
         self.port = port
 
 
@@ -147,6 +147,12 @@ def default_children(components: set[str]) -> list[Child]:
                 children.append(Child(f"dicom:{ae_title}:{port}#{worker}", argv, pass_fds=(fd,)))
     if "tasks" in components:
         children.append(Child("tasks", manage_py("qcluster")))
+    if "hl7" in components:  # the MLLP listener (hl7/listener.py), on a socket that outlives it
+        try:
+            fd = open_listening_socket(settings.PACS_HL7_PORT).detach()
+        except PortInUse:
+            raise PortInUse(settings.PACS_HL7_PORT, "an HL7", "PACS_HL7_PORT") from None
+        children.append(Child(f"hl7:{settings.PACS_HL7_PORT}", manage_py("runhl7", "--listen-fd", str(fd)), pass_fds=(fd,)))
     return children
 
 

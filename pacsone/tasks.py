@@ -5,6 +5,8 @@ from django_q.tasks import async_task
 
 from audit.journal import Action, record
 
+from hl7 import events as hl7_events
+
 from .models import Study
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> 
     `sender` are accepted for tasks queued before that.)"""
     route(study_pk)
     warm_thumbnails(study_pk)
+    hl7_events.study_received(study_pk)  # worklist step done, HL7 notifications (hl7/events.py)
 
 
 def route(study_pk: int) -> None:

@@ -1,5 +1,5 @@
 """The root URL map: the archive's pages (pacsone/web/urls.py), the REST API
-(pacsone/api/urls.py), and the pages of the accounts, journal and job apps."""
+(pacsone/api/urls.py), and the pages of the accounts, journal, job and HL7 apps."""
 
 from django.urls import include, path
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("journal/", include("audit.urls")),
     path("jobs/", include("routing.urls")),
     path("routing/", include("routing.rule_urls")),
+    path("hl7/", include("hl7.urls")),
     path("api/", include("pacsone.api.urls")),
     path("", include("pacsone.dicomweb.urls")),  # /dicomweb/, /wado, /viewer/
     path("", include("pacsone.web.urls")),

@@ -223,6 +223,29 @@ ROUTES = {
     "api/^routing-rules/(?P<pk>[^/.]+)/$": Route("get", "/api/routing-rules/{rule}/", "system_admin"),
     "api/^journal/$": Route("get", "/api/journal/", "system_admin", journaled=True),
     "api/^journal/(?P<pk>[^/.]+)/$": Route("get", "/api/journal/{entry}/", "system_admin", journaled=True),
+    # HL7 (hl7/): the message log, worklist and merges are patient data, journaled when read
+    "hl7/messages/": Route("get", "/hl7/messages/", "system_admin", journaled=True),
+    "hl7/messages/<int:pk>/": Route("get", "/hl7/messages/{hl7_message}/", "system_admin", journaled=True),
+    "hl7/messages/<int:pk>/reprocess/": Route("post", "/hl7/messages/{hl7_message}/reprocess/", "system_admin",
+                                              allowed=FOUND, journaled=True),
+    "hl7/destinations/": Route("get", "/hl7/destinations/", "system_admin"),
+    "hl7/destinations/<int:pk>/remove/": Route("post", "/hl7/destinations/{hl7_destination}/remove/",
+                                               "system_admin", allowed=FOUND, journaled=True),
+    "hl7/worklist/": Route("get", "/hl7/worklist/", "system_admin", journaled=True),
+    "hl7/merges/": Route("get", "/hl7/merges/", "system_admin", journaled=True),
+    "hl7/merges/<int:pk>/undo/": Route("post", "/hl7/merges/{hl7_merge}/undo/", "system_admin", allowed=FOUND,
+                                       journaled=True),
+    "api/^hl7/messages/$": Route("get", "/api/hl7/messages/", "system_admin", journaled=True),
+    "api/^hl7/messages/(?P<pk>[^/.]+)/$": Route("get", "/api/hl7/messages/{hl7_message}/", "system_admin",
+                                                journaled=True),
+    "api/^hl7/messages/(?P<pk>[^/.]+)/reprocess/$": Route("post", "/api/hl7/messages/{hl7_message}/reprocess/",
+                                                          "system_admin", journaled=True),
+    "api/^hl7/destinations/$": Route("get", "/api/hl7/destinations/", "system_admin"),
+    "api/^hl7/destinations/(?P<pk>[^/.]+)/$": Route("get", "/api/hl7/destinations/{hl7_destination}/",
+                                                    "system_admin"),
+    "api/^hl7/reports/$": Route("get", "/api/hl7/reports/", journaled=True),
+    "api/^worklist/$": Route("get", "/api/worklist/", "system_admin", journaled=True),
+    "api/^worklist/(?P<pk>[^/.]+)/$": Route("get", "/api/worklist/{hl7_step}/", "system_admin", journaled=True),
     "api/^users/$": Route("get", "/api/users/", "root"),
     "api/^users/(?P<pk>[^/.]+)/$": Route("get", "/api/users/{jane}/", "root"),
     "api/^groups/$": Route("get", "/api/groups/", "root"),
@@ -305,6 +328,15 @@ def world(tmp_path):
             "sop": instance.sop_instance_uid, "patient": study.patient.pk,
             "attachment": note.attachments.get().pk, "job": job.pk,
         }
+    from hl7.models import Destination, Message, PatientMerge, ScheduledStep
+
+    world.values["hl7_message"] = Message.objects.create(raw=b"PID|1", status=Message.Status.REJECTED).pk
+    world.values["hl7_destination"] = Destination.objects.create(name="RIS", host="127.0.0.1", port=2575).pk
+    world.values["hl7_step"] = ScheduledStep.objects.create(patient_id="WL1", accession_number="A1").pk
+    merged_away, kept = world.studies["public"].patient, world.studies["other"].patient  # a merge that moved nothing
+    world.values["hl7_merge"] = PatientMerge.objects.create(source=merged_away, target=kept,
+                                                            source_patient_id=merged_away.patient_id,
+                                                            target_patient_id=kept.patient_id).pk
     world.values["entry"] = Entry.objects.order_by("-id").first().pk
     world.values["token"] = issue_token(root, "matrix")[0].pk
     return world

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
 from audit import api as audit_api
+from hl7 import api as hl7_api
 from routing import api as routing_api
 
 from . import archive as archive_api
@@ -19,6 +20,10 @@ router.register("studies", archive_api.StudyViewSet, basename="study")
 router.register("journal", audit_api.EntryViewSet, basename="journal")
 router.register("jobs", routing_api.JobViewSet, basename="job")
 router.register("routing-rules", routing_api.RoutingRuleViewSet, basename="routing-rule")
+router.register("hl7/messages", hl7_api.MessageViewSet, basename="hl7-message")
+router.register("hl7/destinations", hl7_api.DestinationViewSet, basename="hl7-destination")
+router.register("hl7/reports", hl7_api.ReportViewSet, basename="hl7-report")
+router.register("worklist", hl7_api.WorklistViewSet, basename="worklist")
 
 urlpatterns = [
     path("auth/token/", accounts_api.obtain_token, name="api-token"),

@@ -189,8 +189,12 @@ def _matched(message: Message, models: dict, studies=None) -> tuple[query.Query,
             raise query.QueryError(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "not a retrieve information model")
         found, instances = query.instances_for(_identifier(message), model, studies=studies)
         fields = ("pk", "sop_instance_uid", "sop_class_uid", "transfer_syntax_uid", "file_path",
-                  "storage_location_id", "series__study__study_instance_uid", "series__study__patient__patient_id")
+                  "storage_location_id", "series__study__study_instance_uid", "series__study__patient__patient_id",
+                  "series__study__patient_id")
         rows = list(query.time_limited_answers(instances.values(*fields)))
+        from hl7.coercion import add_coercions  # demographics changed by HL7 go out with the instances
+
+        add_coercions(rows)
     except query.QueryError as error:
         raise Refused(error.status, error.reason) from None
     except Exception as error:  # a database failure
@@ -229,7 +233,8 @@ def storage_contexts(rows: list[dict]) -> list[PresentationContext]:
 
 def instance_of(row: dict) -> sending.Instance:
     return sending.Instance(storage.opener(row["storage_location_id"], row["file_path"]), row["sop_class_uid"],
-                            row["sop_instance_uid"], row["transfer_syntax_uid"], name=row["sop_instance_uid"])
+                            row["sop_instance_uid"], row["transfer_syntax_uid"], name=row["sop_instance_uid"],
+                            coerce=row.get("coerce"))
 
 
 def send_one(channel, row: dict, message_id: int, as_scu: bool, move_originator=None) -> int:

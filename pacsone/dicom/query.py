@@ -290,6 +290,10 @@ def key_q(keyword: str, path: str, value: str) -> Q:
             raise QueryError(UNABLE_TO_PROCESS, f"{keyword} must be a number, not {value!r}") from None
     if key.kind in (NAME, PERSON):
         return person_q(key, column, path, value)
+    if keyword == "PatientID" and not matching.has_wildcards(value):  # an ID merged away (ADT^A40)
+        from hl7.patients import merged_away_q  # finds the patient it was merged into
+
+        return text_q(column, value) | merged_away_q(path, value)
     return text_q(column, value)
 
 

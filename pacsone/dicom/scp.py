@@ -44,7 +44,7 @@ from audit.journal import Outcome as JournalOutcome
 from .. import storage
 from ..ingest import UID_PATTERN, IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
 from ..supervisor import PortInUse
-from . import policy, qr
+from . import mpps, policy, qr, worklist
 from .net import commands, status
 from .net.acceptor import (ANY_STORAGE_CLASS, REJECT_CALLED_AE, REJECT_CALLING_AE, REJECT_TOO_MANY,
                            AcceptedAssociation, AcceptedContext, AcceptorSettings, Limits, Message)
@@ -275,7 +275,7 @@ def supported_contexts() -> list[PresentationContext]:
     abstract_syntaxes = [Verification] + [c.abstract_syntax for c in AllStoragePresentationContexts]
     contexts = [_context(abstract_syntax) for abstract_syntax in abstract_syntaxes]
     qr.allow_get_role(contexts)
-    return contexts + qr.query_retrieve_contexts()
+    return contexts + qr.query_retrieve_contexts() + worklist.contexts() + mpps.contexts()
 
 
 def _context(abstract_syntax: str) -> PresentationContext:
@@ -434,6 +434,8 @@ SERVICES = {
     **{(commands.C_STORE_RQ, str(c.abstract_syntax)): handle_store for c in AllStoragePresentationContexts},
     (commands.C_STORE_RQ, ANY_STORAGE_CLASS): handle_store,  # storage SOP classes accepted by policy
     **qr.SERVICES,
+    **worklist.SERVICES,  # Modality Worklist C-FIND (worklist.py)
+    **mpps.SERVICES,  # MPPS N-CREATE/N-SET (mpps.py)
 }
 
 

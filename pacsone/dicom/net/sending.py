@@ -15,7 +15,7 @@ from typing import BinaryIO, Callable, Protocol
 
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 
-from . import commands, transcoding, wire
+from . import coercion, commands, transcoding, wire
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Instance:
     sop_instance: str
     transfer_syntax: str
     name: str = ""  # for messages: which file this is
+    coerce: dict[str, str] | None = None  # attributes sent with other values than stored (coercion.py)
 
 
 @dataclass
@@ -105,6 +106,9 @@ def send_request(channel: Channel, instance: Instance, message_id: int, as_scu: 
     originator_ae, originator_id = move_originator or (None, None)
     command = commands.store_request(message_id, instance.sop_class, instance.sop_instance,
                                      move_originator=originator_ae, move_originator_message_id=originator_id)
+    if instance.coerce:
+        _send_coerced(channel, instance, command, as_scu)
+        return
     if context is not None:
         f = instance.open_file()
         try:
@@ -144,3 +148,18 @@ def _converted(channel: Channel, instance: Instance, as_scu: bool):
         return context, transcoding.uncompressed_chunks(instance.open_file, context.transfer_syntax)
     except transcoding.Untranscodable as error:
         raise Unsendable(str(error)) from None
+
+
+def _send_coerced(channel: Channel, instance: Instance, command: bytes, as_scu: bool) -> None:
+    """Send with `instance.coerce` applied: in the stored syntax if the peer took it, else uncompressed."""
+    stored = UID(instance.transfer_syntax)
+    candidates = [stored, *(syntax for syntax in UNCOMPRESSED if syntax != stored)]
+    context = channel.context_for(instance.sop_class, candidates, as_scu)
+    if context is None:
+        raise Unsendable(f"the peer accepts neither {stored} nor an uncompressed syntax for {instance.sop_class}")
+    try:
+        chunks = coercion.coerced_chunks(instance.open_file, stored, context.transfer_syntax, instance.coerce)
+    except coercion.Uncoercible as error:
+        raise Unsendable(str(error)) from None
+    channel.connection.send_message(context.context_id, command)
+    channel.connection.send_dataset_stream(context.context_id, chunks)

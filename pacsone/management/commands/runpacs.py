@@ -2,11 +2,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pacsone.supervisor import PortInUse, Supervisor, default_children
 
-COMPONENTS = ("web", "dicom", "tasks")
+COMPONENTS = ("web", "dicom", "hl7", "tasks")
 
 
 class Command(BaseCommand):
-    help = "Start the whole server (web, DICOM SCPs, task workers) and restart any part that dies."
+    help = "Start the whole server (web, DICOM SCPs, HL7 listener, task workers) and restart any part that dies."
 
     def add_arguments(self, parser):
         parser.add_argument(

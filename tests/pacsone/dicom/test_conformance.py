@@ -136,7 +136,9 @@ def test_standard_sop_classes_of_other_services_are_not_taken_for_storage():
         assert not is_storage_sop_class(uid), uid
 
 
-def test_a_worklist_query_is_not_accepted_as_storage(scp):
+def test_a_worklist_query_is_accepted_for_the_worklist_service_not_as_storage(scp):
+    """The worklist SOP class is accepted because the Modality Worklist SCP serves it
+    (pacsone/dicom/worklist.py), not by the unknown-storage policy (is_storage_sop_class above)."""
     _ae, port = scp
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(ModalityWorklistInformationFind)
@@ -144,7 +146,8 @@ def test_a_worklist_query_is_not_accepted_as_storage(scp):
     assoc = ae.associate("127.0.0.1", port, ae_title="PACSONE")
     accepted = {context.abstract_syntax for context in assoc.accepted_contexts}
     assoc.release()
-    assert accepted == {Verification}
+    assert accepted == {Verification, ModalityWorklistInformationFind}
+    assert not is_storage_sop_class(ModalityWorklistInformationFind)
 
 
 # --- Services keyed by command and SOP class -------------------------------------------------------

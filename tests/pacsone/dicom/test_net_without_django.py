@@ -8,7 +8,7 @@ from django.conf import settings
 
 
 def test_it_imports_no_django_module():
-    modules = ["acceptor", "commands", "file_meta", "identifier_codec", "identifier_text", "negotiation",
+    modules = ["acceptor", "coercion", "commands", "file_meta", "identifier_codec", "identifier_text", "negotiation",
                "requestor", "sending", "status", "wire"]
     program = (
         "import sys\n"
