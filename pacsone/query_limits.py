@@ -8,6 +8,11 @@ turns into a clear refusal (page message, API 503, C-FIND failure with an Error 
   statement once its deadline has passed (the deadline restarts with each statement).
 - PostgreSQL: `statement_timeout` for the session, restored on the way out.
 - MariaDB: `max_statement_time` (seconds); MySQL: `max_execution_time` (ms, SELECT only).
+
+A statement that comes back after its deadline is refused as well, even without an error:
+MariaDB stops some statements at `max_statement_time` without telling (`BENCHMARK()` returns 0,
+a function that checks for the stop returns what it has), so their answer cannot be trusted.
+Scans (the searches' own statements) do fail there with error 1969, as on the other databases.
 """
 
 import contextlib
@@ -49,11 +54,19 @@ class _Deadline:
     def wrapper(self, execute, sql, params, many, context):
         self.restart()
         try:
-            return execute(sql, params, many, context)
+            result = execute(sql, params, many, context)
         except DatabaseError:
             if time.monotonic() >= self.at:
                 self.passed = True
             raise
+        if time.monotonic() >= self.at:  # stopped without an error (MariaDB), or cut short
+            self.passed = True
+            raise StatementPastDeadline(sql)
+        return result
+
+
+class StatementPastDeadline(DatabaseError):
+    """A statement came back after its deadline: the database may have cut it short silently."""
 
 
 def _session_timeout_sql(limit_ms: int) -> tuple[str, str] | None:

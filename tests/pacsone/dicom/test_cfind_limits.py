@@ -8,7 +8,6 @@ import pytest
 from django.db.models.expressions import RawSQL
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from tests.conftest import known_mariadb_defect
 from pacsone.dicom import query
 from pacsone.ingest import Origin, ingest_file
 from tests.helpers import journaled, make_file
@@ -57,7 +56,6 @@ def test_it_refuses_too_many_wildcards_with_an_error_comment(long_names):
     assert journaled(action="query", outcome="failure", detail__contains="at most 8 wildcards").exists()
 
 
-@known_mariadb_defect("max_statement_time does not stop this statement (issue 12)")
 def test_it_refuses_a_search_past_the_time_bound(long_names, monkeypatch, settings):
     _ae, port = long_names
     settings.PACS_QUERY_TIMEOUT_MS = 200
