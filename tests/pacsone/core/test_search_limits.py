@@ -55,6 +55,18 @@ def test_it_matches_the_redos_pattern_in_linear_time():
     assert time.monotonic() - started < 0.5
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("pattern,found", [
+    ("B?RANGER*", True), ("B?RANGER^FRAN?OIS", True), ("*?RANGER*", True),
+    ("B??RANGER*", False),  # `?` is one character, not one byte of `É`
+    ("b?ranger*", False),  # case-sensitive as asked
+])
+def test_a_question_mark_matches_one_non_ascii_character(pattern, found):
+    make_study("1.2.826.9.3", "BER1", patient_name="Béranger^François")
+    matches = Study.objects.filter(wildcard_q("patient__patient_name_search", pattern)).exists()
+    assert matches == found
+
+
 @pytest.mark.parametrize("pattern,problem", [
     ("A*" * 9, "at most 8 wildcards"),
     ("?" * 9, "at most 8 wildcards"),
