@@ -89,6 +89,10 @@ def time_limited(limit_ms: int | None = None):
     deadline = _Deadline(limit_ms)
     connection.ensure_connection()
     session_sql = _session_timeout_sql(limit_ms)
+    # PostgreSQL aborts the whole transaction on a failed (stopped) statement: inside one, the
+    # bound runs in a savepoint, whose rollback leaves the caller's transaction usable and
+    # undoes the SET. (Outside a transaction each statement is its own.)
+    savepoint = connection.savepoint() if connection.vendor == "postgresql" and connection.in_atomic_block else None
     if session_sql is None:
         connection.connection.set_progress_handler(deadline.check, SQLITE_PROGRESS_STEPS)
     else:
@@ -97,19 +101,25 @@ def time_limited(limit_ms: int | None = None):
     try:
         with connection.execute_wrapper(deadline.wrapper):
             yield
-    except DatabaseError as error:
-        if deadline.passed:
+    except BaseException as error:
+        if savepoint is not None:
+            connection.savepoint_rollback(savepoint)
+            savepoint = session_sql = None  # the rollback undid the SET as well
+        if isinstance(error, DatabaseError) and deadline.passed:
             raise QueryTimeout(limit_ms) from error
         raise
     finally:
         _restore(session_sql)
+        if savepoint is not None:
+            connection.savepoint_commit(savepoint)
 
 
 def _restore(session_sql: tuple[str, str] | None) -> None:
     if connection.connection is None:  # closed meanwhile (a failed connection is dropped)
         return
     if session_sql is None:
-        connection.connection.set_progress_handler(None, 0)
+        if connection.vendor == "sqlite":
+            connection.connection.set_progress_handler(None, 0)
         return
     if connection.needs_rollback:  # the rollback of the surrounding transaction undoes the SET
         return

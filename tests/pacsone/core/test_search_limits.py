@@ -17,9 +17,10 @@ REDOS = "*A*A*A*A*A*A*A*B"
 
 
 def slow_sql() -> str:
-    """A statement that runs for many seconds on the test database."""
+    """A statement that runs for many seconds on the test database and answers a number (the
+    tests also use it as a subquery of primary keys)."""
     if connection.vendor == "postgresql":
-        return "SELECT pg_sleep(30)"
+        return "SELECT count(*) FROM pg_sleep(30)"
     if connection.vendor == "mysql":
         return "SELECT BENCHMARK(1000000000, MD5('x'))"
     return "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000) SELECT max(x) FROM c"

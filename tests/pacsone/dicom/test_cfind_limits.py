@@ -63,6 +63,7 @@ def test_it_refuses_a_search_past_the_time_bound(long_names, monkeypatch, settin
     real_queryset = query.Query.queryset
     monkeypatch.setattr(query.Query, "queryset", lambda self: real_queryset(self).filter(pk__in=slow)
                         if self.matched_keys == ["PatientName"] else real_queryset(self))
-    responses, seconds = find(port, identifier("STUDY", StudyInstanceUID="", PatientName="DOE*"))
+    # A name the archive holds: PostgreSQL runs an IN subquery only for rows that reach it.
+    responses, seconds = find(port, identifier("STUDY", StudyInstanceUID="", PatientName="AAA*"))
     assert responses == [(UNABLE_TO_PROCESS, "the search took longer than 0.2 s; narrow it", None)]
     assert seconds < 2
