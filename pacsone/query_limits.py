@@ -6,7 +6,8 @@ turns into a clear refusal (page message, API 503, C-FIND failure with an Error 
 
 - SQLite: a progress handler, called every few thousand virtual-machine steps, interrupts the
   statement once its deadline has passed (the deadline restarts with each statement).
-- PostgreSQL: `statement_timeout` for the session, restored on the way out.
+- PostgreSQL: `statement_timeout` for the session, restored on the way out; inside a
+  transaction in a savepoint, since a stopped statement aborts the whole transaction there.
 - MariaDB: `max_statement_time` (seconds); MySQL: `max_execution_time` (ms, SELECT only).
 
 A statement that comes back after its deadline is refused as well, even without an error:
