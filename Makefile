@@ -8,6 +8,10 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 ifneq ($(filter mysql%,$(DATABASE_URL)),)
 DB_DRIVER := $(VENV)/.installed-mysql
 endif
+# PostgreSQL needs psycopg (a binary wheel): likewise only when DATABASE_URL starts with postgres.
+ifneq ($(filter postgres%,$(DATABASE_URL)),)
+DB_DRIVER := $(VENV)/.installed-postgres
+endif
 
 .PHONY: run setup test fuzz bench clean ohif
 
@@ -64,6 +68,10 @@ $(VENV)/.installed-bench: bench/requirements.txt $(VENV)/.installed
 
 $(VENV)/.installed-mysql: requirements-mysql.txt | $(VENV)/bin/python
 	$(PIP) install -r requirements-mysql.txt
+	touch $@
+
+$(VENV)/.installed-postgres: requirements-postgres.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements-postgres.txt
 	touch $@
 
 clean:

@@ -53,15 +53,15 @@ def record(
         head = JournalHead.objects.select_for_update().get(pk=1)
         entry = Entry(
             timestamp=timezone.now(),
-            username=username[:150],
-            address=(address or "")[:64],
-            ae_title=(ae_title or "")[:16],
+            username=_text(username)[:150],
+            address=_text(address)[:64],
+            ae_title=_text(ae_title)[:16],
             action=str(action),
-            patient_id=(patient_id or "")[:64],
-            study_uid=(study_uid or "")[:64],
-            target=(target or "")[:255],
+            patient_id=_text(patient_id)[:64],
+            study_uid=_text(study_uid)[:64],
+            target=_text(target)[:255],
             outcome=str(outcome),
-            detail=detail or "",
+            detail=_text(detail),
             previous_hash=head.last_hash,
         )
         entry.hash = entry.compute_hash()
@@ -73,6 +73,12 @@ def record(
         # Only a committed head leaves the database: a rolled-back one would look like a deletion.
         transaction.on_commit(lambda: chain.maybe_export_head(exported))
     return entry
+
+
+def _text(value: str | None) -> str:
+    """A field as every database stores it: PostgreSQL cannot hold NUL (a stray one in a DICOM
+    value or a query), and the MAC must cover what is stored, or the chain would look broken."""
+    return (value or "").replace("\x00", "")
 
 
 def _ensure_head() -> None:

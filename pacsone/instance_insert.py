@@ -24,6 +24,8 @@ def _prepared() -> tuple[str, list]:
         columns = ", ".join(quote(field.column) for field in fields)
         placeholders = ", ".join(["%s"] * len(fields))
         sql = f"INSERT INTO {quote(Instance._meta.db_table)} ({columns}) VALUES ({placeholders})"
+        if connection.vendor == "postgresql":  # psycopg has no lastrowid for a serial key
+            sql += f" RETURNING {quote(Instance._meta.pk.column)}"
         _statement = (connection.vendor, sql, fields)
     return _statement[1], _statement[2]
 
@@ -44,4 +46,6 @@ def insert_instance(values: dict) -> int:
         params.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            return cursor.fetchone()[0]
         return cursor.lastrowid

@@ -11,6 +11,11 @@ REGEXP is Python's `re`) 15 s as `^.*A.*A...B$`. Each middle run is taken at its
 occurrence inside an atomic group, `(?>.*?A)`, which is exact for `*` and `?` patterns (a later
 occurrence never leaves more room for what follows) and linear in the value's length.
 PostgreSQL's regular expressions have no atomic groups and need none (they do not backtrack).
+
+On MariaDB, Django writes a case-sensitive regex as `REGEXP BINARY`, which compares bytes: `?`
+(`.`) then matches one byte, not the two of `É` in UTF-8, and `B?RANGER` misses `BÉRANGER`.
+There the pattern is matched with the column's collation (PCRE in UTF-8 mode, a character per
+`.`) and made case-sensitive inside the expression, `(?-i)`.
 """
 
 import datetime
@@ -80,8 +85,16 @@ def wildcard_q(field: str, pattern: str, case_insensitive: bool = False) -> Q:
     body = pattern.rstrip("*")
     if not has_wildcards(body):
         return Q(**{f"{field}__{prefix}startswith": body})
-    regex = pattern_regex(pattern, atomic=connection.vendor != "postgresql")
-    return Q(**{f"{field}__{prefix}regex": regex})
+    return regex_q(field, pattern_regex(pattern, atomic=connection.vendor != "postgresql"), case_insensitive)
+
+
+def regex_q(field: str, regex: str, case_insensitive: bool = False) -> Q:
+    """`field` matches the regular expression, a character per `.` on every database."""
+    if case_insensitive:
+        return Q(**{f"{field}__iregex": regex})
+    if connection.vendor == "mysql" and connection.mysql_is_mariadb:
+        return Q(**{f"{field}__iregex": "(?-i)" + regex})  # not REGEXP BINARY: see the docstring
+    return Q(**{f"{field}__regex": regex})
 
 
 def unicode_insensitive_q(field: str, pattern: str) -> Q:

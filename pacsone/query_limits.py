@@ -6,8 +6,14 @@ turns into a clear refusal (page message, API 503, C-FIND failure with an Error 
 
 - SQLite: a progress handler, called every few thousand virtual-machine steps, interrupts the
   statement once its deadline has passed (the deadline restarts with each statement).
-- PostgreSQL: `statement_timeout` for the session, restored on the way out.
+- PostgreSQL: `statement_timeout` for the session, restored on the way out; inside a
+  transaction in a savepoint, since a stopped statement aborts the whole transaction there.
 - MariaDB: `max_statement_time` (seconds); MySQL: `max_execution_time` (ms, SELECT only).
+
+A statement that comes back after its deadline is refused as well, even without an error:
+MariaDB stops some statements at `max_statement_time` without telling (`BENCHMARK()` returns 0,
+a function that checks for the stop returns what it has), so their answer cannot be trusted.
+Scans (the searches' own statements) do fail there with error 1969, as on the other databases.
 """
 
 import contextlib
@@ -49,11 +55,19 @@ class _Deadline:
     def wrapper(self, execute, sql, params, many, context):
         self.restart()
         try:
-            return execute(sql, params, many, context)
+            result = execute(sql, params, many, context)
         except DatabaseError:
             if time.monotonic() >= self.at:
                 self.passed = True
             raise
+        if time.monotonic() >= self.at:  # stopped without an error (MariaDB), or cut short
+            self.passed = True
+            raise StatementPastDeadline(sql)
+        return result
+
+
+class StatementPastDeadline(DatabaseError):
+    """A statement came back after its deadline: the database may have cut it short silently."""
 
 
 def _session_timeout_sql(limit_ms: int) -> tuple[str, str] | None:
@@ -76,6 +90,10 @@ def time_limited(limit_ms: int | None = None):
     deadline = _Deadline(limit_ms)
     connection.ensure_connection()
     session_sql = _session_timeout_sql(limit_ms)
+    # PostgreSQL aborts the whole transaction on a failed (stopped) statement: inside one, the
+    # bound runs in a savepoint, whose rollback leaves the caller's transaction usable and
+    # undoes the SET. (Outside a transaction each statement is its own.)
+    savepoint = connection.savepoint() if connection.vendor == "postgresql" and connection.in_atomic_block else None
     if session_sql is None:
         connection.connection.set_progress_handler(deadline.check, SQLITE_PROGRESS_STEPS)
     else:
@@ -84,19 +102,25 @@ def time_limited(limit_ms: int | None = None):
     try:
         with connection.execute_wrapper(deadline.wrapper):
             yield
-    except DatabaseError as error:
-        if deadline.passed:
+    except BaseException as error:
+        if savepoint is not None:
+            connection.savepoint_rollback(savepoint)
+            savepoint = session_sql = None  # the rollback undid the SET as well
+        if isinstance(error, DatabaseError) and deadline.passed:
             raise QueryTimeout(limit_ms) from error
         raise
     finally:
         _restore(session_sql)
+        if savepoint is not None:
+            connection.savepoint_commit(savepoint)
 
 
 def _restore(session_sql: tuple[str, str] | None) -> None:
     if connection.connection is None:  # closed meanwhile (a failed connection is dropped)
         return
     if session_sql is None:
-        connection.connection.set_progress_handler(None, 0)
+        if connection.vendor == "sqlite":
+            connection.connection.set_progress_handler(None, 0)
         return
     if connection.needs_rollback:  # the rollback of the surrounding transaction undoes the SET
         return

@@ -197,6 +197,10 @@ def _database() -> dict:
         # READ COMMITTED: get_or_create after a concurrent insert sees the winner's row.
         config["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
         config.setdefault("TEST", {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
+    elif engine.endswith("postgresql"):
+        # psycopg 3 (requirements-postgres.txt); READ COMMITTED is PostgreSQL's own default.
+        # Django's test database is made from template0 in UTF-8, as setuppacs makes the real one.
+        config.setdefault("TEST", {"CHARSET": "UTF8", "TEMPLATE": "template0"})
     return config
 
 

@@ -11,6 +11,20 @@ from pacsone.ingest import forget_cached_parents
 from tests.helpers import free_port
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """PostgreSQL refuses to drop a database others are connected to: before the test database
+    is dropped, end the sessions that threads of the tests (SCP associations) left open."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_storage():
     """Each test starts with an empty database, so it starts with empty storage too."""

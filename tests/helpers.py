@@ -166,8 +166,9 @@ def server_env(**extra: str) -> dict[str, str]:
     if db["ENGINE"].endswith("sqlite3"):
         url = f"sqlite:///{db['NAME']}"
     else:
+        scheme, default_port = ("postgres", 5432) if connection.vendor == "postgresql" else ("mysql", 3306)
         auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-        url = f"mysql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
+        url = f"{scheme}://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or default_port}/{db['NAME']}"
     env = dict(os.environ)
     env.update(
         DATABASE_URL=url,

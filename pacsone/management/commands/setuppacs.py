@@ -9,14 +9,22 @@ from pacsone.schedules import ensure_schedules
 
 
 def create_database_if_missing() -> None:
-    """MariaDB/MySQL: create the database named in DATABASE_URL, so `make run` just works.
-    (SQLite creates its file by itself.)"""
-    if connection.vendor != "mysql":
+    """MariaDB/MySQL and PostgreSQL: create the database named in DATABASE_URL, so `make run`
+    just works. (SQLite creates its file by itself.)"""
+    if connection.vendor not in ("mysql", "postgresql"):
         return
     name = connection.settings_dict["NAME"]
     try:
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+            if connection.vendor == "mysql":
+                cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+                return
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if cursor.fetchone() is None:
+                # UTF-8, and the C collation: code point order, so a prefix range or LIKE 'ABC%'
+                # is answered from an ordinary index (upper() still follows the server's ctype).
+                cursor.execute(f"CREATE DATABASE {connection.ops.quote_name(name)} "
+                               "ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0")
     except DatabaseError as exc:
         raise CommandError(f"could not create the database {name!r}: {exc}. Create it, or grant CREATE.")
 

@@ -6,24 +6,34 @@ import re
 import time
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 
-from tests.conftest import known_mariadb_defect
 from pacsone.matching import PatternError, check_pattern, pattern_regex, wildcard_q
 from pacsone.models import Study
-from pacsone.query_limits import QueryTimeout, time_limited
+from pacsone.query_limits import QueryTimeout, _Deadline, time_limited
 from tests.people import make_study
 
 REDOS = "*A*A*A*A*A*A*A*B"
 
 
 def slow_sql() -> str:
-    """A statement that runs for many seconds on the test database."""
+    """A statement that runs for many seconds on the test database and answers a number (the
+    tests also use it as a subquery of primary keys)."""
     if connection.vendor == "postgresql":
-        return "SELECT pg_sleep(30)"
+        return "SELECT count(*) FROM pg_sleep(30)"
     if connection.vendor == "mysql":
         return "SELECT BENCHMARK(1000000000, MD5('x'))"
     return "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000) SELECT max(x) FROM c"
+
+
+def slow_scan_sql() -> str:
+    """A search-like scan (a regular expression over many generated rows) that runs for many
+    seconds: MariaDB stops it with an error, unlike BENCHMARK()."""
+    if connection.vendor == "postgresql":
+        return "SELECT count(*) FROM generate_series(1, 1000000000) AS s WHERE repeat('A', 64) || s::text ~ '^.*A.*B'"
+    if connection.vendor == "mysql":
+        return "SELECT count(*) FROM seq_1_to_1000000000 WHERE CONCAT(REPEAT('A', 64), seq) REGEXP '^.*A.*B'"
+    return slow_sql()
 
 
 def reference_match(pattern: str, value: str) -> bool:
@@ -44,6 +54,18 @@ def test_it_matches_the_redos_pattern_in_linear_time():
     assert re.search(pattern_regex(REDOS), "A" * 64) is None
     assert re.search(pattern_regex(REDOS), "A" * 10000) is None
     assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("pattern,found", [
+    ("B?RANGER*", True), ("B?RANGER^FRAN?OIS", True), ("*?RANGER*", True),
+    ("B??RANGER*", False),  # `?` is one character, not one byte of `É`
+    ("b?ranger*", False),  # case-sensitive as asked
+])
+def test_a_question_mark_matches_one_non_ascii_character(pattern, found):
+    make_study("1.2.826.9.3", "BER1", patient_name="Béranger^François")
+    matches = Study.objects.filter(wildcard_q("patient__patient_name_search", pattern)).exists()
+    assert matches == found
 
 
 @pytest.mark.parametrize("pattern,problem", [
@@ -76,18 +98,29 @@ def test_the_redos_pattern_answers_within_a_bound_on_the_database():
 
 
 @pytest.mark.django_db
-@known_mariadb_defect("max_statement_time does not stop this statement (issue 12)")
-def test_a_slow_statement_is_stopped_at_the_bound_and_the_connection_goes_on(settings):
+@pytest.mark.parametrize("statement", [slow_sql, slow_scan_sql])
+def test_a_slow_statement_is_stopped_at_the_bound_and_the_connection_goes_on(statement):
     started = time.monotonic()
     with pytest.raises(QueryTimeout, match="longer than 0.2 s"):
         with time_limited(200):
             with connection.cursor() as cursor:
-                cursor.execute(slow_sql())
+                cursor.execute(statement())
                 cursor.fetchall()
     assert time.monotonic() - started < 2
     with connection.cursor() as cursor:  # no bound left behind
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+def test_a_statement_that_comes_back_after_its_deadline_without_an_error_is_refused():
+    # What MariaDB does with BENCHMARK() at max_statement_time: the statement ends, no error.
+    deadline = _Deadline(100)
+    with pytest.raises(DatabaseError):
+        deadline.wrapper(lambda *args: time.sleep(0.15), "SELECT BENCHMARK(1000000000, MD5('x'))", None, False, {})
+    assert deadline.passed
+    deadline = _Deadline(1000)
+    assert deadline.wrapper(lambda *args: "rows", "SELECT 1", None, False, {}) == "rows"
+    assert not deadline.passed
 
 
 @pytest.mark.django_db

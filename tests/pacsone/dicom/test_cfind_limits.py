@@ -8,7 +8,6 @@ import pytest
 from django.db.models.expressions import RawSQL
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from tests.conftest import known_mariadb_defect
 from pacsone.dicom import query
 from pacsone.ingest import Origin, ingest_file
 from tests.helpers import journaled, make_file
@@ -57,7 +56,6 @@ def test_it_refuses_too_many_wildcards_with_an_error_comment(long_names):
     assert journaled(action="query", outcome="failure", detail__contains="at most 8 wildcards").exists()
 
 
-@known_mariadb_defect("max_statement_time does not stop this statement (issue 12)")
 def test_it_refuses_a_search_past_the_time_bound(long_names, monkeypatch, settings):
     _ae, port = long_names
     settings.PACS_QUERY_TIMEOUT_MS = 200
@@ -65,6 +63,7 @@ def test_it_refuses_a_search_past_the_time_bound(long_names, monkeypatch, settin
     real_queryset = query.Query.queryset
     monkeypatch.setattr(query.Query, "queryset", lambda self: real_queryset(self).filter(pk__in=slow)
                         if self.matched_keys == ["PatientName"] else real_queryset(self))
-    responses, seconds = find(port, identifier("STUDY", StudyInstanceUID="", PatientName="DOE*"))
+    # A name the archive holds: PostgreSQL runs an IN subquery only for rows that reach it.
+    responses, seconds = find(port, identifier("STUDY", StudyInstanceUID="", PatientName="AAA*"))
     assert responses == [(UNABLE_TO_PROCESS, "the search took longer than 0.2 s; narrow it", None)]
     assert seconds < 2
