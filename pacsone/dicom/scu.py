@@ -266,28 +266,13 @@ def store(remote: RemoteAE, items: list) -> StoreResult:
         except Exception as error:
             name = item.sop_instance_uid if isinstance(item, Instance) else Path(item).name
             result.failed.append(f"{name}: unreadable ({error})")
-    if not instances:
-        return result
-    rows = [{"sop_class_uid": i.sop_class, "transfer_syntax_uid": i.transfer_syntax} for i in instances]
-    association = StoreAssociation(remote.host, remote.port, settings.PACS_AE_TITLE, remote.ae_title,
-                                   storage_contexts(rows), settings.PACS_MAX_PDU, TIMEOUT_SECONDS)
-    try:
-        association.open()
-    except AssociationRefused as refused:
-        raise ScuError(str(refused)) from None
-    try:
-        for message_id, instance in enumerate(instances, 1):
-            try:
-                code = sending.send_instance(association, instance, message_id, as_scu=True)
-            except sending.Unsendable as error:
-                result.failed.append(f"{instance.name}: {error}")
-                continue
-            if code in (status.SUCCESS, *sending.WARNING_STATUSES):
-                result.sent += 1
-            else:
-                result.failed.append(f"{instance.name}: status 0x{code:04X}")
-    except AssociationRefused as lost:
-        raise ScuError(str(lost)) from None
-    finally:
-        association.release()
+
+    def answered(instance: sending.Instance, code: int | None, reason: str) -> bool:
+        if code in (status.SUCCESS, *sending.WARNING_STATUSES):
+            result.sent += 1
+        else:
+            result.failed.append(f"{instance.name}: {reason}")
+        return True
+
+    store_stream(remote, instances, answered)
     return result
