@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "django_q",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as our own static files (no CDN)
     "axes",
     "pacsone",
     "accounts",
@@ -280,6 +281,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema names every endpoint and field: only for logged-in users.
     "SERVE_PERMISSIONS": ["accounts.api_permissions.ActiveUserWithValidPassword"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- Task queue (django-q2) ----------------------------------------------------------------------

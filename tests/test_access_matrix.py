@@ -208,6 +208,7 @@ ROUTES = {
     # The REST API
     "api/": Route("get", "/api/"),
     "api/schema/": Route("get", "/api/schema/"),
+    "api/docs/": Route("get", "/api/docs/"),
     "api/auth/token/": Route("get", "/api/auth/token/", allowed=NOT_ALLOWED),
     "api/statistics/": Route("get", "/api/statistics/", "monitor"),
     "api/^patients/$": Route("get", "/api/patients/", journaled=True),

@@ -2,7 +2,7 @@
 viewsets here. Session and token authentication; OpenAPI schema at /api/schema/."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
@@ -29,5 +29,8 @@ urlpatterns = [
     path("auth/token/", accounts_api.obtain_token, name="api-token"),
     path("statistics/", archive_api.statistics, name="api-statistics"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Interactive documentation; the split view loads its start-up script as a file (our CSP
+    # allows no inline script).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include(router.urls)),
 ]
