@@ -13,11 +13,12 @@ import logging
 import re
 import shutil
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
@@ -361,16 +362,39 @@ def _instance_fields(
     }
 
 
+DEADLOCK_RETRIES = 5
+
+
 def _index(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> IngestResult:
-    try:
-        result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
-    except IntegrityError:
-        # A cached study or series may have been deleted since: look them up afresh, once.
-        _parents.clear()
-        result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
+    attempt = 0
+    while True:
+        try:
+            result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
+            break
+        except IntegrityError:
+            if attempt:
+                raise
+            # A cached study or series may have been deleted since: look them up afresh, once.
+            _parents.clear()
+        except OperationalError as exc:
+            # MariaDB and PostgreSQL roll back a deadlock's victim whole; two associations adding
+            # series to one study can still meet that way. Retried here, where the transaction
+            # began (inside a caller's transaction, the caller must retry).
+            if not _is_deadlock(exc) or connection.in_atomic_block or attempt >= DEADLOCK_RETRIES:
+                raise
+            log.info("ingest index deadlock, retrying sop=%s attempt=%d", uids["SOPInstanceUID"], attempt + 1)
+            time.sleep(0.001 * (attempt + 1))
+        attempt += 1
     if obsolete_file is not None:
         _remove_unreferenced(*obsolete_file)
     return result
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    """MariaDB's ER_LOCK_DEADLOCK (1213), PostgreSQL's deadlock_detected (40P01)."""
+    cause = exc.__cause__
+    code = getattr(cause, "args", (None,))[0] if cause is not None else None
+    return code == 1213 or getattr(cause, "sqlstate", None) == "40P01" or getattr(cause, "pgcode", None) == "40P01"
 
 
 def _insert_or_replace(
@@ -385,12 +409,15 @@ def _insert_or_replace(
         # The parents exist already: the row and the counts that include it (study_counts.py)
         # in one short transaction. A duplicate (or a stale cache entry) fails it and takes the
         # full path below; inside a caller's transaction it is a savepoint, which keeps that
-        # transaction usable after the failure.
+        # transaction usable after the failure. The counters come first: their UPDATEs take the
+        # parent rows' write locks before the INSERT's foreign-key check takes a shared lock on
+        # the series (on MariaDB, two INSERTs holding that shared lock and both then wanting the
+        # write lock deadlocked).
         study_pk, series_pk = cached
         try:
             with transaction.atomic():
-                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
+                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             pass
@@ -400,8 +427,8 @@ def _insert_or_replace(
             study_counts.series_added(study_pk, _text(ds, "Modality", 16))
         try:
             with transaction.atomic():  # a savepoint: a duplicate must not undo the parents
-                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
+                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
