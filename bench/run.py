@@ -12,7 +12,7 @@ Data sets (generated once, cached in bench/out/data/; see synth.py)
 
 Targets and how each measurement runs
     - ours: `manage.py setuppacs` + `manage.py runpacs --only dicom` on a fresh data folder, with
-      SQLite and, when the mysqlclient driver imports, MariaDB (database pacsone_bench, dropped
+      SQLite and, when the mysqlclient driver imports, MariaDB (database pacsone_bench or $BENCH_MARIADB_DATABASE, dropped
       and created for each measurement). PACS_SCP_WORKERS as the settings default it unless
       --scp-workers is given.
     - Orthanc (/usr/sbin/Orthanc, SQLite index, no plugins, its defaults otherwise) on a fresh
@@ -111,6 +111,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small data sets (200 CT, 100 MR) to iterate fast")
+    parser.add_argument("--only", choices=("ct", "mr"), help="one data set only")
     parser.add_argument("--skip-orthanc", action="store_true", help="do not measure Orthanc")
     parser.add_argument("--skip-mariadb", action="store_true", help="measure our server on SQLite only")
     parser.add_argument("--require-mariadb", action="store_true",
@@ -335,7 +336,8 @@ def main(argv: list[str]) -> int:
     for folder in (DATA_DIR, LOG_DIR, WORK_DIR):
         folder.mkdir(parents=True, exist_ok=True)
     backends = [] if args.profile_only else our_backends(args)
-    datasets = [synth.ensure(spec, DATA_DIR) for spec in (QUICK_SETS if args.quick else FULL_SETS)]
+    datasets = [synth.ensure(spec, DATA_DIR) for spec in (QUICK_SETS if args.quick else FULL_SETS)
+                if args.only in (None, spec.name)]
     measurements, errors = [], []
     if not args.profile_only:
         print(f"\nMeasuring (backends: {', '.join(backends)}; Orthanc: {'no' if args.skip_orthanc else 'yes'})")

@@ -7,6 +7,7 @@ success outcome. Callers translate the outcome into a DICOM status or an HTTP co
 work is queued through a `PostIngestBatch`, never done on the caller's critical path.
 """
 
+import concurrent.futures
 import datetime
 import enum
 import logging
@@ -152,6 +153,7 @@ def ingest_file(
         return IngestResult(rejected.outcome, rejected.reason)
 
     sop_uid = uids["SOPInstanceUID"]
+    final = folder_synced = None
     try:
         temp = _temp_copy(path, ds, is_part10, location, adopt)
         as_received = received is not None and temp == path
@@ -160,19 +162,27 @@ def ingest_file(
         else:
             content_sha256, size = storage.checksum(temp)
         relative_path = storage.relative_path_for(uids["StudyInstanceUID"], content_sha256)
-        # The row's values (the header's DICOM JSON above all) while the disk syncs the file.
         if header is None or header_json is None:
             header_json = instance_header_json(ds)
         fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size, header_json)
-        if as_received:
-            received.sync()
-        final = storage.place(temp, location, relative_path, synced=as_received, sync_folder=False)
-        # The rename becomes durable while the row is written: both before the answer. (Should
-        # power fail between the commit and the folder's sync, the row may name a missing file;
-        # the sender, never told Success, sends again, and a duplicate whose file is missing is
-        # stored again: see _insert_or_replace.)
-        folder_synced = storage.sync_folder_soon(final.parent)
+        # A received file is renamed first and then synced, data and name together (one journal
+        # commit instead of two), before its row exists.
+        final = storage.place_unsynced(temp, location, relative_path) if as_received else None
+        if final is not None:
+            folder_synced = _DONE
+            storage.sync_placed(received, final)
+        else:
+            if as_received:
+                received.sync()
+            final = storage.place(temp, location, relative_path, synced=as_received, sync_folder=False)
+            # The rename becomes durable while the row is written: both before the answer. (Should
+            # power fail between the commit and the folder's sync, the row may name a missing file;
+            # the sender, never told Success, sends again, and a duplicate whose file is missing is
+            # stored again: see _insert_or_replace.)
+            folder_synced = storage.sync_folder_soon(final.parent)
     except OSError as exc:
+        if folder_synced is _DONE:  # renamed, then its sync failed: nothing may refer to it
+            _remove_unreferenced(location, relative_path)
         _discard(path, adopt)
         log.error("ingest write failed sop=%s error=%r", sop_uid, exc)
         return IngestResult(Outcome.FAILED, f"could not write the file: {exc.strerror or exc}", sop_uid)
@@ -290,6 +300,10 @@ def _encoding(ds: Dataset, is_part10: bool) -> tuple[bool, bool] | None:
     if not syntax.is_transfer_syntax or syntax.is_deflated:
         return None
     return syntax.is_implicit_VR, syntax.is_little_endian
+
+
+_DONE = concurrent.futures.Future()  # a sync already done inline
+_DONE.set_result(None)
 
 
 # --- Writing the file ---------------------------------------------------------------------------------
