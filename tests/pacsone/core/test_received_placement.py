@@ -7,6 +7,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 
 from pacsone import ingest, storage
@@ -97,3 +98,22 @@ def test_a_failed_sync_leaves_no_file_and_no_row(tmp_path):
     assert "could not write the file" in result.reason
     assert not Instance.objects.exists()
     assert stored_files() == []
+
+
+@pytest.mark.parametrize("sop_uid", ["1.2.3.4", "1.2.3.45"])  # even and odd lengths (padded with a NUL)
+def test_a_received_file_knows_its_file_meta_as_pydicom_reads_it_back(tmp_path, sop_uid):
+    received = received_file(tmp_path, make_dataset(sop_uid=sop_uid))
+    received.close()
+    meta = dcmread(received.name, stop_before_pixels=True).file_meta
+    assert received.file_meta_values == {keyword: str(meta[keyword].value) for keyword in received.file_meta_values}
+
+
+def test_the_row_of_a_received_file_is_the_row_of_the_same_file_imported(tmp_path):
+    ds = make_dataset(InstanceNumber=17)
+    received = ingest_received(received_file(tmp_path, ds))
+    imported_file = write_dataset(make_dataset(InstanceNumber=17), tmp_path / "imported.dcm")
+    imported = ingest_file(imported_file, Origin("import"))
+    rows = {row.pk: row for row in Instance.objects.all()}
+    one, other = rows[received.instance_pk], rows[imported.instance_pk]
+    assert (one.instance_number, one.transfer_syntax_uid) == (other.instance_number, other.transfer_syntax_uid) == (
+        17, ExplicitVRLittleEndian)
