@@ -15,6 +15,7 @@ import re
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
-from . import storage, study_counts
+from . import storage, study_counts, wal_sync
 from .dataset_structure import Truncated, check_file
 from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .header_json import instance_header_json
@@ -189,8 +190,7 @@ def ingest_file(
         return IngestResult(Outcome.FAILED, f"could not write the file: {exc.strerror or exc}", sop_uid)
 
     try:
-        with index_writer():
-            result = _index(ds, uids, origin, fields)
+        result = _index_durably(ds, uids, origin, fields)
     except Exception as exc:  # the database failed: the file must not outlive its index row
         _wait_quietly(folder_synced)
         _remove_unreferenced(location, relative_path)
@@ -387,6 +387,20 @@ def _instance_fields(
     }
 
 
+def _index_durably(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> IngestResult:
+    """_index(), durable on return. On SQLite the WAL is synced after the write lock is released
+    (wal_sync.py), so that the next association's transaction need not wait for that fsync."""
+    if not wal_sync.applies():
+        with index_writer():
+            return _index(ds, uids, origin, fields)
+    with index_writer():
+        with wal_sync.unsynced_commit():
+            result = _index(ds, uids, origin, fields)
+        ticket = wal_sync.ticket()
+    wal_sync.sync(ticket)
+    return result
+
+
 DEADLOCK_RETRIES = 5
 
 
@@ -407,7 +421,8 @@ def _index(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> I
             # began (inside a caller's transaction, the caller must retry).
             if not _is_deadlock(exc) or connection.in_atomic_block or attempt >= DEADLOCK_RETRIES:
                 raise
-            log.info("ingest index deadlock, retrying sop=%s attempt=%d", uids["SOPInstanceUID"], attempt + 1)
+            log.info("ingest index deadlock, retrying sop=%s attempt=%d error=%s", uids["SOPInstanceUID"], attempt + 1,
+                     exc)
             time.sleep(0.001 * (attempt + 1))
         attempt += 1
     if obsolete_file is not None:
@@ -420,6 +435,25 @@ def _is_deadlock(exc: OperationalError) -> bool:
     cause = exc.__cause__
     code = getattr(cause, "args", (None,))[0] if cause is not None else None
     return code == 1213 or getattr(cause, "sqlstate", None) == "40P01" or getattr(cause, "pgcode", None) == "40P01"
+
+
+@contextmanager
+def _short_transaction():
+    """transaction.atomic(), but on MariaDB outside a caller's transaction an explicit BEGIN and
+    COMMIT with the session left in autocommit: Django's atomic() switches autocommit off and on
+    again, two more round trips to the server per stored instance."""
+    if connection.vendor != "mysql" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
 
 
 def _insert_or_replace(
@@ -435,12 +469,12 @@ def _insert_or_replace(
         # in one short transaction. A duplicate (or a stale cache entry) fails it and takes the
         # full path below; inside a caller's transaction it is a savepoint, which keeps that
         # transaction usable after the failure. The counters come first: their UPDATEs take the
-        # parent rows' write locks before the INSERT's foreign-key check takes a shared lock on
-        # the series (on MariaDB, two INSERTs holding that shared lock and both then wanting the
-        # write lock deadlocked).
+        # parent rows' write locks (study, then series) before the INSERT's foreign-key check
+        # takes a shared lock on the series (on MariaDB, two INSERTs holding that shared lock and
+        # both then wanting the write lock deadlocked).
         study_pk, series_pk = cached
         try:
-            with transaction.atomic():
+            with _short_transaction():
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
                 instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
@@ -494,6 +528,10 @@ class _ParentCache:
         if cached is not None:
             return *cached, False
         study = _study(ds, uids["StudyInstanceUID"], origin, location)
+        # The study's row locked before its series is looked up or created, as count_instance
+        # locks it before the series': on MariaDB, two transactions each inserting a series of the
+        # same study (a shared lock on the study's row) and then counting it deadlocked.
+        Study.objects.select_for_update().filter(pk=study.pk).values_list("pk").first()
         series, created = _series(ds, series_uid, study)
         if len(self._series) >= self.MAX_ENTRIES:
             self._series.clear()

@@ -29,14 +29,16 @@ def count_instance(study_pk: int, series_pk: int, delta: int, size: int) -> None
     transaction that inserts, moves or deletes its row."""
     study_table, series_table = _quoted()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {series_table} SET number_of_instances = number_of_instances + %s WHERE id = %s",
-            [delta, series_pk],
-        )
+        # The study's row first, then the series': the order every ingest transaction locks them
+        # in (ingest._ParentCache.resolve), so that two of them never wait for each other.
         cursor.execute(
             f"UPDATE {study_table} SET number_of_instances = number_of_instances + %s, "
             f"size_bytes = size_bytes + %s WHERE id = %s",
             [delta, delta * size, study_pk],
+        )
+        cursor.execute(
+            f"UPDATE {series_table} SET number_of_instances = number_of_instances + %s WHERE id = %s",
+            [delta, series_pk],
         )
 
 

@@ -117,3 +117,60 @@ def test_the_row_of_a_received_file_is_the_row_of_the_same_file_imported(tmp_pat
     one, other = rows[received.instance_pk], rows[imported.instance_pk]
     assert (one.instance_number, one.transfer_syntax_uid) == (other.instance_number, other.transfer_syntax_uid) == (
         17, ExplicitVRLittleEndian)
+
+
+# --- The index row: committed without syncing the WAL under the write lock, synced before the answer
+
+
+def test_the_wal_is_synced_after_the_commit_and_before_the_ingest_returns(tmp_path, transactional_db):
+    from django.db import connection
+
+    from pacsone import wal_sync
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the WAL is SQLite's")
+    received = received_file(tmp_path)
+    events = []
+    real_index, real_fsync_file = ingest._index, wal_sync._fsync_file
+
+    def index(*args):
+        with connection.cursor() as cursor:
+            events.append(("synchronous", cursor.execute("PRAGMA synchronous").fetchone()[0]))
+        result = real_index(*args)
+        events.append(("row committed", Instance.objects.filter(pk=result.instance_pk).exists()))
+        return result
+
+    with mock.patch("pacsone.ingest._index", side_effect=index), \
+            mock.patch("pacsone.wal_sync._fsync_file",
+                       side_effect=lambda path: (events.append(("fsync", path)), real_fsync_file(path))):
+        result = ingest_received(received)
+    assert result.outcome is Outcome.STORED
+    assert events == [("synchronous", 1), ("row committed", True), ("fsync", connection.settings_dict["NAME"] + "-wal")]
+    with connection.cursor() as cursor:
+        assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for every other write
+
+
+def test_commits_that_finished_before_an_fsync_began_share_it():
+    from pacsone.wal_sync import _Syncer
+
+    syncer = _Syncer()
+    first, second = syncer.committed(), syncer.committed()
+    with mock.patch("pacsone.wal_sync._fsync_file") as fsync:
+        syncer.wait(first, "wal")
+        syncer.wait(second, "wal")  # covered by the first fsync
+        assert fsync.call_count == 1
+        syncer.wait(syncer.committed(), "wal")
+        assert fsync.call_count == 2
+
+
+def test_a_failed_wal_fsync_fails_its_waiter_and_the_next_one_syncs_again():
+    from pacsone.wal_sync import _Syncer
+
+    syncer = _Syncer()
+    ticket = syncer.committed()
+    with mock.patch("pacsone.wal_sync._fsync_file", side_effect=OSError(5, "Input/output error")):
+        with pytest.raises(OSError):
+            syncer.wait(ticket, "wal")
+    with mock.patch("pacsone.wal_sync._fsync_file") as fsync:
+        syncer.wait(ticket, "wal")
+    assert fsync.call_count == 1
