@@ -32,13 +32,14 @@ def applies() -> bool:
 def unsynced_commit():
     """The transaction inside commits without syncing the WAL; sync() must follow before the
     commit is relied upon. Restores synchronous=FULL on the connection in any case."""
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA synchronous=NORMAL")
+    connection.ensure_connection()
+    raw = connection.connection  # sqlite3's own: a PRAGMA needs none of Django's cursor wrapping
+    raw.execute("PRAGMA synchronous=NORMAL")
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA synchronous=FULL")
+        if connection.connection is raw:  # (a connection closed meanwhile: its successor opens with FULL)
+            raw.execute("PRAGMA synchronous=FULL")
 
 
 class _Syncer:
