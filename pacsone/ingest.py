@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections, transaction
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
@@ -442,11 +442,12 @@ def _short_transaction():
     """transaction.atomic(), but on MariaDB outside a caller's transaction an explicit BEGIN and
     COMMIT with the session left in autocommit: Django's atomic() switches autocommit off and on
     again, two more round trips to the server per stored instance."""
-    if connection.vendor != "mysql" or connection.in_atomic_block:
+    this = connections[DEFAULT_DB_ALIAS]  # (the proxy `connection` looks it up on every attribute)
+    if this.vendor != "mysql" or this.in_atomic_block:
         with transaction.atomic():
             yield
         return
-    with connection.cursor() as cursor:
+    with this.cursor() as cursor:
         cursor.execute("BEGIN")
         try:
             yield

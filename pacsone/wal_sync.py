@@ -19,12 +19,13 @@ import os
 import threading
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 def applies() -> bool:
     """Only for SQLite's WAL, and only where this code commits (not inside a caller's
     transaction, whose commit comes later and keeps the connection's own synchronous mode)."""
+    connection = connections[DEFAULT_DB_ALIAS]
     return connection.vendor == "sqlite" and not connection.in_atomic_block
 
 
@@ -32,6 +33,7 @@ def applies() -> bool:
 def unsynced_commit():
     """The transaction inside commits without syncing the WAL; sync() must follow before the
     commit is relied upon. Restores synchronous=FULL on the connection in any case."""
+    connection = connections[DEFAULT_DB_ALIAS]
     connection.ensure_connection()
     raw = connection.connection  # sqlite3's own: a PRAGMA needs none of Django's cursor wrapping
     raw.execute("PRAGMA synchronous=NORMAL")
@@ -96,4 +98,4 @@ def ticket() -> int:
 
 
 def sync(ticket_number: int) -> None:
-    _syncer.wait(ticket_number, str(connection.settings_dict["NAME"]) + "-wal")
+    _syncer.wait(ticket_number, str(connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]) + "-wal")
