@@ -23,8 +23,10 @@ from sending import dcmtk_tool
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
-MARIADB_URL = "mysql://root@127.0.0.1:3306/pacsone_bench"
-MARIADB_DATABASE = "pacsone_bench"
+# Its own database, dropped and created per measurement (BENCH_MARIADB_DATABASE: so that two
+# checkouts benchmarking on one MariaDB server do not drop each other's).
+MARIADB_DATABASE = os.environ.get("BENCH_MARIADB_DATABASE", "pacsone_bench")
+MARIADB_URL = f"mysql://root@127.0.0.1:3306/{MARIADB_DATABASE}"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 

@@ -7,17 +7,20 @@ success outcome. Callers translate the outcome into a DICOM status or an HTTP co
 work is queued through a `PostIngestBatch`, never done on the caller's critical path.
 """
 
+import concurrent.futures
 import datetime
 import enum
 import logging
 import re
 import shutil
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections, transaction
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
@@ -25,7 +28,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
-from . import storage, study_counts
+from . import storage, study_counts, wal_sync
 from .dataset_structure import Truncated, check_file
 from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .header_json import instance_header_json
@@ -151,6 +154,7 @@ def ingest_file(
         return IngestResult(rejected.outcome, rejected.reason)
 
     sop_uid = uids["SOPInstanceUID"]
+    final = folder_synced = None
     try:
         temp = _temp_copy(path, ds, is_part10, location, adopt)
         as_received = received is not None and temp == path
@@ -159,26 +163,34 @@ def ingest_file(
         else:
             content_sha256, size = storage.checksum(temp)
         relative_path = storage.relative_path_for(uids["StudyInstanceUID"], content_sha256)
-        # The row's values (the header's DICOM JSON above all) while the disk syncs the file.
         if header is None or header_json is None:
             header_json = instance_header_json(ds)
-        fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size, header_json)
-        if as_received:
-            received.sync()
-        final = storage.place(temp, location, relative_path, synced=as_received, sync_folder=False)
-        # The rename becomes durable while the row is written: both before the answer. (Should
-        # power fail between the commit and the folder's sync, the row may name a missing file;
-        # the sender, never told Success, sends again, and a duplicate whose file is missing is
-        # stored again: see _insert_or_replace.)
-        folder_synced = storage.sync_folder_soon(final.parent)
+        fields = _instance_fields(ds, uids, origin, location, relative_path, content_sha256, size, header_json,
+                                  received if as_received else None)
+        # A received file is renamed first and then synced, data and name together (one journal
+        # commit instead of two), before its row exists.
+        final = storage.place_unsynced(temp, location, relative_path) if as_received else None
+        if final is not None:
+            folder_synced = _DONE
+            storage.sync_placed(received, final)
+        else:
+            if as_received:
+                received.sync()
+            final = storage.place(temp, location, relative_path, synced=as_received, sync_folder=False)
+            # The rename becomes durable while the row is written: both before the answer. (Should
+            # power fail between the commit and the folder's sync, the row may name a missing file;
+            # the sender, never told Success, sends again, and a duplicate whose file is missing is
+            # stored again: see _insert_or_replace.)
+            folder_synced = storage.sync_folder_soon(final.parent)
     except OSError as exc:
+        if folder_synced is _DONE:  # renamed, then its sync failed: nothing may refer to it
+            _remove_unreferenced(location, relative_path)
         _discard(path, adopt)
         log.error("ingest write failed sop=%s error=%r", sop_uid, exc)
         return IngestResult(Outcome.FAILED, f"could not write the file: {exc.strerror or exc}", sop_uid)
 
     try:
-        with index_writer():
-            result = _index(ds, uids, origin, fields)
+        result = _index_durably(ds, uids, origin, fields)
     except Exception as exc:  # the database failed: the file must not outlive its index row
         _wait_quietly(folder_synced)
         _remove_unreferenced(location, relative_path)
@@ -262,7 +274,7 @@ def _check_whole(path: Path, ds: Dataset, uids: dict[str, str], is_part10: bool,
     if is_part10:
         for meta_keyword, keyword in (("MediaStorageSOPClassUID", "SOPClassUID"),
                                       ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
-            named = str(ds.file_meta.get(meta_keyword, "") or "").strip()
+            named = _file_meta_text(ds, meta_keyword, received)
             if named and named != uids[keyword]:
                 raise Rejected(Outcome.INVALID, f"{keyword} differs from the file meta / C-STORE command")
     if received is not None and received.truncation is not None:
@@ -280,6 +292,15 @@ def _check_whole(path: Path, ds: Dataset, uids: dict[str, str], is_part10: bool,
         raise Rejected(Outcome.UNREADABLE, f"unreadable file: {exc.strerror or exc}")
 
 
+def _file_meta_text(ds: Dataset, keyword: str, received: storage.IncomingFile | None) -> str:
+    """A File Meta Information value; a received file knows those it wrote (receiving.py), which
+    spares converting its raw elements (pydicom validates each UID: ~0.1 ms per instance)."""
+    known = getattr(received, "file_meta_values", None)
+    if known is not None and keyword in known:
+        return known[keyword]
+    return str(ds.file_meta.get(keyword, "") or "").strip()
+
+
 def _encoding(ds: Dataset, is_part10: bool) -> tuple[bool, bool] | None:
     """(implicit VR, little endian) of the data set; None when it cannot be walked (deflated,
     a private transfer syntax)."""
@@ -289,6 +310,10 @@ def _encoding(ds: Dataset, is_part10: bool) -> tuple[bool, bool] | None:
     if not syntax.is_transfer_syntax or syntax.is_deflated:
         return None
     return syntax.is_implicit_VR, syntax.is_little_endian
+
+
+_DONE = concurrent.futures.Future()  # a sync already done inline
+_DONE.set_result(None)
 
 
 # --- Writing the file ---------------------------------------------------------------------------------
@@ -347,11 +372,12 @@ def _instance_fields(
     content_sha256: str,
     size: int,
     header_json: dict,
+    received: storage.IncomingFile | None = None,
 ) -> dict:
     return {
         "sop_class_uid": uids["SOPClassUID"],
-        "instance_number": _integer(ds, "InstanceNumber"),
-        "transfer_syntax_uid": str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")),
+        "instance_number": _json_integer(header_json, INSTANCE_NUMBER_KEY),
+        "transfer_syntax_uid": _file_meta_text(ds, "TransferSyntaxUID", received) or "1.2.840.10008.1.2",
         "storage_location": location,
         "file_path": relative_path,
         "file_size": size,
@@ -361,16 +387,74 @@ def _instance_fields(
     }
 
 
+def _index_durably(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> IngestResult:
+    """_index(), durable on return. On SQLite the WAL is synced after the write lock is released
+    (wal_sync.py), so that the next association's transaction need not wait for that fsync."""
+    if not wal_sync.applies():
+        with index_writer():
+            return _index(ds, uids, origin, fields)
+    with index_writer():
+        with wal_sync.unsynced_commit():
+            result = _index(ds, uids, origin, fields)
+        ticket = wal_sync.ticket()
+    wal_sync.sync(ticket)
+    return result
+
+
+DEADLOCK_RETRIES = 5
+
+
 def _index(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> IngestResult:
-    try:
-        result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
-    except IntegrityError:
-        # A cached study or series may have been deleted since: look them up afresh, once.
-        _parents.clear()
-        result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
+    attempt = 0
+    while True:
+        try:
+            result, obsolete_file = _insert_or_replace(ds, uids, origin, fields)
+            break
+        except IntegrityError:
+            if attempt:
+                raise
+            # A cached study or series may have been deleted since: look them up afresh, once.
+            _parents.clear()
+        except OperationalError as exc:
+            # MariaDB and PostgreSQL roll back a deadlock's victim whole; two associations adding
+            # series to one study can still meet that way. Retried here, where the transaction
+            # began (inside a caller's transaction, the caller must retry).
+            if not _is_deadlock(exc) or connection.in_atomic_block or attempt >= DEADLOCK_RETRIES:
+                raise
+            log.info("ingest index deadlock, retrying sop=%s attempt=%d error=%s", uids["SOPInstanceUID"], attempt + 1,
+                     exc)
+            time.sleep(0.001 * (attempt + 1))
+        attempt += 1
     if obsolete_file is not None:
         _remove_unreferenced(*obsolete_file)
     return result
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    """MariaDB's ER_LOCK_DEADLOCK (1213), PostgreSQL's deadlock_detected (40P01)."""
+    cause = exc.__cause__
+    code = getattr(cause, "args", (None,))[0] if cause is not None else None
+    return code == 1213 or getattr(cause, "sqlstate", None) == "40P01" or getattr(cause, "pgcode", None) == "40P01"
+
+
+@contextmanager
+def _short_transaction():
+    """transaction.atomic(), but on MariaDB outside a caller's transaction an explicit BEGIN and
+    COMMIT with the session left in autocommit: Django's atomic() switches autocommit off and on
+    again, two more round trips to the server per stored instance."""
+    this = connections[DEFAULT_DB_ALIAS]  # (the proxy `connection` looks it up on every attribute)
+    if this.vendor != "mysql" or this.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    with this.cursor() as cursor:
+        cursor.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
 
 
 def _insert_or_replace(
@@ -385,12 +469,15 @@ def _insert_or_replace(
         # The parents exist already: the row and the counts that include it (study_counts.py)
         # in one short transaction. A duplicate (or a stale cache entry) fails it and takes the
         # full path below; inside a caller's transaction it is a savepoint, which keeps that
-        # transaction usable after the failure.
+        # transaction usable after the failure. The counters come first: their UPDATEs take the
+        # parent rows' write locks (study, then series) before the INSERT's foreign-key check
+        # takes a shared lock on the series (on MariaDB, two INSERTs holding that shared lock and
+        # both then wanting the write lock deadlocked).
         study_pk, series_pk = cached
         try:
-            with transaction.atomic():
-                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
+            with _short_transaction():
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
+                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             pass
@@ -400,8 +487,8 @@ def _insert_or_replace(
             study_counts.series_added(study_pk, _text(ds, "Modality", 16))
         try:
             with transaction.atomic():  # a savepoint: a duplicate must not undo the parents
-                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
                 study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
+                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             existing = Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
@@ -442,6 +529,10 @@ class _ParentCache:
         if cached is not None:
             return *cached, False
         study = _study(ds, uids["StudyInstanceUID"], origin, location)
+        # The study's row locked before its series is looked up or created, as count_instance
+        # locks it before the series': on MariaDB, two transactions each inserting a series of the
+        # same study (a shared lock on the study's row) and then counting it deadlocked.
+        Study.objects.select_for_update().filter(pk=study.pk).values_list("pk").first()
         series, created = _series(ds, series_uid, study)
         if len(self._series) >= self.MAX_ENTRIES:
             self._series.clear()
@@ -539,6 +630,20 @@ def _equipment(ds: Dataset) -> Equipment | None:
 
 
 # --- Reading values leniently: a bad optional value must not reject the instance --------------------
+
+
+INSTANCE_NUMBER_KEY = f"{tag_for_keyword('InstanceNumber'):08X}"
+
+
+def _json_integer(header_json: dict, key: str) -> int | None:
+    """A single IS value of the DICOM JSON (a number there), as _integer() reads it from the data set."""
+    values = (header_json.get(key) or {}).get("Value") or []
+    if len(values) != 1 or isinstance(values[0], bool):
+        return None
+    try:
+        return int(values[0])
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _text(ds: Dataset, keyword: str, max_length: int) -> str:

@@ -8,7 +8,7 @@ one `create()` would write. Instance has no save() override and no signal receiv
 get one, the ingest must go back to `create()`.
 """
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from .models import Instance
@@ -16,7 +16,7 @@ from .models import Instance
 _statement: tuple[str, str, list] | None = None  # (database vendor, SQL, fields in column order)
 
 
-def _prepared() -> tuple[str, list]:
+def _prepared(connection) -> tuple[str, list]:
     global _statement
     if _statement is None or _statement[0] != connection.vendor:
         quote = connection.ops.quote_name
@@ -33,7 +33,10 @@ def _prepared() -> tuple[str, list]:
 def insert_instance(values: dict) -> int:
     """INSERT one Instance row; its primary key. `values` by field name (foreign keys as `<name>_id`
     or as objects); a field left out gets its default, `received_at` is now (auto_now_add)."""
-    sql, fields = _prepared()
+    # The thread's connection itself: `django.db.connection` is a proxy that looks it up in a
+    # thread-critical local on every attribute, and each field's get_db_prep_save asks it again.
+    connection = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _prepared(connection)
     values = {**values, "received_at": timezone.now()}
     params = []
     for field in fields:

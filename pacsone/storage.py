@@ -241,6 +241,28 @@ def place(temp_path: Path, location: StorageLocation, relative_path: str, synced
     return final
 
 
+def place_unsynced(temp_path: Path, location: StorageLocation, relative_path: str) -> Path | None:
+    """Move a written, not yet synced temp file to its final name, when no file has that name;
+    the caller then syncs the file and its folder (sync_placed) before anything refers to it.
+    Syncing after the rename costs one journal commit where place() costs two (measured on ext4:
+    0.8-0.9 against 1.3-1.5 ms of wall time per 140 kB file). None when the name exists: names
+    are content hashes, so that file holds these bytes and may be referenced already; unsynced
+    bytes must not replace it (place() syncs first). Until synced the file has no index row:
+    should power fail, it is an unreferenced file that a re-send of the same bytes replaces."""
+    final = absolute_path(location, relative_path)
+    if final.exists():
+        return None
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp_path, final)
+    return final
+
+
+def sync_placed(incoming: "IncomingFile", final: Path) -> None:
+    """Make a file moved by place_unsynced() durable: its data, then its name."""
+    incoming.sync()
+    _fsync_path(final.parent)
+
+
 def sync_folder_soon(folder: Path) -> concurrent.futures.Future:
     """fsync a folder (making a rename in it durable) on another thread; result() waits."""
     return _started_soon(_fsync_path, folder)

@@ -13,13 +13,13 @@ plain SQL, prepared once: the ORM's `update(F(...) + 1)` costs several times mor
 A new series, which is rare, adds itself to the study's series count and modalities.
 """
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import F
 
 from .models import Series, Study
 
 
-def _quoted() -> tuple[str, str]:
+def _quoted(connection) -> tuple[str, str]:
     quote = connection.ops.quote_name
     return quote(Study._meta.db_table), quote(Series._meta.db_table)
 
@@ -27,16 +27,19 @@ def _quoted() -> tuple[str, str]:
 def count_instance(study_pk: int, series_pk: int, delta: int, size: int) -> None:
     """An instance of `size` bytes entered (delta=1) or left (delta=-1) a series. Must run in the
     transaction that inserts, moves or deletes its row."""
-    study_table, series_table = _quoted()
+    connection = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy per attribute
+    study_table, series_table = _quoted(connection)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {series_table} SET number_of_instances = number_of_instances + %s WHERE id = %s",
-            [delta, series_pk],
-        )
+        # The study's row first, then the series': the order every ingest transaction locks them
+        # in (ingest._ParentCache.resolve), so that two of them never wait for each other.
         cursor.execute(
             f"UPDATE {study_table} SET number_of_instances = number_of_instances + %s, "
             f"size_bytes = size_bytes + %s WHERE id = %s",
             [delta, delta * size, study_pk],
+        )
+        cursor.execute(
+            f"UPDATE {series_table} SET number_of_instances = number_of_instances + %s WHERE id = %s",
+            [delta, series_pk],
         )
 
 

@@ -351,7 +351,6 @@ def handle_store(assoc: AcceptedAssociation, message: Message) -> None:
         record(Action.STORE, ae_title=calling_ae, address=assoc.requestor.address, outcome=JournalOutcome.DENIED,
                target=f"C-STORE {sop_instance or ''}"[:255], detail=f"refused (0x0124): {reason}")
     else:
-        received.sync_soon()  # the disk works while the row is prepared
         origin = Origin("dicom", ae_title=calling_ae, address=assoc.requestor.address)
         try:
             result = ingest_file(Path(received.name), origin, adopt=True, batch=_batch(assoc), received=received,

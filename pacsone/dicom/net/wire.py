@@ -25,6 +25,7 @@ A_ABORT = 0x07
 COMMAND = 0x01
 LAST = 0x02
 
+PDU_HEADER_LENGTH = 6
 _PDU_HEADER = struct.Struct(">BxL")
 _PDV_HEADER = struct.Struct(">LBB")
 P_DATA_OVERHEAD = _PDV_HEADER.size  # bytes of one PDV's header inside a P-DATA-TF body
@@ -55,14 +56,18 @@ class Connection:
     """A TCP connection carrying DICOM PDUs. Incoming PDU bodies are read into one reusable
     buffer (a view of it is only valid until the next read)."""
 
+    READ_AHEAD = 256 * 1024  # bytes asked of the socket at once: several PDUs per recv
+
     def __init__(self, sock: socket.socket, max_receive: int):
         self.sock = sock
         self.max_receive = max_receive  # what we announced; 0 = no limit
         self.peer_max = 0  # what the peer announced; 0 = no limit
         self.timeout = sock.gettimeout()  # for sends, and for reads given no deadline
         self.sending_incomplete = False  # a data set went out in part: the stream is broken
-        self._buffer = bytearray(64 * 1024)  # grows to the largest PDU received
-        self._header = bytearray(6)
+        # Received bytes not yet taken: self._buffer[self._start:self._end]. A sender's 16 kB PDUs
+        # arrive several per recv, each PDU header and body without a call of its own.
+        self._buffer = bytearray(self.READ_AHEAD)
+        self._start = self._end = 0
 
     def set_timeout(self, seconds: float | None) -> None:
         self.timeout = seconds
@@ -70,52 +75,70 @@ class Connection:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def _read_exactly(self, view: memoryview, deadline: float | None, what: str) -> None:
+    def _fill(self, needed: int, deadline: float | None, what: str) -> None:
+        """Have at least `needed` unread bytes in the buffer, reading what the socket holds."""
+        if self._end - self._start >= needed:
+            return
+        if self._start + needed > len(self._buffer):  # make room: move the unread bytes to the front
+            unread = self._end - self._start
+            if needed > len(self._buffer):
+                grown = bytearray(max(needed, self.READ_AHEAD))
+                grown[:unread] = self._buffer[self._start:self._end]
+                self._buffer = grown
+            else:
+                self._buffer[:unread] = self._buffer[self._start:self._end]
+            self._start, self._end = 0, unread
+        view = memoryview(self._buffer)
         recv_into = self.sock.recv_into
-        while view:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DeadlineExceeded(what)
-                self.sock.settimeout(remaining)
-            try:
-                received = recv_into(view)
-            except TimeoutError:
-                raise DeadlineExceeded(what) from None
-            if not received:
-                raise ConnectionClosed("the peer closed the connection")
-            view = view[received:]
+        timed = False
+        try:
+            while self._end - self._start < needed:
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise DeadlineExceeded(what)
+                    self.sock.settimeout(remaining)
+                    timed = True
+                try:
+                    received = recv_into(view[self._end:])
+                except TimeoutError:
+                    raise DeadlineExceeded(what) from None
+                if not received:
+                    raise ConnectionClosed("the peer closed the connection")
+                self._end += received
+        finally:
+            view.release()
+            if timed:
+                self.sock.settimeout(self.timeout)
 
     def read_pdu(self, wait: float | None = None, within: float | None = None) -> tuple[int, memoryview]:
         """(PDU type, body). `wait`: seconds for the PDU to begin; `within`: seconds for all of it,
         counted from its first byte when `wait` is given, else from now (so a peer that sends a
         byte at a time cannot hold us). Neither: the connection's timeout for each read.
-        Raises ConnectionClosed, ProtocolError, DeadlineExceeded or socket.timeout."""
-        try:
-            header = memoryview(self._header)
-            if wait is not None:
-                self._read_exactly(header[:1], time.monotonic() + wait, f"no PDU began within {wait:g}s")
-                header = header[1:]
-            deadline = None if within is None else time.monotonic() + within
-            what = f"a PDU did not arrive whole within {within:g}s" if within is not None else ""
-            self._read_exactly(header, deadline, what)
-            pdu_type, length = _PDU_HEADER.unpack(self._header)
-            if not A_ASSOCIATE_RQ <= pdu_type <= A_ABORT:
-                raise ProtocolError(f"unknown PDU type 0x{pdu_type:02x}")
-            limit = (self.max_receive or UNLIMITED_PDU_CAP) if pdu_type == P_DATA_TF else ASSOCIATION_PDU_LIMIT
-            if length > limit:
-                raise ProtocolError(f"a PDU of {length} bytes, more than the {limit} allowed")
-            if length > len(self._buffer):
-                self._buffer = bytearray(length)
-            body = memoryview(self._buffer)[:length]
-            self._read_exactly(body, deadline, what)
-            return pdu_type, body
-        finally:
-            if wait is not None or within is not None:
-                self.sock.settimeout(self.timeout)
+        Raises ConnectionClosed, ProtocolError, DeadlineExceeded or socket.timeout. The body is a
+        view of the read buffer, valid until the next read."""
+        if wait is not None:
+            self._fill(1, time.monotonic() + wait, f"no PDU began within {wait:g}s")
+        deadline = None if within is None else time.monotonic() + within
+        what = f"a PDU did not arrive whole within {within:g}s" if within is not None else ""
+        self._fill(PDU_HEADER_LENGTH, deadline, what)
+        pdu_type, length = _PDU_HEADER.unpack_from(self._buffer, self._start)
+        if not A_ASSOCIATE_RQ <= pdu_type <= A_ABORT:
+            raise ProtocolError(f"unknown PDU type 0x{pdu_type:02x}")
+        limit = (self.max_receive or UNLIMITED_PDU_CAP) if pdu_type == P_DATA_TF else ASSOCIATION_PDU_LIMIT
+        if length > limit:
+            raise ProtocolError(f"a PDU of {length} bytes, more than the {limit} allowed")
+        self._fill(PDU_HEADER_LENGTH + length, deadline, what)
+        body_start = self._start + PDU_HEADER_LENGTH
+        self._start = body_start + length
+        if self._start == self._end:
+            self._start = self._end = 0
+        return pdu_type, memoryview(self._buffer)[body_start:body_start + length]
 
     def has_pending_input(self) -> bool:
         """Whether the peer sent something we have not read (without blocking)."""
+        if self._end > self._start:
+            return True
         readable, _, _ = select.select([self.sock], [], [], 0)
         return bool(readable)
 

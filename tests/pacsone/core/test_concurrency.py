@@ -11,7 +11,6 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from tests.conftest import known_mariadb_defect
 from pacsone import storage
 from pacsone.models import Instance, Patient, RemoteAE, Series, Study
 from tests.helpers import dataset_bytes, make_dataset, make_file, stored_files, temp_leftovers
@@ -71,7 +70,6 @@ def datasets_for(sender: int, shared_study: str, shared_series: str) -> list:
     return datasets
 
 
-@known_mariadb_defect("ingest index failures under concurrent associations (issue 11)")
 def test_concurrent_associations_lose_nothing_and_duplicate_nothing(scp):
     _ae_title, port = scp
     shared_study, shared_series = generate_uid(), generate_uid()

@@ -6,10 +6,12 @@ import socket
 import struct
 import time
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from pydicom import dcmread
+from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, PYDICOM_ROOT_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
@@ -22,7 +24,9 @@ from pynetdicom.sop_class import CTImageStorage, Verification
 from pacsone.dicom.net import commands, wire
 from pacsone.dicom.net.file_meta import PREAMBLE, file_meta, file_meta_bytes
 from pacsone.dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacsone.dicom import receiving
 from pacsone.dicom.receiving import header_from_head
+from pacsone.header_json import instance_header_json
 from pacsone.dicom.net.requestor import StoreAssociation
 from pacsone.models import Instance
 from tests.helpers import echo_status, make_dataset, pydicom_file
@@ -122,6 +126,59 @@ def test_the_early_header_is_the_header_pydicom_reads(name):
     header = header_from_head(data[:65536], syntax, complete=len(data) <= 65536)
     assert header is not None
     assert [(e.tag, e.value) for e in header] == [(e.tag, e.value) for e in expected]
+
+
+def pydicom_test_files_to_walk() -> list:
+    """pydicom's own files whose data sets the early header reads (little endian, not deflated)."""
+    from pydicom.data import get_testdata_files
+
+    found = []
+    for name in sorted(get_testdata_files("*.dcm")):
+        try:
+            syntax = UID(dcmread(name, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+        except Exception:
+            continue
+        if syntax.is_transfer_syntax and syntax.is_little_endian and not syntax.is_deflated:
+            found.append(Path(name))
+    return found
+
+
+def test_the_plain_walk_reads_what_pydicoms_reader_reads_on_all_of_pydicoms_files():
+    """receiving._raw_elements (struct over the bytes in memory) gives the same data set and DICOM
+    JSON as read_dataset whenever it does not hand over to it, whole or cut at 64 kB."""
+    walked = 0
+    for path in pydicom_test_files_to_walk():
+        data, syntax = data_set_bytes(path)
+        for head, complete in ((data, True), (data[:65536], len(data) <= 65536), (data[:1000], False)):
+            elements = receiving._raw_elements(head, syntax.is_implicit_VR, complete)
+            if elements is None:
+                continue
+            walked += 1
+            ours = receiving._dataset(elements, syntax.is_implicit_VR)
+            theirs = read_dataset(receiving._Head(head), syntax.is_implicit_VR, True, stop_when=receiving._at_pixel_data)
+            assert list(ours.keys()) == list(theirs.keys()), path.name
+            assert ours._character_set == theirs._character_set, path.name
+            try:
+                expected = instance_header_json(theirs, strict=True)
+            except Exception as exc:
+                with pytest.raises(type(exc)):
+                    instance_header_json(ours, strict=True)
+                continue
+            assert instance_header_json(ours, strict=True) == expected, path.name
+    assert walked > 50  # the walk, not the hand-over, reads most of them
+
+
+def test_the_plain_walk_hands_over_what_it_does_not_read():
+    data, syntax = data_set_bytes(pydicom_file("CT_small.dcm"))
+    assert receiving._raw_elements(data, syntax.is_implicit_VR, complete=True) is not None
+    assert receiving._raw_elements(data[:300], syntax.is_implicit_VR, complete=False) is None  # cut short
+    undefined_length_sequence = struct.pack("<HH2sHL", 0x0008, 0x1140, b"SQ", 0, 0xFFFFFFFF) + b"\0" * 16
+    assert receiving._raw_elements(undefined_length_sequence, False, complete=True) is None
+    unknown_vr = struct.pack("<HH2sH", 0x0008, 0x0016, b"ZZ", 4) + b"1.2\0"
+    assert receiving._raw_elements(unknown_vr, False, complete=True) is None
+    # each of them is still read, by pydicom's reader
+    data, syntax = data_set_bytes(pydicom_file("rtplan.dcm"))
+    assert header_from_head(data, syntax, complete=True) is not None
 
 
 def test_an_early_header_cut_short_is_not_trusted():
