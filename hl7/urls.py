@@ -3,6 +3,7 @@ from django.urls import include, path
 from . import views
 
 patterns = [
+    path("", views.home, name="home"),
     path("messages/", views.message_list, name="messages"),
     path("messages/<int:pk>/", views.message_detail, name="message"),
     path("messages/<int:pk>/reprocess/", views.message_reprocess, name="message-reprocess"),

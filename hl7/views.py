@@ -23,6 +23,12 @@ PER_PAGE = 50
 
 
 @privilege_required(Privilege.SYSTEM_ADMIN)
+def home(request):
+    """/hl7/: the message log, the HL7 pages' first page."""
+    return redirect("hl7:messages")
+
+
+@privilege_required(Privilege.SYSTEM_ADMIN)
 def message_list(request):
     page = Paginator(search_messages(request.GET), PER_PAGE).get_page(request.GET.get("page"))
     record(Action.VIEW, request=request, target="HL7 message log", detail=request.GET.urlencode()[:1000])

@@ -225,6 +225,7 @@ ROUTES = {
     "api/^journal/$": Route("get", "/api/journal/", "system_admin", journaled=True),
     "api/^journal/(?P<pk>[^/.]+)/$": Route("get", "/api/journal/{entry}/", "system_admin", journaled=True),
     # HL7 (hl7/): the message log, worklist and merges are patient data, journaled when read
+    "hl7/": Route("get", "/hl7/", "system_admin", allowed=FOUND),
     "hl7/messages/": Route("get", "/hl7/messages/", "system_admin", journaled=True),
     "hl7/messages/<int:pk>/": Route("get", "/hl7/messages/{hl7_message}/", "system_admin", journaled=True),
     "hl7/messages/<int:pk>/reprocess/": Route("post", "/hl7/messages/{hl7_message}/reprocess/", "system_admin",
