@@ -10,6 +10,7 @@ receiver's ACK code; it raises NotificationError (transient: connection refused,
 permanent: AR, unknown destination) when the receiver did not accept it.
 """
 
+import datetime
 import logging
 import socket
 
@@ -176,15 +177,24 @@ def notification_job(progress, destination_pk: int, event: str, study_pk: int | 
 
 
 def queue_notifications(event: str, study_pk: int | None = None, step_pk: int | None = None) -> int:
-    """One job per enabled destination that wants `event`; how many were queued."""
+    """One job per enabled destination that wants `event`; how many were queued or joined.
+    A study arrives over several associations (an ingest batch each): its "received" waits until
+    no instance came for PACS_ROUTING_QUIET_SECONDS, and later batches join the waiting job
+    instead of sending the same notification again."""
     from routing.jobs import start_job
     from routing.models import Job
 
     destinations = [d for d in Destination.objects.filter(enabled=True) if event in d.event_list()]
     study = Study.objects.filter(pk=study_pk).first() if study_pk else None
+    coalesced = event == "received" and study is not None
+    when = timezone.now() + datetime.timedelta(seconds=settings.PACS_ROUTING_QUIET_SECONDS) if coalesced else None
     for destination in destinations:
+        key = f"hl7:{event}:{destination.pk}:{study_pk}" if coalesced else ""
         with transaction.atomic():
+            if key and Job.objects.filter(dedupe_key=key, state=Job.State.QUEUED, attempts=0).update(
+                    next_attempt_at=when):
+                continue
             start_job(Job.Kind.NOTIFY, f"HL7 {event} notification to {destination.name}", None,
                       "hl7.outbound.notification_job", destination.pk, event, study_pk, step_pk,
-                      studies=[study] if study else ())
+                      studies=[study] if study else (), not_before=when, dedupe_key=key)
     return len(destinations)

@@ -50,6 +50,7 @@ def mllp_send(port: int, text: str, tmp_path: Path, charset: str = "utf-8") -> s
 
 def test_the_whole_loop(hl7_port, scp, tmp_path, settings):
     settings.PACS_DICOM_QUERY_POLICY = "open"
+    settings.PACS_ROUTING_QUIET_SECONDS = 0  # the study counts as complete at once
     _ae, dicom_port = scp
     receiver = Receiver()
     try:

@@ -23,7 +23,8 @@ def receiver():
     running.stop()
 
 
-def test_images_arriving_complete_the_step_and_notify_the_destination(transactional_db, receiver, tmp_path):
+def test_images_arriving_complete_the_step_and_notify_the_destination(transactional_db, receiver, tmp_path, settings):
+    settings.PACS_ROUTING_QUIET_SECONDS = 0  # the study counts as complete at once
     Destination.objects.create(name="RIS", host="127.0.0.1", port=receiver.port, events="received,read")
     assert msa(handle(orm_o01("PL1", "ACC9", patient_id="P9").encode(), "127.0.0.1").decode())[1] == "AA"
     ingest_instance(make_file(tmp_path, patient_id="P9", AccessionNumber="ACC9"))
@@ -40,6 +41,18 @@ def test_images_arriving_complete_the_step_and_notify_the_destination(transactio
     job = Job.objects.get(title="HL7 received notification to RIS")
     assert job.state == Job.State.DONE and job.message == "acknowledged AA"
     assert Entry.objects.filter(action="forward", target="HL7 received notification to RIS", outcome="success").exists()
+
+
+def test_a_study_arriving_in_several_batches_is_notified_once_it_is_quiet(transactional_db, receiver, tmp_path,
+                                                                         settings):
+    settings.PACS_ROUTING_QUIET_SECONDS = 30
+    Destination.objects.create(name="RIS", host="127.0.0.1", port=receiver.port, events="received")
+    for number in range(3):  # three ingests of one study (as over three associations)
+        ingest_instance(make_file(tmp_path, name=f"{number}.dcm", patient_id="P7", AccessionNumber="ACC7",
+                                  study_uid="1.2.826.7", sop_uid=f"1.2.826.7.1.{number}"))
+    (job,) = Job.objects.filter(kind=Job.Kind.NOTIFY)
+    assert job.state == Job.State.QUEUED and job.next_attempt_at > job.created_at
+    assert receiver.received == []  # nothing sent while instances may still come
 
 
 def test_marking_a_study_read_sends_an_oru(transactional_db, receiver):
