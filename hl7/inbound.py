@@ -8,9 +8,10 @@ without ID, a failure of ours); AA when it was applied. Every message lands in t
 
 import logging
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from audit.journal import Action, record
+from pacsone.deadlocks import is_deadlock, retried_on_deadlock
 
 from . import codec
 from .handlers import HANDLERS
@@ -41,6 +42,12 @@ def apply(raw: bytes, peer: str) -> tuple[str, str, codec.Parsed | None, str, st
         return "AA", handler(parsed, sender), parsed, parsed.text, charset
     except NotApplied as error:
         return "AE", str(error), parsed, parsed.text, charset
+    except OperationalError as error:
+        if is_deadlock(error):  # the whole transaction was rolled back: handle() applies it again
+            raise
+        log.exception("hl7 message failed type=%s^%s control_id=%s", parsed.message_type, parsed.trigger,
+                      parsed.control_id)
+        return "AE", f"internal error: {type(error).__name__}", parsed, parsed.text, charset
     except Exception as error:  # a failure of ours: the sender may retry
         log.exception("hl7 message failed type=%s^%s control_id=%s", parsed.message_type, parsed.trigger,
                       parsed.control_id)
@@ -63,12 +70,18 @@ def _log_fields(parsed: codec.Parsed | None) -> dict:
 def handle(raw: bytes, peer: str) -> bytes:
     """The ACK (encoded in the message's character set) for one message; logs it. The change,
     its journal entry and the log row commit together (one commit per message)."""
-    try:
+    def applied_and_logged():
         with transaction.atomic():
             code, reason, parsed, text, charset = apply(raw, peer)
             ack_text, ack_bytes = codec.build_ack(code, parsed, "" if code == "AA" else reason, charset or None)
             Message.objects.create(peer=peer[:64], raw=raw, text=text, charset=(parsed.charset_label if parsed else "")[:32],
                                    status=STATUS_OF[code], reason=reason, ack=ack_text, **_log_fields(parsed))
+        return code, parsed, ack_bytes
+
+    try:
+        # Messages on several connections at once may meet in a deadlock (MariaDB's gap locks):
+        # the database rolls the victim back whole, and it is applied again.
+        code, parsed, ack_bytes = retried_on_deadlock(applied_and_logged, "hl7 message")
     except Exception:  # the database failed: nothing was applied, and the sender may retry
         log.exception("hl7 message not applied peer=%s", peer)
         code, reason = "AE", "internal error: the message could not be stored"

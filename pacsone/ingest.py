@@ -14,13 +14,12 @@ import logging
 import re
 import shutil
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connections, transaction
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
@@ -28,7 +27,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
-from . import storage, study_counts, wal_sync
+from . import deadlocks, storage, study_counts, wal_sync
 from .dataset_structure import Truncated, check_file
 from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .header_json import instance_header_json
@@ -401,9 +400,6 @@ def _index_durably(ds: Dataset, uids: dict[str, str], origin: Origin, fields: di
     return result
 
 
-DEADLOCK_RETRIES = 5
-
-
 def _index(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> IngestResult:
     attempt = 0
     while True:
@@ -419,22 +415,14 @@ def _index(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> I
             # MariaDB and PostgreSQL roll back a deadlock's victim whole; two associations adding
             # series to one study can still meet that way. Retried here, where the transaction
             # began (inside a caller's transaction, the caller must retry).
-            if not _is_deadlock(exc) or connection.in_atomic_block or attempt >= DEADLOCK_RETRIES:
+            if not deadlocks.may_retry(exc, attempt):
                 raise
             log.info("ingest index deadlock, retrying sop=%s attempt=%d error=%s", uids["SOPInstanceUID"], attempt + 1,
                      exc)
-            time.sleep(0.001 * (attempt + 1))
         attempt += 1
     if obsolete_file is not None:
         _remove_unreferenced(*obsolete_file)
     return result
-
-
-def _is_deadlock(exc: OperationalError) -> bool:
-    """MariaDB's ER_LOCK_DEADLOCK (1213), PostgreSQL's deadlock_detected (40P01)."""
-    cause = exc.__cause__
-    code = getattr(cause, "args", (None,))[0] if cause is not None else None
-    return code == 1213 or getattr(cause, "sqlstate", None) == "40P01" or getattr(cause, "pgcode", None) == "40P01"
 
 
 @contextmanager
