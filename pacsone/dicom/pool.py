@@ -43,23 +43,34 @@ class ThreadPool:
                 self._started += 1
                 threading.Thread(target=self._run, name=f"{self.name}-{self._started}", daemon=True).start()
 
+    def close(self) -> None:
+        """Each thread ends once it has no more work (closing its database connections), without
+        waiting `idle_seconds`: a stopped server holds no connection."""
+        with self._lock:
+            for _ in range(self._threads):
+                self._queue.put(None)
+
     def _run(self) -> None:
         while True:
             with self._lock:
                 self._waiting += 1
             try:
-                work, args = self._queue.get(timeout=self.idle_seconds)
+                item = self._queue.get(timeout=self.idle_seconds)
             except queue.Empty:
                 with self._lock:
                     self._waiting -= 1
                     if self._queued:
                         continue  # work came in just now, counting on this thread: take it
                     self._threads -= 1
-                try:
-                    self.on_idle()
-                except Exception:
-                    log.exception("pool thread cleanup failed")
+                self._cleanup()
                 return
+            if item is None:  # close(): end now
+                with self._lock:
+                    self._waiting -= 1
+                    self._threads -= 1
+                self._cleanup()
+                return
+            work, args = item
             with self._lock:
                 self._waiting -= 1
                 self._queued -= 1
@@ -67,3 +78,9 @@ class ThreadPool:
                 work(*args)
             except Exception:
                 log.exception("pool work failed")
+
+    def _cleanup(self) -> None:
+        try:
+            self.on_idle()
+        except Exception:
+            log.exception("pool thread cleanup failed")

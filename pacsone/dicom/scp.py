@@ -249,6 +249,8 @@ class DicomServer(socketserver.TCPServer):
     def shutdown(self) -> None:
         super().shutdown()
         self.server_close()
+        self.pool.close()
+        self._rejecting_pool.close()
 
 
 class CheaplyCopiedContext(PresentationContext):

@@ -296,6 +296,20 @@ def test_idle_pool_threads_run_their_cleanup_and_end():
         time.sleep(0.05)
 
 
+def test_a_closed_pool_ends_its_threads_after_their_work_without_waiting_for_the_idle_time():
+    cleaned = []
+    pool = ThreadPool(3, idle_seconds=600, on_idle=lambda: cleaned.append(threading.current_thread().name))
+    finished = []
+    for number in range(3):
+        pool.submit(lambda n=number: (time.sleep(0.1), finished.append(n)))
+    pool.close()
+    deadline = time.monotonic() + 5
+    while pool.threads:
+        assert time.monotonic() < deadline, "a stopped server's threads (and database connections) linger"
+        time.sleep(0.05)
+    assert sorted(finished) == [0, 1, 2] and len(cleaned) == 3  # the work done first, then each cleaned up
+
+
 def test_a_second_server_on_a_busy_port_fails_with_a_clear_message(scp):
     _ae, port = scp
     with pytest.raises(PortInUse, match=f"port {port} is already in use by another program"):
