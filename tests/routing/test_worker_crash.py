@@ -71,8 +71,12 @@ def test_sigkill_of_the_worker_mid_job_resumes_and_sends_nothing_confirmed_twice
     received = storescp.received()
     assert set(received) == sop_uids("1.2.826.10.1", total)
     twice = {uid for uid, times in received.items() if times > 1}
-    assert not twice & confirmed  # at most the one in flight, never answered, went again
-    assert len(twice) <= 1
+    assert not twice & confirmed  # nothing recorded as confirmed went again
+    # What can go again: the instance answered but not yet recorded (its record is written while
+    # the next request is on the wire) and that next one, in flight. No sender can do better than
+    # one (a kill between the answer and its record); the overlap that keeps pace with C-MOVE
+    # costs a second (routing/forwarding.py).
+    assert len(twice) <= 2
     assert Delivery.objects.count() == total
 
 
