@@ -111,13 +111,6 @@ def _retrieve(remote: RemoteAE, study_uid: str, username: str = "") -> tuple[scu
 # --- Synchronization -------------------------------------------------------------------------------------
 
 
-def ensure_sync_schedule() -> None:
-    """The hourly schedule that runs the syncs due at that hour is one of pacsone/schedules.py's."""
-    from pacsone.schedules import ensure_schedules
-
-    ensure_schedules()
-
-
 def run_due_syncs(now: datetime.datetime | None = None) -> str:
     """The schedule's entry point: start a sync job for each remote due at this hour."""
     hour = timezone.localtime(now or timezone.now()).hour

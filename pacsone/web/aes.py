@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from accounts.privileges import Privilege, has_privilege, privilege_required
 from audit.journal import Action, Outcome, record
 
+from .. import schedules
 from ..humanize import count
 from ..access import remote_answers_for
 from ..models import RemoteAE, RemoteSync
@@ -76,7 +77,7 @@ def ae_sync(request, pk):
     form = RemoteSyncForm(request.POST or None, instance=sync)
     if request.method == "POST" and form.is_valid():
         saved = form.save()
-        remotes.ensure_sync_schedule()
+        schedules.ensure_schedules()  # the hourly sync schedule, should it be missing
         record(Action.CONFIGURATION, request=request, target=f"sync of {ae.ae_title}",
                detail=f"enabled={saved.enabled} hours={saved.hours or '-'} days={saved.days or 'all'}")
         messages.success(request, f"Synchronization with {ae.ae_title} saved.")
