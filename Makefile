@@ -36,6 +36,7 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
 	$(PY) bench/qr.py $(QR_BENCH_ARGS)
 	$(PY) bench/routing.py $(ROUTING_BENCH_ARGS)
 	$(PY) bench/dicomweb.py $(DICOMWEB_BENCH_ARGS)
+	$(PY) bench/hl7.py $(HL7_BENCH_ARGS)
 
 # OHIF v3 (the diagnostic viewer at /viewer/): the built dist/ of the npm package, kept in var/ohif
 # (outside git) and served by Django from there. Skipped, with a note, where npm is missing.
@@ -49,7 +50,6 @@ $(OHIF_DIR)/.installed-$(OHIF_VERSION):
 	(cd $$work && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null && tar xzf ohif-app-$(OHIF_VERSION).tgz); \
 	rm -rf $(OHIF_DIR); mkdir -p $(OHIF_DIR); cp -R $$work/package/dist/. $(OHIF_DIR)/; rm -rf $$work; \
 	touch $@; echo "OHIF $(OHIF_VERSION) installed in $(OHIF_DIR)"
-	$(PY) bench/hl7.py $(HL7_BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
