@@ -76,7 +76,7 @@ def _service_name(printer: Printer) -> str:
 class _Session:
     """An association with a printer; each DIMSE answer checked, warnings collected."""
 
-    def __init__(self, printer: Printer, with_echo: bool = False):
+    def __init__(self, printer: Printer):
         self.printer = printer
         self.meta = _meta(printer)
         self.warnings: list[str] = []
@@ -85,8 +85,9 @@ class _Session:
         ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT_SECONDS
         ae.add_requested_context(self.meta)
-        if with_echo:
-            ae.add_requested_context(Verification)
+        # Verification too: a printer without the service asked for still accepts it, so the
+        # association stands and the refusal can be named (pynetdicom aborts one with no context).
+        ae.add_requested_context(Verification)
         self.created_uid = ""  # the Affected SOP Instance UID of the last N-CREATE response
         self.assoc = ae.associate(printer.host, printer.port, ae_title=printer.ae_title,
                                   evt_handlers=[(evt.EVT_CONN_OPEN, no_delay), (evt.EVT_DIMSE_RECV, self._received)])
@@ -273,7 +274,7 @@ def _printer_status(session: _Session) -> str:
 def verify(printer: Printer) -> str:
     """C-ECHO, then the printer's status (N-GET on the Printer SOP instance) when it offers it:
     a sentence for the administrator. Raises PrintError when the printer cannot be used."""
-    session = _Session(printer, with_echo=True)
+    session = _Session(printer)
     try:
         parts = []
         if any(cx.abstract_syntax == Verification for cx in session.assoc.accepted_contexts):
