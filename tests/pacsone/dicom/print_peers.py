@@ -94,6 +94,8 @@ class Dcmprscp:
 class ColourPrintSCP:
     def __init__(self, ae_title: str = "COLOURPRINT"):
         self.ae_title, self.port = ae_title, free_port()
+        self.stall_print = 0  # the N-ACTION (1-based) answered only after `stall_seconds`
+        self.stall_seconds = 0.0
         self.requests: list[str] = []
         self.images: list[Dataset] = []  # the Image Box N-SET modification lists
         self.layouts: list[str] = []
@@ -135,6 +137,8 @@ class ColourPrintSCP:
 
     def _action(self, event):
         self._note("print")
+        if self.requests.count("print") == self.stall_print:
+            time.sleep(self.stall_seconds)
         return 0x0000, None
 
     def _delete(self, event):

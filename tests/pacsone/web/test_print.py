@@ -156,6 +156,29 @@ def test_a_printer_that_is_down_is_retried_then_the_job_fails_with_the_reason(cl
     assert "failed after 3 attempt(s)" in job.message and "GONE at 127.0.0.1" in job.message
 
 
+def test_a_retry_prints_only_the_sheets_the_printer_had_not_accepted(client, archive, colour_scp, monkeypatch):
+    from pacsone.dicom import printing
+    from routing import clock
+    from routing.runner import run_due
+
+    printer = register(colour_scp.port, colour_scp.ae_title, display_format="STANDARD\\1,1")
+    colour_scp.stall_print, colour_scp.stall_seconds = 2, 2.5  # sheet 2's print is not answered in time
+    monkeypatch.setattr(printing, "TIMEOUT_SECONDS", 1)
+    client.force_login(printing_user())
+    client.post("/print/select/", {"image": [f"{STUDY}/{SERIES}.{n}" for n in (1, 2, 3)]})
+    client.post("/print/", {"printer": printer.pk})
+    job = Job.objects.get(kind=Job.Kind.PRINT)
+    assert job.state == Job.State.QUEUED and job.done == 1 and "did not answer Film Box N-ACTION" in job.last_error
+    start = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: start + datetime.timedelta(minutes=2))
+    assert run_due() == [job.pk]
+    job.refresh_from_db()
+    assert job.state == Job.State.DONE and (job.done, job.total) == (3, 3), job.message
+    assert colour_scp.requests.count("set image box") == 4  # 1 and 2, then 2 again and 3: never 1 twice
+    assert Entry.objects.filter(action="print", study_uid=STUDY, outcome="failure",
+                                detail__contains="will retry").count() == 1
+
+
 def test_without_print_every_print_page_is_403_and_journaled(client, archive, dcmprscp):
     printer = register(dcmprscp.port, dcmprscp.ae_title)
     client.force_login(make_user("viewer", ["view"]))
