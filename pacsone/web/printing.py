@@ -94,16 +94,17 @@ def print_select(request):
     if len(studies) + len(series) + len(images) > MAX_CHOICES:
         messages.error(request, f"Select at most {MAX_CHOICES} studies, series or images at a time.")
         return back(request)
-    request.session[SESSION_KEY] = {"studies": studies, "series": series, "images": images}
-    _selected_images(request)  # refuses (404, journaled) what the user may not see, before the page
+    chosen = {"studies": studies, "series": series, "images": images}
+    _selected_images(request, chosen)  # refuses (404, journaled) what the user may not see
+    request.session[SESSION_KEY] = chosen
     return redirect("print")
 
 
-def _selected_images(request) -> list[Instance]:
-    """The chosen images in print order, every one reached through pacsone.access; Http404
-    (journaled) when one is no longer visible. At most MAX_PRINT_IMAGES + 1 (one more says
-    "too many")."""
-    chosen = request.session.get(SESSION_KEY) or {}
+def _selected_images(request, chosen: dict | None = None) -> list[Instance]:
+    """The chosen images (by default the session's choice) in print order, every one reached
+    through pacsone.access; Http404 (journaled) when one is not visible. At most
+    MAX_PRINT_IMAGES + 1 (one more says "too many")."""
+    chosen = chosen if chosen is not None else request.session.get(SESSION_KEY) or {}
     images = Instance.objects.select_related("storage_location", "series__study__patient").filter(
         header__has_key="00280010").order_by(*IMAGE_ORDER)  # images only (Rows): not a report
     limit = films.MAX_PRINT_IMAGES + 1
@@ -158,7 +159,7 @@ def print_page(request):
 def print_preview(request, sheet: int):
     """Sheet `sheet` (1-based) of the chosen images as a PNG, laid out as the printer would."""
     images = _selected_images(request)
-    form, printer, layout, _copies = _choices(request, enabled_printers())
+    _form, printer, layout, _copies = _choices(request, enabled_printers())
     if printer is None or len(images) > films.MAX_PRINT_IMAGES:
         raise Http404("Choose a printer and at most the images a print may hold.")
     layout_cells = parse_display_format(layout)

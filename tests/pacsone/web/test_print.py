@@ -197,6 +197,7 @@ def test_a_study_the_user_may_not_see_cannot_be_printed(client, archive, dcmprsc
                  {"image": f"{HIDDEN}/1.2.3"}, {"image": "no-slash"}):
         assert client.post("/print/select/", data).status_code == 404, data
     assert Entry.objects.filter(action="print", outcome="denied", study_uid=HIDDEN).count() == 4
+    assert "Nothing to print" in client.get("/print/").content.decode()  # a refused choice is not kept
     # A selection that was visible and is hidden since is refused when printed.
     choose_series(client)
     Study.objects.filter(study_instance_uid=STUDY).update(referring_physician_name="OTHER^DOCTOR")
