@@ -101,6 +101,7 @@ class ColourPrintSCP:
         self.layouts: list[str] = []
         self.lock = threading.Lock()
         ae = AE(ae_title=ae_title)
+        ae.require_called_aet = True  # another called AE title: A-ASSOCIATE-RJ (permanent)
         for context in (BasicColorPrintManagementMeta, BasicGrayscalePrintManagementMeta, Verification):
             ae.add_supported_context(context)
         handlers = [(evt.EVT_N_CREATE, self._create), (evt.EVT_N_SET, self._set), (evt.EVT_N_ACTION, self._action),

@@ -231,7 +231,7 @@ def test_images_are_bounded_for_the_printer(archive, tmp_path):
     assert film.sheets(list(range(7)), (2, 2)) == [[0, 1, 2, 3], [4, 5, 6]]
 
 
-def test_the_printer_registry_pages_are_for_system_administration(client, dcmprscp):
+def test_the_printer_registry_pages_are_for_system_administration(client, dcmprscp, colour_scp):
     client.force_login(make_user("admin", ["system_admin"]))
     response = client.post("/printers/add/", {
         "ae_title": dcmprscp.ae_title, "host": "127.0.0.1", "port": dcmprscp.port, "film_size_id": "14INX17IN",
@@ -252,6 +252,10 @@ def test_the_printer_registry_pages_are_for_system_administration(client, dcmprs
     assert not Printer.objects.exists()
     details = list(Entry.objects.filter(target=f"printer {dcmprscp.ae_title}").order_by("pk").values_list("detail", flat=True))
     assert [d.split(":")[0] for d in details] == ["added", "verify", "removed"]
+
+    wrong = register(colour_scp.port, "NOTTHISONE")
+    refused = client.post(f"/printers/{wrong.pk}/verify/", follow=True).content.decode()
+    assert "NOTTHISONE rejected the association: Called AE title not recognised" in refused
 
     client.force_login(make_user("printer", ["print", "view"]))
     for url in ("/printers/", "/printers/add/"):
