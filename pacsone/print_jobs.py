@@ -37,10 +37,11 @@ def do_print(instances: list[Instance], printer: Printer, display_format: str, c
                         [instance.pk for instance in instances], acting_user.get_username(), studies=studies)
         for study in studies:
             in_study = sum(1 for instance in instances if instance.series.study_id == study.pk)
-            record(Action.PRINT, request=request, user=acting_user, target=f"job {job.pk} to printer {printer.ae_title}",
+            record(Action.PRINT, request=request, user=acting_user,
+                   target=f"job {job.pk} to printer {printer.ae_title}",
                    patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
-                   detail=f"{count(in_study, 'image', 'images')}, layout {display_format}, {copies} "
-                          f"cop{'y' if copies == 1 else 'ies'}, {printer.kind()}")
+                   detail=f"{count(in_study, 'image', 'images')}, layout {display_format}, "
+                          f"{count(copies, 'copy', 'copies')}, {printer.kind()}")
     return job
 
 
@@ -81,7 +82,7 @@ def print_job(progress, printer_pk: int, display_format: str, copies: int, insta
         _journal(instances, username, printer, Outcome.FAILURE, str(error))
         raise PermanentError(str(error)) from None
     summary = (f"{count(len(instances), 'image', 'images')} printed on {count(len(sheets), 'sheet', 'sheets')} "
-               f"({display_format}, {copies} cop{'y' if copies == 1 else 'ies'}) by {printer.ae_title}")
+               f"({display_format}, {count(copies, 'copy', 'copies')}) by {printer.ae_title}")
     if report.warnings:
         summary += "; printer warnings: " + "; ".join(report.warnings)
     _journal(instances, username, printer, Outcome.SUCCESS, summary)

@@ -40,7 +40,8 @@ def verify_printer(printer: Printer, *, acting_user=None, username: str = "", re
         said, ok = printing.verify(printer), True
     except printing.PrintError as error:
         said, ok = str(error), False
-    record(Action.ASSOCIATION, request=request, user=acting_user, username=username, target=f"printer {printer.ae_title}",
+    record(Action.ASSOCIATION, request=request, user=acting_user, username=username,
+           target=f"printer {printer.ae_title}",
            ae_title=printer.ae_title, outcome=Outcome.SUCCESS if ok else Outcome.FAILURE, detail=f"verify: {said}")
     return ok, said
 

@@ -277,7 +277,8 @@ def _printer_status(session: _Session) -> str:
     state = attributes.get("PrinterStatus", "") or "not given"
     info = attributes.get("PrinterStatusInfo", "")
     name = " ".join(str(attributes.get(k, "")) for k in ("Manufacturer", "ManufacturerModelName", "PrinterName"))
-    return f"printer status {state}" + (f" ({info})" if info and info != state else "") + (f", {name.strip()}" if name.strip() else "")
+    said = f"printer status {state}" + (f" ({info})" if info and info != state else "")
+    return said + (f", {name.strip()}" if name.strip() else "")
 
 
 def verify(printer: Printer) -> str:

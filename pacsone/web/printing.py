@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.privileges import Privilege, privilege_required
-from audit.journal import Action
+from audit.journal import Action, record
 
 from .. import film as films
 from ..access import access_instance, access_series, access_study
@@ -106,7 +106,7 @@ def _selected_images(request, chosen: dict | None = None) -> list[Instance]:
     MAX_PRINT_IMAGES + 1 (one more says "too many")."""
     chosen = chosen if chosen is not None else request.session.get(SESSION_KEY) or {}
     images = Instance.objects.select_related("storage_location", "series__study__patient").filter(
-        header__has_key="00280010").order_by(*IMAGE_ORDER)  # images only (Rows): not a report
+        header__has_key="00280010").defer("header").order_by(*IMAGE_ORDER)  # images only (Rows): not a report
     limit = films.MAX_PRINT_IMAGES + 1
     found: dict[int, Instance] = {}
 
@@ -147,7 +147,11 @@ def print_page(request):
         return redirect("routing:job-detail", job.pk)
     sheets = films.sheets(images, parse_display_format(layout)) if printer and not too_many else []
     query = request.GET.urlencode() if "printer" in request.GET else (f"printer={printer.pk}" if printer else "")
-    studies = {image.series.study_id for image in images}
+    studies = {image.series.study_id: image.series.study for image in images}
+    for study in studies.values() if sheets else ():  # the preview shows their images
+        record(Action.VIEW, request=request, target="print preview", patient_id=study.patient.patient_id,
+               study_uid=study.study_instance_uid,
+               detail=f"{count(len(sheets), 'sheet', 'sheets')} on {printer.ae_title}")
     return render(request, "pacsone/print.html", {
         "form": form, "printer": printer, "printers": printers, "layout": layout, "copies": copies,
         "images": len(images), "studies": len(studies), "too_many": too_many, "max_images": films.MAX_PRINT_IMAGES,

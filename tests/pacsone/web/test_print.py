@@ -77,6 +77,7 @@ def test_a_ct_series_prints_on_a_2x2_film_to_dcmprscp_which_stores_it(client, ar
     page = client.get("/print/", {"printer": printer.pk})
     text = page.content.decode()
     assert page.status_code == 200 and "Print 6 images of 1 study" in text and "2 sheets" in text
+    assert Entry.objects.filter(action="view", target="print preview", study_uid=STUDY).count() == 1
     assert 'alt="film sheet 2"' in text and 'alt="film sheet 3"' not in text
     preview = client.get("/print/sheet/1.png", {"printer": printer.pk})
     assert preview.status_code == 200 and preview["Content-Type"] == "image/png"
@@ -250,7 +251,8 @@ def test_the_printer_registry_pages_are_for_system_administration(client, dcmprs
     assert Printer.objects.count() == 1  # asked first
     client.post(f"/printers/{printer.pk}/delete/")
     assert not Printer.objects.exists()
-    details = list(Entry.objects.filter(target=f"printer {dcmprscp.ae_title}").order_by("pk").values_list("detail", flat=True))
+    details = list(Entry.objects.filter(target=f"printer {dcmprscp.ae_title}").order_by("pk")
+                   .values_list("detail", flat=True))
     assert [d.split(":")[0] for d in details] == ["added", "verify", "removed"]
 
     wrong = register(colour_scp.port, "NOTTHISONE")
