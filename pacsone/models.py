@@ -5,6 +5,9 @@ Every attribute that queries match on has a database index. The full header of e
 return key can be answered without re-reading the file.
 """
 
+import re
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -237,6 +240,74 @@ class RemoteAE(models.Model):
         if self.scope == Scope.GROUP:
             return f"group {self.group.name}" if self.group else "nothing (its group was deleted)"
         return "whole archive"
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+MAX_FILM_CELLS = 10  # columns or rows of a film layout: no printer offers more
+DISPLAY_FORMAT = re.compile(r"^STANDARD\\(\d{1,2}),(\d{1,2})$")
+
+
+def parse_display_format(text: str) -> tuple[int, int]:
+    """(columns, rows) of an Image Display Format "STANDARD\\C,R" (PS3.3 C.13.8); ValueError
+    with the reason otherwise."""
+    match = DISPLAY_FORMAT.match((text or "").strip().upper())
+    if not match:
+        raise ValueError(f"'{text}' is not a layout of the form STANDARD\\columns,rows (e.g. STANDARD\\2,2)")
+    columns, rows = int(match[1]), int(match[2])
+    if not (1 <= columns <= MAX_FILM_CELLS and 1 <= rows <= MAX_FILM_CELLS):
+        raise ValueError(f"a layout has 1 to {MAX_FILM_CELLS} columns and rows")
+    return columns, rows
+
+
+def validate_display_format(value: str) -> None:
+    try:
+        parse_display_format(value)
+    except ValueError as error:
+        raise ValidationError(str(error)) from None
+
+
+class Printer(models.Model):
+    """A DICOM printer (Basic Grayscale or Basic Color Print Management SCP) and the film it is
+    asked for by default (PS3.3 C.13.3, C.13.8: Film Session and Film Box attributes)."""
+
+    class Orientation(models.TextChoices):
+        PORTRAIT = "PORTRAIT", "Portrait"
+        LANDSCAPE = "LANDSCAPE", "Landscape"
+
+    FILM_SIZES = ["8INX10IN", "8_5INX11IN", "10INX12IN", "10INX14IN", "11INX14IN", "11INX17IN", "14INX14IN",
+                  "14INX17IN", "24CMX24CM", "24CMX30CM", "A4", "A3"]
+    MAGNIFICATIONS = ["REPLICATE", "BILINEAR", "CUBIC", "NONE"]
+    MEDIA = ["PAPER", "CLEAR FILM", "BLUE FILM", "MAMMO CLEAR FILM", "MAMMO BLUE FILM"]
+    DESTINATIONS = ["MAGAZINE", "PROCESSOR"] + [f"BIN_{n}" for n in range(1, 11)]
+
+    ae_title = models.CharField(max_length=16, unique=True)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    description = models.CharField(max_length=128, blank=True, default="")
+    color = models.BooleanField(default=False, help_text="Prints colour (Basic Color Print Management); "
+                                                         "otherwise grayscale")
+    film_size_id = models.CharField(max_length=16, choices=[(s, s) for s in FILM_SIZES], default="14INX17IN")
+    orientation = models.CharField(max_length=9, choices=Orientation.choices, default=Orientation.PORTRAIT)
+    display_format = models.CharField(max_length=20, default="STANDARD\\2,2", validators=[validate_display_format],
+                                      help_text="STANDARD\\columns,rows, e.g. STANDARD\\2,2 for four images a film")
+    magnification_type = models.CharField(max_length=16, blank=True, default="",
+                                          choices=[(m, m) for m in MAGNIFICATIONS],
+                                          help_text="Blank: the printer's own default")
+    medium_type = models.CharField(max_length=16, blank=True, default="", choices=[(m, m) for m in MEDIA],
+                                   help_text="Blank: the printer's own default")
+    film_destination = models.CharField(max_length=16, blank=True, default="",
+                                        choices=[(d, d) for d in DESTINATIONS],
+                                        help_text="Blank: the printer's own default")
+    copies = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(99)])
+    enabled = models.BooleanField(default=True)
+
+    def layout(self) -> tuple[int, int]:
+        return parse_display_format(self.display_format)
+
+    def kind(self) -> str:
+        return "colour" if self.color else "grayscale"
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"

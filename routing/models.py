@@ -23,6 +23,7 @@ class Job(models.Model):
         CHANGE_STORAGE = "change_storage", "Change storage"
         ROUTE = "route", "Routing"
         NOTIFY = "notify", "Notification"
+        PRINT = "print", "Print"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

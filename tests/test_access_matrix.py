@@ -23,7 +23,7 @@ from django.urls import get_resolver
 from accounts.tokens import issue_token
 from audit.models import Entry, Outcome
 from pacsone import storage
-from pacsone.models import Instance, RemoteAE
+from pacsone.models import Instance, Printer, RemoteAE
 from pacsone.notes import do_add_note
 from routing.models import Job, RoutingRule
 from tests.helpers import free_port
@@ -36,7 +36,7 @@ OK, FOUND, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 403, 404, 405
 # The privileges of each role (tests/people.py); root holds all of them.
 HOLDS = {
     "root": {"view", "modify", "mark_study", "forward", "query", "move", "download", "export", "import",
-             "upload", "monitor", "change_storage", "system_admin"},
+             "upload", "monitor", "change_storage", "system_admin", "print"},
     "power": {"view", "modify", "mark_study"},
     "physician": set(), "member": set(), "outsider": set(),
     "modify_only": {"modify"},
@@ -166,6 +166,17 @@ ROUTES = {
     "aes/<int:pk>/echo/": Route("post", "/aes/{ae}/echo/", "system_admin", allowed=FOUND),
     "aes/<int:pk>/sync/": Route("get", "/aes/{ae}/sync/", "system_admin"),
     "aes/<int:pk>/sync/now/": Route("post", "/aes/{ae}/sync/now/", "system_admin", allowed=FOUND),
+    # DICOM printers (System Administration) and printing (Print); the printer here is down
+    "printers/": Route("get", "/printers/", "system_admin"),
+    "printers/add/": Route("get", "/printers/add/", "system_admin"),
+    "printers/<int:pk>/": Route("get", "/printers/{printer}/", "system_admin"),
+    "printers/<int:pk>/delete/": Route("get", "/printers/{printer}/delete/", "system_admin"),
+    "printers/<int:pk>/verify/": Route("post", "/printers/{printer}/verify/", "system_admin", allowed=FOUND,
+                                       journaled=True),
+    "print/select/": Route("post", "/print/select/", "print", True, FOUND, data={"study": "{uid}"}),
+    "print/": Route("get", "/print/", "print"),
+    # Nothing selected: no sheet to show.
+    "print/sheet/<int:sheet>.png": Route("get", "/print/sheet/1.png", "print", allowed=NOT_FOUND),
     "remote/": Route("get", "/remote/", "query"),
     "remote/retrieve/": Route("post", "/remote/retrieve/", "move", allowed=FOUND,
                               data={"remote": "{ae}", "study": "1.2.3.4"}),
@@ -311,7 +322,8 @@ def world(tmp_path):
     ae = RemoteAE.objects.create(ae_title="NOWHERE", host="127.0.0.1", port=free_port(), is_queryable=True)
     rule = RoutingRule.objects.create(name="matrix", match_keyword="PatientID", match_pattern="NOBODY*")
     rule.destinations.set([ae])
-    world.values = {"ae": ae.pk, "jane": world.users["physician"].pk, "location": storage.default_location().pk,
+    printer = Printer.objects.create(ae_title="DOWNPRINTER", host="127.0.0.1", port=free_port())
+    world.values = {"ae": ae.pk, "printer": printer.pk, "jane": world.users["physician"].pk, "location": storage.default_location().pk,
                     "group": world.users["member"].pacs_groups.get().pk, "rule": rule.pk}
     world.per_study = {}
     for name in PRIVATE:

@@ -1,4 +1,5 @@
-"""Forms of the Query/Retrieve pages; the remote AE form is also the `aes` command's check."""
+"""Forms of the Query/Retrieve and print pages; the remote AE and printer forms are also the `aes`
+and `printers` commands' checks."""
 
 import re
 
@@ -7,7 +8,7 @@ from django import forms
 from accounts.models import User, UserGroup
 
 from ..dicom.policy import parse_network
-from ..models import RemoteAE, RemoteSync, Scope
+from ..models import Printer, RemoteAE, RemoteSync, Scope, validate_display_format
 
 AE_TITLE_HELP = "1 to 16 characters, no backslash or control characters"
 
@@ -150,3 +151,44 @@ class RemoteSyncForm(forms.ModelForm):
     def save(self, commit=True):
         self.instance.hours = ",".join(str(h) for h in sorted(set(self.cleaned_data.get("hour_choices") or [])))
         return super().save(commit)
+
+
+class PrinterForm(forms.ModelForm):
+    """A DICOM printer and the film it prints by default."""
+
+    class Meta:
+        model = Printer
+        fields = ["ae_title", "host", "port", "description", "color", "film_size_id", "orientation", "display_format",
+                  "magnification_type", "medium_type", "film_destination", "copies", "enabled"]
+        help_texts = {"ae_title": AE_TITLE_HELP}
+        labels = {"ae_title": "AE title", "color": "Colour printer", "film_size_id": "Film size",
+                  "display_format": "Layout (image display format)", "copies": "Number of copies"}
+
+    def clean_ae_title(self):
+        return clean_ae_title(self.cleaned_data.get("ae_title"))
+
+    def clean_host(self):
+        host = (self.cleaned_data.get("host") or "").strip()
+        if parse_network(host) is None and not HOST_NAME.match(host):
+            raise forms.ValidationError(f"{host!r} is not an IP address or a host name.")
+        return host
+
+    def clean_display_format(self):
+        return (self.cleaned_data.get("display_format") or "").strip().upper()
+
+
+class PrintForm(forms.Form):
+    """What one print asks for; layout and copies blank: the printer's own."""
+
+    printer = forms.ModelChoiceField(queryset=Printer.objects.none(), empty_label=None)
+    layout = forms.CharField(required=False, max_length=20, validators=[validate_display_format],
+                             help_text="STANDARD\\columns,rows; blank: the printer's layout",
+                             widget=forms.TextInput(attrs={"placeholder": "STANDARD\\2,2"}))
+    copies = forms.IntegerField(required=False, min_value=1, max_value=99, help_text="Blank: the printer's number")
+
+    def __init__(self, *args, printers, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["printer"].queryset = printers
+
+    def clean_layout(self):
+        return (self.cleaned_data.get("layout") or "").strip().upper()

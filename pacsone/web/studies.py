@@ -170,7 +170,7 @@ def home(request):
         "remote_aes": RemoteAE.objects.order_by("ae_title") if has_privilege(request.user, Privilege.FORWARD) else [],
         "bulk_actions": any(has_privilege(request.user, p) for p in
                             (Privilege.DOWNLOAD, Privilege.EXPORT, Privilege.FORWARD, Privilege.MARK_STUDY,
-                             Privilege.MODIFY, Privilege.CHANGE_STORAGE)),
+                             Privilege.MODIFY, Privilege.CHANGE_STORAGE, Privilege.PRINT)),
         # Whole-archive figures only for those who see every study or watch the server: for
         # others they would count patients they may not see.
         "stats": cached_archive_stats() if _sees_whole_archive(request.user) else None,

@@ -3,7 +3,8 @@ own (accounts/, audit/, routing/); the REST API is pacsone/api/urls.py."""
 
 from django.urls import include, path
 
-from . import actions, aes, bulk, edit, export, forward, health, images, monitor, notes, storage, studies, transfer, trash
+from . import (actions, aes, bulk, edit, export, forward, health, images, monitor, notes, printing, storage, studies,
+               transfer, trash)
 
 STUDY = "studies/<str:study_uid>/"
 INSTANCE = STUDY + "instances/<str:sop_uid>/"
@@ -61,6 +62,14 @@ urlpatterns = [
     path("trash/", trash.trash_list, name="trash"),
     path("trash/<int:pk>/restore/", trash.restore, name="trash-restore"),
     path("trash/empty/", trash.empty, name="trash-empty"),
+    path("printers/", printing.printer_list, name="printer-list"),
+    path("printers/add/", printing.printer_edit, name="printer-add"),
+    path("printers/<int:pk>/", printing.printer_edit, name="printer-edit"),
+    path("printers/<int:pk>/delete/", printing.printer_delete, name="printer-delete"),
+    path("printers/<int:pk>/verify/", printing.printer_verify, name="printer-verify"),
+    path("print/", printing.print_page, name="print"),
+    path("print/select/", printing.print_select, name="print-select"),
+    path("print/sheet/<int:sheet>.png", printing.print_preview, name="print-preview"),
     path("monitor/", monitor.monitor_page, name="monitor"),
     path("monitor/data.json", monitor.monitor_data, name="monitor-data"),
     path("", include((remote_ae_patterns, "dicom"))),

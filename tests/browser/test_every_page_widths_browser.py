@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from pacsone.models import RemoteAE, Study
+from pacsone.models import Printer, RemoteAE, Study
 from tests.browser_support import browser_page, log_in, screenshot
 from tests.helpers import make_file
 from tests.people import PASSWORD, make_user
@@ -26,6 +26,9 @@ def archive(tmp_path):
     make_user(LONG, first_name="Averyveryverylongfirstnamewithoutanyspaces", last_name="B" * 60)
     RemoteAE.objects.create(ae_title="ORTHANC_LONG_AE", host="a-very-long-host-name.radiology.example.org", port=4242,
                             description="Orthanc in the basement " * 4)
+    Printer.objects.create(ae_title="DRYVIEW_LONG_AE", host="a-very-long-printer-name.radiology.example.org",
+                           port=5040, description="Film printer on the second floor " * 4, color=True,
+                           medium_type="MAMMO CLEAR FILM", film_destination="PROCESSOR", magnification_type="BILINEAR")
     return Study.objects.get()
 
 
@@ -39,7 +42,8 @@ def test_every_page_fits_every_width(live_server, archive):
         "notes": f"/notes/{study.study_instance_uid}/", "upload": "/upload/", "import": "/import/",
         "monitor": "/monitor/", "aes": "/aes/", "remote-search": "/remote/", "journal": "/journal/",
         "users": "/accounts/users/", "groups": "/accounts/groups/", "tokens": "/accounts/tokens/", "trash": "/trash/",
-        "jobs": "/jobs/", "not-found": "/no/such/page/",
+        "jobs": "/jobs/", "not-found": "/no/such/page/", "printers": "/printers/", "printer": "/printers/add/",
+        "print": "/print/",
     }
     too_wide = []
     with browser_page(width=1440) as page:
