@@ -65,8 +65,9 @@ def asked_syntax(request) -> str:
 
 def retrieve(request, study_uid, series_uid=None, sop_uid=None):
     what = f"dicomweb {_path_name(series_uid, sop_uid)} retrieve"
-    require(request, Privilege.DOWNLOAD, Action.DOWNLOAD, what, study_uid)
+    # A study the caller may not see is a 404 first: whether they may download comes after.
     study, instances = reach(request, study_uid, series_uid, sop_uid, action=Action.DOWNLOAD)
+    require(request, Privilege.DOWNLOAD, Action.DOWNLOAD, what, study_uid)
     try:
         syntax = asked_syntax(request)
     except NotAcceptable:

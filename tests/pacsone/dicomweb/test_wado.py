@@ -91,6 +91,10 @@ def test_retrieve_needs_the_download_privilege(live_server, world, ct_study):
     assert denied.count() == 1
     # Viewing (metadata, frames) needs no Download: OHIF works for every reader.
     assert len(client.retrieve_series_metadata(CT_STUDY, CT_SERIES)) == SLICES
+    # A study the caller may not see is a 404 before the privilege is asked: it does not exist for them.
+    physician = client_for(live_server, world.users["physician"])  # no Download, does not see "other"
+    assert status_of(lambda: physician.retrieve_study(world.studies["other"].study_instance_uid)) == 404
+    assert status_of(lambda: physician.retrieve_study(CT_STUDY)) == 403
 
 
 def test_a_hidden_study_is_404_everywhere(live_server, world):
