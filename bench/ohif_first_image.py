@@ -79,10 +79,17 @@ def serve_ohif(folder: Path, config_js: str) -> tuple[http.server.ThreadingHTTPS
 
 
 def _shows_image(page) -> bool:
+    """Does the viewport show the image? (A page screenshot of the canvas's box: an element
+    screenshot waits for the element to be still, which a viewport being laid out is not.)"""
     canvas = page.locator(".cornerstone-canvas").first
-    if not canvas.count():
+    try:
+        box = canvas.bounding_box(timeout=1000) if canvas.count() else None
+        if not box or box["width"] < 2 or box["height"] < 2:
+            return False
+        shot = page.screenshot(clip=box, timeout=5000)
+    except Exception:  # the page is still changing (navigation, layout): look again
         return False
-    pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot(timeout=5000))).convert("L"))
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
     return bool(pixels.size) and pixels.max() > 100 and pixels.std() > 15
 
 
