@@ -36,6 +36,7 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
 	$(PY) bench/qr.py $(QR_BENCH_ARGS)
 	$(PY) bench/routing.py $(ROUTING_BENCH_ARGS)
 	$(PY) bench/dicomweb.py $(DICOMWEB_BENCH_ARGS)
+	$(PY) bench/dicomweb_frames.py
 	$(PY) bench/hl7.py $(HL7_BENCH_ARGS)
 
 # OHIF v3 (the diagnostic viewer at /viewer/): the built dist/ of the npm package, kept in var/ohif

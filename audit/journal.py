@@ -4,10 +4,17 @@
 and its entry together; if it rolls back, so does the entry). Appending locks the one head row
 (SELECT ... FOR UPDATE on MariaDB/PostgreSQL; SQLite's transactions take the write lock at
 BEGIN IMMEDIATE), so concurrent writers chain one after the other.
+
+`once_per=`: a viewer fetches every frame of a study as a request of its own (OHIF: hundreds
+per CT); the journal records a person viewing a study, not each frame. With `once_per` a
+successful entry is written only when no entry of the same action, user, address and study was
+written within that time: the first access is journaled at once, later ones within the window
+are covered by it. Refusals and failures never pass here unwritten.
 """
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -40,17 +47,27 @@ def record(
     target: str = "",
     outcome: str = Outcome.SUCCESS,
     detail: str = "",
-) -> Entry:
+    once_per: timedelta | None = None,
+) -> Entry | None:
     """Append one entry. `request` supplies the user and address when given; DICOM and HL7
-    callers pass `ae_title` and `address` instead; queued tasks pass the `username` they carry."""
+    callers pass `ae_title` and `address` instead; queued tasks pass the `username` they carry.
+    `once_per`: see the module's note; None when an earlier entry covers this one."""
     if request is not None:
         user = user if user is not None else getattr(request, "user", None)
         address = address or client_address(request)
     if user is not None and user.is_authenticated:
         username = user.get_username()
+    coalesce = once_per if once_per and outcome == Outcome.SUCCESS else None
+    same = dict(action=str(action), username=_text(username)[:150], address=_text(address)[:64],
+                study_uid=_text(study_uid)[:64], outcome=Outcome.SUCCESS)
+    # A read first, so that covered requests (nearly all of a viewer's) never take the write lock.
+    if coalesce and _covered(same, coalesce):
+        return None
     _ensure_head()
     with transaction.atomic():
         head = JournalHead.objects.select_for_update().get(pk=1)
+        if coalesce and _covered(same, coalesce):  # written meanwhile by another process
+            return None
         entry = Entry(
             timestamp=timezone.now(),
             username=_text(username)[:150],
@@ -73,6 +90,10 @@ def record(
         # Only a committed head leaves the database: a rolled-back one would look like a deletion.
         transaction.on_commit(lambda: chain.maybe_export_head(exported))
     return entry
+
+
+def _covered(same: dict, window: timedelta) -> bool:
+    return Entry.objects.filter(timestamp__gte=timezone.now() - window, **same).exists()
 
 
 def _text(value: str | None) -> str:

@@ -10,9 +10,12 @@ with storescu, which takes a while per study) made to the same pattern, and the 
 
 QIDO: median and p95 of --repeat searches after two warm-ups (patient name prefix, patient ID,
 one day). Wildcards go unencoded: Orthanc's plugin does not decode `%2A`. WADO-RS: instances/s
-of one whole-study retrieve, `transfer-syntax=*` (files as stored), best of three.
+of one whole-study retrieve, `transfer-syntax=*` (files as stored), best of three. OHIF: time to
+first image of the CT study in headless Chromium, the same OHIF files against each server
+(bench/ohif_first_image.py), median of --ohif-runs fresh browser contexts.
 
     .venv/bin/python bench/dicomweb.py [--studies N] [--orthanc-studies N] [--repeat N] [--skip-orthanc]
+                                       [--ohif-runs N]
 """
 
 import argparse
@@ -31,6 +34,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path[:0] = [str(ROOT), str(BENCH_DIR)]
 
+import ohif_first_image  # noqa: E402
 import servers  # noqa: E402
 import synth  # noqa: E402
 from qr import CT_STUDY, DCMTK_ENV, orthanc_files  # noqa: E402
@@ -41,6 +45,13 @@ OUT_DIR = BENCH_DIR / "out"
 LOG_DIR = OUT_DIR / "logs"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 RETRIEVE_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+BENCH_PASSWORD = "bench-password-9-not-used"
+SHOTS = ROOT / "test-artifacts"
+
+
+def ohif_folder() -> Path | None:
+    folder = Path(os.environ.get("PACS_OHIF_DIR") or ROOT / "var" / "ohif")
+    return folder if (folder / "index.html").is_file() else None
 
 
 def searches(orthanc: bool) -> list[tuple[str, str]]:
@@ -92,7 +103,7 @@ def wait_for_http(url: str, process: subprocess.Popen, log_file: Path) -> None:
     raise RuntimeError(f"{url} did not answer; see {log_file}")
 
 
-def ours(studies: int, repeat: int) -> dict:
+def ours(studies: int, repeat: int, ohif_runs: int) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="dwbench-", dir=OUT_DIR))
     os.environ.update(PACS_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="pacsone.settings",
                       PACS_LOG_LEVEL="WARNING", PACS_TASKS_SYNC="true")
@@ -117,7 +128,7 @@ def ours(studies: int, repeat: int) -> dict:
     from pydicom import dcmread
 
     study_uid = dcmread(ct.files[0], stop_before_pixels=True).StudyInstanceUID
-    user = User.objects.create_user("bench", password="bench-password-9-not-used", privileges=["view", "download"])
+    user = User.objects.create_user("bench", password=BENCH_PASSWORD, privileges=["view", "download"])
     key = issue_token(user, "bench")[1]
     connections.close_all()
     port = servers.free_port()
@@ -130,6 +141,19 @@ def ours(studies: int, repeat: int) -> dict:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", server, log_file)
         measured = measure(f"http://127.0.0.1:{port}/dicomweb", {"Authorization": f"Token {key}"}, study_uid,
                            repeat, orthanc=False)
+        if ohif_runs and ohif_folder():
+            base = f"http://127.0.0.1:{port}"
+
+            def log_in(page):
+                page.goto(f"{base}/accounts/login/")
+                page.fill("#id_username", "bench")
+                page.fill("#id_password", BENCH_PASSWORD)
+                page.click("button[type=submit]")
+                page.wait_for_load_state("networkidle")
+
+            measured["ohif"] = ohif_first_image.time_to_first_image(
+                f"{base}/viewer/viewer?StudyInstanceUIDs={study_uid}", login=log_in, runs=ohif_runs,
+                screenshot=SHOTS / "bench-ohif-ours.png")
     finally:
         servers.stop_process(server)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -153,7 +177,7 @@ class OrthancWithDicomWeb(servers.OrthancServer):
             servers.orthanc_config = original
 
 
-def orthanc(studies: int, repeat: int) -> dict:
+def orthanc(studies: int, repeat: int, ohif_runs: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="dwbench-orthanc-", dir=OUT_DIR))
     try:
         orthanc_files(work / "small", studies)
@@ -166,7 +190,16 @@ def orthanc(studies: int, repeat: int) -> dict:
             from pydicom import dcmread
 
             study_uid = dcmread(ct.files[0], stop_before_pixels=True).StudyInstanceUID
-            measured = measure(f"http://127.0.0.1:{server.http_port}/dicom-web", {}, study_uid, repeat, orthanc=True)
+            root = f"http://127.0.0.1:{server.http_port}/dicom-web"
+            measured = measure(root, {}, study_uid, repeat, orthanc=True)
+            if ohif_runs and ohif_folder():
+                static, port = ohif_first_image.serve_ohif(ohif_folder(), ohif_first_image.orthanc_config_js(root))
+                try:
+                    measured["ohif"] = ohif_first_image.time_to_first_image(
+                        f"http://127.0.0.1:{port}/viewer?StudyInstanceUIDs={study_uid}", runs=ohif_runs,
+                        web_security=False, screenshot=SHOTS / "bench-ohif-orthanc.png")
+                finally:
+                    static.shutdown()
         return {"target": "Orthanc + DICOMweb plugin", "studies": studies + 1, **measured}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -181,6 +214,15 @@ def report(runs: list[dict], repeat: int) -> None:
         cells = [f"{run[label]['median_ms']:7.1f} / {run[label]['p95_ms']:7.1f}" for label in labels]
         print(f"{run['target']:28} {run['studies']:>8} " + " ".join(f"{cell:>24}" for cell in cells)
               + f" {run['wado']['instances_per_s']:12.1f}")
+    print(f"\nOHIF time to first image of the {CT_STUDY.slices}-slice CT ({CT_STUDY.size}x{CT_STUDY.size}), headless "
+          "Chromium, median of fresh contexts: first frame answered / image shown")
+    for run in runs:
+        ohif = run.get("ohif")
+        if ohif:
+            frame = f"{ohif['first_frame_s']:.2f} s" if ohif["first_frame_s"] is not None else "-"
+            print(f"{run['target']:28} {frame:>10} / {ohif['first_image_s']:.2f} s")
+        else:
+            print(f"{run['target']:28} not measured (OHIF not installed, or --ohif-runs 0)")
 
 
 def main() -> int:
@@ -189,12 +231,14 @@ def main() -> int:
     parser.add_argument("--orthanc-studies", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--skip-orthanc", action="store_true")
+    parser.add_argument("--ohif-runs", type=int, default=3)
     args = parser.parse_args()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    SHOTS.mkdir(exist_ok=True)
     runs = []
     if not args.skip_orthanc and os.path.exists(servers.ORTHANC_BINARY) and os.path.exists(DICOMWEB_PLUGIN):
-        runs.append(orthanc(args.orthanc_studies, args.repeat))
-    runs.append(ours(args.studies, args.repeat))
+        runs.append(orthanc(args.orthanc_studies, args.repeat, args.ohif_runs))
+    runs.append(ours(args.studies, args.repeat, args.ohif_runs))
     report(runs, args.repeat)
     (OUT_DIR / "dicomweb.json").write_text(json.dumps(runs, indent=2))
     return 0

@@ -217,6 +217,9 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# A viewer's frame, rendered, metadata and bulk data requests of one study are journaled as one
+# "view" entry per user, address and study in this many minutes (0: every request its own entry).
+PACS_VIEW_JOURNAL_MINUTES = env_int("PACS_VIEW_JOURNAL_MINUTES", 10, minimum=0)
 # API tokens expire this many days after they are made (they do not follow the idle timeout).
 PACS_TOKEN_DAYS = env_int("PACS_TOKEN_DAYS", 30, minimum=1)
 # A password older than this must be changed before anything else (0 = never expires).

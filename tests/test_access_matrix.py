@@ -58,6 +58,14 @@ class Route:
     expect: Callable | None = None  # (role, study) -> status, for rules of their own (jobs)
 
 
+def hidden_before_download(role, study):
+    """DICOMweb retrieve: a study the caller may not see does not exist (404), whatever they
+    hold; one they see needs Download (403 without)."""
+    if study not in VISIBLE[role]:
+        return NOT_FOUND
+    return OK if "download" in HOLDS[role] or role == "root" else FORBIDDEN
+
+
 def job_pages(role, study):
     """Jobs: the owner (root) and System Administration list them; others get 404."""
     return OK if role in ("root", "sysadmin") else NOT_FOUND
@@ -263,28 +271,29 @@ ROUTES = {
     "api/^users/(?P<pk>[^/.]+)/$": Route("get", "/api/users/{jane}/", "root"),
     "api/^groups/$": Route("get", "/api/groups/", "root"),
     "api/^groups/(?P<pk>[^/.]+)/$": Route("get", "/api/groups/{group}/", "root"),
-    # DICOMweb (pacsone/dicomweb): every request is journaled; bulk retrieve needs Download
+    # DICOMweb (pacsone/dicomweb): every request is journaled (views: the first in PACS_VIEW_JOURNAL_MINUTES);
+    # bulk retrieve needs Download
     "dicomweb/studies": Route("get", "/dicomweb/studies", journaled=True),
     "dicomweb/series": Route("get", "/dicomweb/series", journaled=True),
     "dicomweb/instances": Route("get", "/dicomweb/instances", journaled=True),
-    DW: Route("get", "/dicomweb/studies/{uid}", "download", True, OK, True),
+    DW: Route("get", "/dicomweb/studies/{uid}", "download", True, OK, True, expect=hidden_before_download),
     DW + "/metadata": Route("get", "/dicomweb/studies/{uid}/metadata", study=True, journaled=True),
     DW + "/thumbnail": Route("get", "/dicomweb/studies/{uid}/thumbnail", study=True, journaled=True),
     DW + "/series": Route("get", "/dicomweb/studies/{uid}/series", study=True, journaled=True, expect=qido_in_study),
     DW + "/instances": Route("get", "/dicomweb/studies/{uid}/instances", study=True, journaled=True,
                              expect=qido_in_study),
-    DW_SE: Route("get", "/dicomweb/studies/{uid}/series/{series}", "download", True, OK, True),
+    DW_SE: Route("get", "/dicomweb/studies/{uid}/series/{series}", "download", True, OK, True, expect=hidden_before_download),
     DW_SE + "/metadata": Route("get", "/dicomweb/studies/{uid}/series/{series}/metadata", study=True,
                                journaled=True),
     DW_SE + "/thumbnail": Route("get", "/dicomweb/studies/{uid}/series/{series}/thumbnail", study=True,
                                 journaled=True),
     DW_SE + "/instances": Route("get", "/dicomweb/studies/{uid}/series/{series}/instances", study=True,
                                 journaled=True, expect=qido_in_study),
-    DW_I: Route("get", DW_PATH_I, "download", True, OK, True),
+    DW_I: Route("get", DW_PATH_I, "download", True, OK, True, expect=hidden_before_download),
     DW_I + "/metadata": Route("get", DW_PATH_I + "/metadata", study=True, journaled=True),
     DW_I + "/rendered": Route("get", DW_PATH_I + "/rendered", study=True, journaled=True),
     DW_I + "/thumbnail": Route("get", DW_PATH_I + "/thumbnail", study=True, journaled=True),
-    DW_I + "/bulkdata/<str:tag>": Route("get", DW_PATH_I + "/bulkdata/7FE00010", study=True, journaled=True),
+    DW_I + "/bulkdata/<path:tag_path>": Route("get", DW_PATH_I + "/bulkdata/7FE00010", study=True, journaled=True),
     DW_I + "/frames/<str:frame_list>": Route("get", DW_PATH_I + "/frames/1", study=True, journaled=True),
     DW_I + "/frames/<str:frame_list>/rendered": Route("get", DW_PATH_I + "/frames/1/rendered", study=True,
                                                       journaled=True),

@@ -1,7 +1,10 @@
 """What a DICOMweb request may reach: the studies, series and instances named by its path,
 through the access functions (a hidden study is the same 404 as a missing one), the privilege
-a bulk retrieve needs, and the request's one journal entry per study."""
+a bulk retrieve needs, and the request's one journal entry per study (views: one per window)."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.http import Http404
 
 from accounts.privileges import Privilege, has_privilege
@@ -50,5 +53,10 @@ def reach(request, study_uid: str, series_uid: str | None = None, sop_uid: str |
 
 
 def journal(request, action: str, study: Study, what: str, detail: str = "") -> None:
+    """The request's entry; a view (frames, metadata, rendered) only when no view of the same study
+    by the same user and address was journaled in the last PACS_VIEW_JOURNAL_MINUTES."""
+    minutes = settings.PACS_VIEW_JOURNAL_MINUTES if action == Action.VIEW else 0
+    if minutes:
+        detail = f"{detail}; further views within {minutes} min are covered by this entry".lstrip("; ")
     record(action, request=request, patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
-           target=what[:255], detail=detail[:1000])
+           target=what[:255], detail=detail[:1000], once_per=timedelta(minutes=minutes) if minutes else None)

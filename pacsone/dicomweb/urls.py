@@ -25,7 +25,7 @@ urlpatterns = [
     path(I + "/metadata", views.metadata),
     path(I + "/rendered", views.rendered),
     path(I + "/thumbnail", views.thumbnail),
-    path(I + "/bulkdata/<str:tag>", views.bulkdata),
+    path(I + "/bulkdata/<path:tag_path>", views.bulkdata),
     path(I + "/frames/<str:frame_list>", views.frames),
     path(I + "/frames/<str:frame_list>/rendered", views.rendered),
     path("wado", views.wado_object),

@@ -88,8 +88,8 @@ def metadata(request, study_uid, series_uid=None, sop_uid=None):
 
 
 @endpoint("GET")
-def bulkdata(request, study_uid, series_uid, sop_uid, tag):
-    return wado.bulkdata(request, study_uid, series_uid, sop_uid, tag)
+def bulkdata(request, study_uid, series_uid, sop_uid, tag_path):
+    return wado.bulkdata(request, study_uid, series_uid, sop_uid, tag_path)
 
 
 @endpoint("GET")

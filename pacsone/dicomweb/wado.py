@@ -65,8 +65,9 @@ def asked_syntax(request) -> str:
 
 def retrieve(request, study_uid, series_uid=None, sop_uid=None):
     what = f"dicomweb {_path_name(series_uid, sop_uid)} retrieve"
-    require(request, Privilege.DOWNLOAD, Action.DOWNLOAD, what, study_uid)
+    # A study the caller may not see is a 404 first: whether they may download comes after.
     study, instances = reach(request, study_uid, series_uid, sop_uid, action=Action.DOWNLOAD)
+    require(request, Privilege.DOWNLOAD, Action.DOWNLOAD, what, study_uid)
     try:
         syntax = asked_syntax(request)
     except NotAcceptable:
@@ -106,8 +107,9 @@ def instance_url(request, study_uid: str, series_uid: str, sop_uid: str) -> str:
 
 
 def metadata_json(header: dict, base_url: str, transfer_syntax: str) -> dict:
-    """An instance's stored header as WADO-RS metadata: bulk data references as BulkDataURI of
-    the bulkdata resource (top-level elements; nested ones are left without a value)."""
+    """An instance's stored header as WADO-RS metadata: bulk data (at any depth) as the
+    BulkDataURI of the bulkdata resource, `.../bulkdata/<tag>` at the top level and
+    `.../bulkdata/<sequence tag>/<item index from 0>/<tag>...` inside sequences."""
     result = {}
     for tag, element in header.items():
         if tag.startswith("0002"):
@@ -117,11 +119,12 @@ def metadata_json(header: dict, base_url: str, transfer_syntax: str) -> dict:
     return dict(sorted(result.items()))
 
 
-def _with_bulk_uris(element: dict, uri: str | None) -> dict:
+def _with_bulk_uris(element: dict, uri: str) -> dict:
     if "BulkDataURI" in element:
-        return {"vr": element.get("vr", "OB"), "BulkDataURI": uri} if uri else {"vr": element.get("vr", "OB")}
+        return {"vr": element.get("vr", "OB"), "BulkDataURI": uri}
     if element.get("vr") == "SQ" and element.get("Value"):
-        items = [{tag: _with_bulk_uris(inner, None) for tag, inner in item.items()} for item in element["Value"]]
+        items = [{tag: _with_bulk_uris(inner, f"{uri}/{index}/{tag}") for tag, inner in item.items()}
+                 for index, item in enumerate(element["Value"])]
         return {"vr": "SQ", "Value": items}
     return element
 
@@ -144,16 +147,49 @@ def metadata(request, study_uid, series_uid=None, sop_uid=None):
     return StreamingHttpResponse(body(), content_type=DICOM_JSON)
 
 
-def bulkdata(request, study_uid, series_uid, sop_uid, tag):
+MAX_BULK_PATH_DEPTH = 8  # sequences nested deeper than this are refused
+
+
+def bulk_data_path(text: str) -> list[int | str]:
+    """'00283000/0/00283006' -> [0x00283000, 0, 0x00283006]: tags (eight hex digits) and item
+    indexes (from 0) in turn, ending with a tag; a 400 for anything else."""
+    parts = text.strip("/").split("/")
+    if len(parts) % 2 == 0 or len(parts) > 2 * MAX_BULK_PATH_DEPTH + 1:
+        raise BadRequest("A bulk data path is tag[/item/tag...]: eight hexadecimal digits per tag, "
+                         f"item numbers from 0, at most {MAX_BULK_PATH_DEPTH} sequences deep.")
+    path = []
+    for position, part in enumerate(parts):
+        if position % 2 == 0:
+            if len(part) != 8 or any(c not in "0123456789ABCDEFabcdef" for c in part):
+                raise BadRequest("A bulk data tag is eight hexadecimal digits.")
+            path.append(int(part, 16))
+        else:
+            if not part.isdigit() or len(part) > 6:
+                raise BadRequest("An item number in a bulk data path is a whole number from 0.")
+            path.append(int(part))
+    return path
+
+
+def _element_at(ds, path: list) -> object:
+    """The data element a bulk data path names, None when there is none."""
+    element = ds.get(path[0])
+    for index, tag in zip(path[1::2], path[2::2]):
+        if element is None or element.VR != "SQ" or index >= len(element.value):
+            return None
+        element = element.value[index].get(tag)
+    return element
+
+
+def bulkdata(request, study_uid, series_uid, sop_uid, tag_path):
     study, instances = reach(request, study_uid, series_uid, sop_uid)
-    if len(tag) != 8 or any(c not in "0123456789ABCDEFabcdef" for c in tag):
-        return text_response(400, "A bulk data tag is eight hexadecimal digits.")
+    path = bulk_data_path(tag_path)
     instance = instances.get()
-    journal(request, Action.VIEW, study, "dicomweb bulk data", f"instance {sop_uid}, tag {tag.upper()}")
+    journal(request, Action.VIEW, study, "dicomweb bulk data", f"instance {sop_uid}, bulk data {tag_path.upper()}")
     try:
         with storage.open_stored(instance) as f:
-            ds = dcmread(f, stop_before_pixels=int(tag, 16) != 0x7FE00010)
-        element = ds.get(int(tag, 16))
+            # Only the top-level element the path starts with is read; the others are skipped.
+            ds = dcmread(f, stop_before_pixels=path[0] != 0x7FE00010, specific_tags=[path[0]])
+            element = _element_at(ds, path)
     except FileNotFoundError:
         return text_response(404, "The stored file is missing.")
     if element is None or not isinstance(element.value, (bytes, bytearray)):

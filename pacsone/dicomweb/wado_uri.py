@@ -67,8 +67,8 @@ def wado(request):
 
 
 def _dicom(request, uids: list[str], syntax: str):
+    study, instances = reach(request, *uids, action=Action.DOWNLOAD)  # hidden: 404 before 403
     require(request, Privilege.DOWNLOAD, Action.DOWNLOAD, "wado-uri object", uids[0])
-    study, instances = reach(request, *uids, action=Action.DOWNLOAD)
     instance = instances.get()
     try:
         if syntax != part10.ANY:

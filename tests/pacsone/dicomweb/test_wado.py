@@ -91,6 +91,10 @@ def test_retrieve_needs_the_download_privilege(live_server, world, ct_study):
     assert denied.count() == 1
     # Viewing (metadata, frames) needs no Download: OHIF works for every reader.
     assert len(client.retrieve_series_metadata(CT_STUDY, CT_SERIES)) == SLICES
+    # A study the caller may not see is a 404 before the privilege is asked: it does not exist for them.
+    physician = client_for(live_server, world.users["physician"])  # no Download, does not see "other"
+    assert status_of(lambda: physician.retrieve_study(world.studies["other"].study_instance_uid)) == 404
+    assert status_of(lambda: physician.retrieve_study(CT_STUDY)) == 403
 
 
 def test_a_hidden_study_is_404_everywhere(live_server, world):
@@ -179,3 +183,42 @@ def test_unacceptable_media_types_are_406(client, world, ct_study):
     assert client.get(base + "/metadata", HTTP_ACCEPT="application/dicom+xml").status_code == 406
     assert client.get(base + "/rendered", HTTP_ACCEPT="video/mp4").status_code == 406
     assert client.get(base + "/frames/1", HTTP_ACCEPT='multipart/related; type="image/jp2"').status_code == 406
+
+
+def test_bulk_data_inside_sequences_has_uris_that_resolve_under_the_same_rules(live_server, world, tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    lut, icon = bytes(range(256)) * 8, bytes(range(64)) * 64  # above the inline threshold
+    ds = make_dataset(study_uid="1.2.826.8.2", series_uid="1.2.826.8.2.1", sop_uid="1.2.826.8.2.1.1",
+                      patient_id="BULK2")
+    first, second = Dataset(), Dataset()
+    first.LUTDescriptor, first.ModalityLUTType = [256, 0, 16], "HU"
+    second.LUTDescriptor, second.ModalityLUTType = [256, 0, 16], "HU"
+    second.add_new(0x00283006, "OW", lut)
+    ds.ModalityLUTSequence = Sequence([first, second])
+    item = Dataset()
+    item.Rows = item.Columns = 64
+    item.SamplesPerPixel, item.BitsAllocated, item.BitsStored, item.HighBit = 1, 8, 8, 7
+    item.PhotometricInterpretation, item.PixelRepresentation = "MONOCHROME2", 0
+    item.add_new(0x7FE00010, "OB", icon)
+    ds.IconImageSequence = Sequence([item])
+    ingest_instance(write_dataset(ds, tmp_path / "nested.dcm"))
+    client = client_for(live_server, world.users["root"])
+    metadata = client.retrieve_instance_metadata("1.2.826.8.2", "1.2.826.8.2.1", "1.2.826.8.2.1.1")
+    lut_uri = metadata["00283000"]["Value"][1]["00283006"]["BulkDataURI"]
+    icon_uri = metadata["00880200"]["Value"][0]["7FE00010"]["BulkDataURI"]
+    assert lut_uri.endswith("/instances/1.2.826.8.2.1.1/bulkdata/00283000/1/00283006")
+    assert icon_uri.endswith("/instances/1.2.826.8.2.1.1/bulkdata/00880200/0/7FE00010")
+    assert client.retrieve_bulkdata(lut_uri) == [lut]
+    assert client.retrieve_bulkdata(icon_uri) == [icon]
+    # A user who may not see the study: the same 404 as for anything else of it, journaled.
+    outsider = client_for(live_server, world.users["outsider"])
+    assert status_of(lambda: outsider.retrieve_bulkdata(lut_uri)) == 404
+    assert Entry.objects.filter(username="outsider", study_uid="1.2.826.8.2", outcome=Outcome.DENIED).exists()
+    # Paths that name nothing, or are not paths.
+    base = lut_uri.rsplit("/bulkdata/", 1)[0] + "/bulkdata/"
+    for path, status in (("00283000/0/00283006", 404), ("00283000/5/00283006", 404), ("00100010/0/00283006", 404),
+                         ("00283000/1", 400), ("00283000/x/00283006", 400), ("00283000/-1/00283006", 400),
+                         ("/".join(["00283000", "0"] * 9 + ["00283006"]), 400)):
+        assert status_of(lambda: client.retrieve_bulkdata(base + path)) == status, path
