@@ -34,7 +34,7 @@ def system_seconds(pid: int) -> float:
 
 
 def run(dataset: synth.DataSet, backend: str, associations: int, sample: bool, out: Path, workers: int = 1,
-        idle: bool = False) -> tuple[float, Path | None]:
+        idle: bool = False, gil: bool = False) -> tuple[float, Path | None]:
     """CPU ms per instance of the workers; the py-spy output of the first worker when sampled
     (`idle`: waiting threads too, so wall time instead of CPU)."""
     raw = out / f"cpu-{dataset.name}-{backend}-{associations}.txt" if sample else None
@@ -46,7 +46,7 @@ def run(dataset: synth.DataSet, backend: str, associations: int, sample: bool, o
         recorder = None
         if sample:
             command = [str(profiling.PY_SPY), "record", "--pid", str(pid), "--rate", "500", "--threads",
-                       "--nonblocking", "--format", "raw", "--output", str(raw)] + (["--idle"] if idle else [])
+                       "--nonblocking", "--format", "raw", "--output", str(raw)] + (["--idle"] if idle else []) + (["--gil"] if gil else [])
             recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         result = sending.send(dataset, server.ae_title, server.port, associations, out / "storescu.log")
@@ -90,6 +90,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="SCP worker processes (the first is sampled)")
     parser.add_argument("--idle", action="store_true", help="sample waiting threads too (wall time)")
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL (Python's own work; a thread in fsync or"
+                             " another system call that releases the GIL is not counted)")
     args = parser.parse_args(argv)
     dataset = synth.ensure(SETS[args.dataset], Path(__file__).resolve().parent / "out" / "data")
     backend = "mariadb" if args.mariadb else "sqlite"
@@ -100,7 +103,8 @@ def main(argv: list[str]) -> None:
         print(f"{dataset.name} {backend} {args.associations} assoc: CPU ms per instance "
               f"{' '.join(f'{v:.2f}' for v in plain)} (median {plain[len(plain) // 2]:.2f})")
         if not args.no_profile:
-            cpu_ms, raw = run(dataset, backend, args.associations, True, out, args.workers, args.idle)
+            cpu_ms, raw = run(dataset, backend, args.associations, True, out, args.workers, args.idle,
+                              args.gil)
             print(summarize(raw, cpu_ms, args.top))
 
 

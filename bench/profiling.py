@@ -17,6 +17,7 @@ on the stack ("inclusive", wall time spent inside it and what it calls), and ove
 the source lines most often found running or waiting ("self").
 """
 
+import os
 import re
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PY_SPY = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "py-spy"
+PY_SPY = Path(os.environ.get("PY_SPY") or Path(__file__).resolve().parent.parent / ".venv" / "bin" / "py-spy")
 SAMPLE_RATE = 200  # per second
 
 # The frame that marks each kind of thread.

@@ -168,13 +168,15 @@ def check_data(data, part10: bool, implicit: bool, little: bool) -> None:
         return
 
 
-def check_head(head, length: int, implicit: bool, little: bool) -> bool:
+def check_head(head, length: int, implicit: bool, little: bool, start: int = 0) -> bool:
     """check_data() of a data set (no preamble, no file meta) of `length` bytes of which only the
     first ones, `head`, are at hand (a received data set's, kept in memory): True when they
     sufficed for a verdict (its last element, the pixel data, is skipped by its length), False
-    when the walk needs bytes beyond them."""
+    when the walk needs bytes beyond them. `start`: the top-level element to begin at, when
+    every element before it is known to lie whole inside `head` (the receiver's walk of the
+    header found so)."""
     try:
-        _Walk(head, 0, little, end=length).elements(implicit)
+        _Walk(head, start, little, end=length).elements(implicit)
     except _Unknown:
         return True
     except _NeedMore:

@@ -60,15 +60,13 @@ def header_json(
     pydicom (so a strict call also checks a data set, at no more cost than building its JSON)."""
     ascii_text = _charset_is_ascii(ds)
     plain = not (config.datetime_conversion or config.use_DS_numpy or config.use_IS_numpy)
+    memo = _memos[ascii_text]
     result = {}
     for tag in ds.keys():
         raw = ds._dict[tag]
         element = None
         if plain and isinstance(raw, RawDataElement):
-            try:
-                element = _raw_element_json(raw, ascii_text)
-            except Exception:  # _Fallback, or a value that is not what its VR says
-                element = None
+            element = memo.json(raw)
         if element is None:
             try:
                 element = ds[tag].to_json_dict(bulk_data_element_handler, bulk_data_threshold)
@@ -94,6 +92,48 @@ def _charset_is_ascii(ds: Dataset) -> bool:
     if not isinstance(value, str):  # several character sets (a MultiValue)
         return False
     return value.strip(" \0") in ASCII_CHARSETS
+
+
+class _Memo:
+    """Raw element -> its DICOM JSON, for the values that repeat from one instance to the next
+    (most of a series' header: patient, study, series, equipment, geometry): a lookup instead
+    of decoding and converting them again. The JSON it returns is shared between the headers
+    that hold it, so nobody may change a header's JSON in place (the ingest only reads and stores
+    it). Bounded: emptied when full (the values unique to each instance fill it). One per
+    `ascii_text` (whether the data set's character set reads printable bytes as ASCII)."""
+
+    MAX_ENTRIES = 20_000
+    MAX_VALUE_BYTES = 256  # longer values are rarely repeated; they are converted each time
+
+    def __init__(self, ascii_text: bool):
+        self.ascii_text = ascii_text
+        self._entries: dict[tuple, dict | None] = {}
+
+    def json(self, raw: RawDataElement) -> dict | None:
+        """The element's JSON; None when pydicom must convert it."""
+        value = raw.value
+        if type(value) is not bytes or len(value) > self.MAX_VALUE_BYTES:
+            return self._converted(raw)
+        # (tag, VR, length, value) + (implicit VR, little endian): all but the value's position
+        key = raw[:4] + raw[5:]
+        try:
+            return self._entries[key]
+        except KeyError:
+            pass
+        element = self._converted(raw)
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = element
+        return element
+
+    def _converted(self, raw: RawDataElement) -> dict | None:
+        try:
+            return _raw_element_json(raw, self.ascii_text)
+        except Exception:  # _Fallback, or a value that is not what its VR says
+            return None
+
+
+_memos = {True: _Memo(True), False: _Memo(False)}
 
 
 def _raw_element_json(raw: RawDataElement, ascii_text: bool) -> dict:

@@ -14,7 +14,6 @@ import logging
 import re
 import shutil
 import threading
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from .dataset_structure import Truncated, check_file
 from .dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .header_json import instance_header_json
 from .index_lock import index_writer
-from .instance_insert import insert_instance
+from .instance_insert import insert_counted, insert_instance
 from .models import Equipment, Instance, Patient, Series, Study, StorageLocation
 
 log = logging.getLogger(__name__)
@@ -425,26 +424,6 @@ def _index(ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict) -> I
     return result
 
 
-@contextmanager
-def _short_transaction():
-    """transaction.atomic(), but on MariaDB outside a caller's transaction an explicit BEGIN and
-    COMMIT with the session left in autocommit: Django's atomic() switches autocommit off and on
-    again, two more round trips to the server per stored instance."""
-    this = connections[DEFAULT_DB_ALIAS]  # (the proxy `connection` looks it up on every attribute)
-    if this.vendor != "mysql" or this.in_atomic_block:
-        with transaction.atomic():
-            yield
-        return
-    with this.cursor() as cursor:
-        cursor.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        cursor.execute("COMMIT")
-
-
 def _insert_or_replace(
     ds: Dataset, uids: dict[str, str], origin: Origin, fields: dict
 ) -> tuple[IngestResult, tuple[StorageLocation, str] | None]:
@@ -462,10 +441,14 @@ def _insert_or_replace(
         # takes a shared lock on the series (on MariaDB, two INSERTs holding that shared lock and
         # both then wanting the write lock deadlocked).
         study_pk, series_pk = cached
+        values = {"sop_instance_uid": sop_uid, "series_id": series_pk, **fields}
         try:
-            with _short_transaction():
-                study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
-                instance_pk = insert_instance({"sop_instance_uid": sop_uid, "series_id": series_pk, **fields})
+            if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+                with transaction.atomic():  # a savepoint: the caller's transaction outlives a duplicate
+                    study_counts.count_instance(study_pk, series_pk, 1, fields["file_size"])
+                    instance_pk = insert_instance(values)
+            else:  # its own transaction, through the driver's cursor (instance_insert.py)
+                instance_pk = insert_counted(study_pk, series_pk, values)
             return IngestResult(Outcome.STORED, "", sop_uid, study_pk, instance_pk), None
         except IntegrityError:
             pass

@@ -234,7 +234,7 @@ def place(temp_path: Path, location: StorageLocation, relative_path: str, synced
     final = absolute_path(location, relative_path)
     if not synced:
         _fsync_path(temp_path, os.fdatasync)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(final.parent)
     os.replace(temp_path, final)
     if sync_folder:
         _fsync_path(final.parent)
@@ -250,11 +250,29 @@ def place_unsynced(temp_path: Path, location: StorageLocation, relative_path: st
     bytes must not replace it (place() syncs first). Until synced the file has no index row:
     should power fail, it is an unreferenced file that a re-send of the same bytes replaces."""
     final = absolute_path(location, relative_path)
-    if final.exists():
+    if os.path.exists(final):
         return None
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(temp_path, final)
+    try:  # the study's folder exists but for its first instance: no mkdir per instance
+        os.replace(temp_path, final)
+    except FileNotFoundError:
+        make_folders(final.parent)
+        os.replace(temp_path, final)
     return final
+
+
+def make_folders(folder: Path) -> None:
+    """mkdir -p, durably: each folder created here has its name synced into its parent (the
+    file's own folder sync makes the file's name durable, not the folders above it)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        try:
+            created.mkdir()
+        except FileExistsError:  # made meanwhile by another thread, whose sync may not be done yet
+            pass
+        _fsync_path(created.parent)
 
 
 def sync_placed(incoming: "IncomingFile", final: Path) -> None:

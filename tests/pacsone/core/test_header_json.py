@@ -124,3 +124,26 @@ def test_non_latin_character_sets_go_through_pydicom():
     ds.PatientName = "Yamada^Tarou=\033$B;3ED\033(B^\033$BB@O:\033(B"
     fast_input, reference_input = read_twice(encoded(ds, ExplicitVRLittleEndian))
     assert same_json(header_json(fast_input, 1024, bulk), pydicom_json(reference_input))
+
+
+def test_repeated_values_come_from_the_memo_with_the_same_json(monkeypatch):
+    """Headers of one series repeat most values: the second header's JSON is looked up, equal to
+    pydicom's, and the memo stays bounded."""
+    from pacsone import header_json as module
+
+    memo = module._Memo(True)
+    monkeypatch.setattr(module, "_memos", {True: memo, False: module._Memo(False)})
+    monkeypatch.setattr(memo, "MAX_ENTRIES", 8)
+    converted = []
+    real = module._raw_element_json
+    monkeypatch.setattr(module, "_raw_element_json", lambda raw, ascii_text: converted.append(raw.tag) or real(raw, ascii_text))
+    for number in (1, 2):
+        ds = Dataset()
+        ds.PatientName, ds.Modality, ds.Rows, ds.InstanceNumber = "DOE^JANE", "MR", 256, number
+        ds.SOPInstanceUID = f"1.2.3.{number}"
+        encoded = BytesIO()
+        ds.save_as(encoded, implicit_vr=False, little_endian=True)
+        first, second = read_twice(encoded.getvalue())
+        assert same_json(header_json(first, 1024, bulk), pydicom_json(second))
+    assert converted.count(0x00100010) == 1 and converted.count(0x00200013) == 2  # the name once, each number
+    assert len(memo._entries) <= 8

@@ -3,6 +3,7 @@ before its index row is committed; a file of that name already stored is never r
 unsynced bytes; a failed sync leaves neither the file nor a row."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
@@ -40,8 +41,9 @@ def ingest_received(received: ReceivedFile):
         received.close()
 
 
-def test_the_file_and_its_name_are_synced_before_the_row_is_committed(tmp_path):
-    received = received_file(tmp_path)
+@contextmanager
+def placement_events():
+    """The renames, syncs and the index transaction of what runs inside, in order."""
     events = []
     real_replace, real_fdatasync, real_fsync_path, real_index = (os.replace, os.fdatasync, storage._fsync_path,
                                                                  ingest._index)
@@ -55,14 +57,30 @@ def test_the_file_and_its_name_are_synced_before_the_row_is_committed(tmp_path):
             mock.patch("pacsone.storage._fsync_path",
                        side_effect=lambda path: (events.append(("fsync", path)), real_fsync_path(path))), \
             mock.patch("pacsone.ingest._index", side_effect=index):
+        yield events
+
+
+def test_the_file_and_its_name_are_synced_before_the_row_is_committed(tmp_path):
+    received = received_file(tmp_path)
+    with placement_events() as events:
         result = ingest_received(received)
     assert result.outcome is Outcome.STORED
     instance = Instance.objects.get()
     final = storage.absolute_path(instance.storage_location, instance.file_path)
-    # (What follows the row, a thumbnail written by the follow-up task, is not the ingest's.)
-    assert events[:events.index("index") + 1] == ["rename", "fdatasync", ("fsync", final.parent), "index"]
+    # (What follows the row, a thumbnail written by the follow-up task, is not the ingest's.) The
+    # study's first instance: the rename fails for want of its folders, which are made, each
+    # name synced into its parent, before the rename that follows.
+    assert events[:events.index("index") + 1] == [
+        "rename", ("fsync", final.parent.parent.parent), ("fsync", final.parent.parent), "rename", "fdatasync",
+        ("fsync", final.parent), "index"]
     assert storage.checksum(storage.absolute_path(instance.storage_location, instance.file_path)) == (
         instance.sha256, instance.file_size)
+
+    # The study's next instance: its folder is there, nothing above it is touched.
+    second = received_file(tmp_path, make_dataset(StudyInstanceUID=instance.series.study.study_instance_uid))
+    with placement_events() as events:
+        assert ingest_received(second).outcome is Outcome.STORED
+    assert events[:events.index("index") + 1] == ["rename", "fdatasync", ("fsync", final.parent), "index"]
 
 
 def test_an_existing_file_of_that_name_is_not_replaced_by_unsynced_bytes(tmp_path):

@@ -128,6 +128,39 @@ def test_unknown_storage_sop_classes_are_refused_when_configured(scp, settings):
     assert accepted == {Verification}
 
 
+def accepted_by(port: int, *sop_classes: str) -> set:
+    ae = AE(ae_title="MODALITY")
+    for sop_class in sop_classes:
+        ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACSONE")
+    accepted = {(context.abstract_syntax, context.transfer_syntax[0]) for context in assoc.accepted_contexts}
+    assoc.release()
+    return accepted
+
+
+def test_a_request_sent_again_is_answered_as_the_first_and_policy_changes_still_count(scp, settings, monkeypatch):
+    """The negotiation of an A-ASSOCIATE-RQ is kept by its bytes (acceptor.NegotiationCache): the
+    same request gets the same contexts without pynetdicom negotiating again; a context accepted
+    by the unknown-SOP-class policy is negotiated every time."""
+    from pacsone.dicom.net import acceptor
+
+    _ae, port = scp
+    negotiated = []
+    real = acceptor.negotiate_as_acceptor
+    monkeypatch.setattr(acceptor, "negotiate_as_acceptor", lambda *args: negotiated.append(1) or real(*args))
+    first = accepted_by(port, CTImageStorage, Verification)
+    assert accepted_by(port, CTImageStorage, Verification) == first == {(CTImageStorage, ExplicitVRLittleEndian),
+                                                                        (Verification, ExplicitVRLittleEndian)}
+    assert len(negotiated) == 1
+
+    assert (GE_PRIVATE_3D_MODEL, ExplicitVRLittleEndian) in accepted_by(port, GE_PRIVATE_3D_MODEL, Verification)
+    settings.PACS_ACCEPT_UNKNOWN_SOP_CLASSES = False
+    assert accepted_by(port, GE_PRIVATE_3D_MODEL, Verification) == {(Verification, ExplicitVRLittleEndian)}
+    settings.PACS_ACCEPT_UNKNOWN_SOP_CLASSES = True
+    assert (GE_PRIVATE_3D_MODEL, ExplicitVRLittleEndian) in accepted_by(port, GE_PRIVATE_3D_MODEL, Verification)
+    assert len(negotiated) == 4
+
+
 def test_standard_sop_classes_of_other_services_are_not_taken_for_storage():
     assert is_storage_sop_class(GE_PRIVATE_3D_MODEL) and is_storage_sop_class(CTImageStorage)
     assert is_storage_sop_class("1.2.840.10008.5.1.4.1.1.999")  # a storage class newer than pynetdicom

@@ -25,6 +25,7 @@ from pacsone.dicom.net import commands, wire
 from pacsone.dicom.net.file_meta import PREAMBLE, file_meta, file_meta_bytes
 from pacsone.dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacsone.dicom import receiving
+from pacsone.dataset_structure import Truncated, check_head
 from pacsone.dicom.receiving import header_from_head
 from pacsone.header_json import instance_header_json
 from pacsone.dicom.net.requestor import StoreAssociation
@@ -150,10 +151,13 @@ def test_the_plain_walk_reads_what_pydicoms_reader_reads_on_all_of_pydicoms_file
     for path in pydicom_test_files_to_walk():
         data, syntax = data_set_bytes(path)
         for head, complete in ((data, True), (data[:65536], len(data) <= 65536), (data[:1000], False)):
-            elements = receiving._raw_elements(head, syntax.is_implicit_VR, complete)
-            if elements is None:
+            walk = receiving._raw_elements(head, syntax.is_implicit_VR, complete)
+            if walk is None:
                 continue
             walked += 1
+            elements, stopped_at = walk
+            assert stopped_at == len(head) or struct.unpack_from("<L", head, stopped_at)[0] in (0x00107FE0, 0x00097FE0,
+                                                                                                0x00087FE0), path.name
             ours = receiving._dataset(elements, syntax.is_implicit_VR)
             theirs = read_dataset(receiving._Head(head), syntax.is_implicit_VR, True, stop_when=receiving._at_pixel_data)
             assert list(ours.keys()) == list(theirs.keys()), path.name
@@ -166,6 +170,34 @@ def test_the_plain_walk_reads_what_pydicoms_reader_reads_on_all_of_pydicoms_file
                 continue
             assert instance_header_json(ours, strict=True) == expected, path.name
     assert walked > 50  # the walk, not the hand-over, reads most of them
+
+
+def structure_verdict(head, length, syntax, start=0):
+    try:
+        return check_head(head, length, syntax.is_implicit_VR, True, start=start)
+    except Truncated as truncated:
+        return str(truncated)
+
+
+def test_the_truncation_check_from_where_the_walk_stopped_judges_as_the_whole_walk():
+    """ReceivedFile checks a data set from the pixel data on when the header walk got there: the
+    same verdict as a walk from its first byte, for every pydicom file whole and cut anywhere."""
+    compared = 0
+    for path in pydicom_test_files_to_walk():
+        data, syntax = data_set_bytes(path)
+        for cut in sorted({len(data), len(data) - 1, len(data) - 7, len(data) // 2, 70_000, 65_536, 4_000}):
+            if not 0 < cut <= len(data):
+                continue
+            dataset = data[:cut]  # as received: the data set ends at the cut
+            for head_bytes in (len(dataset), 65_536):
+                head = dataset[:head_bytes]
+                walk = receiving._raw_elements(head, syntax.is_implicit_VR, complete=len(head) == len(dataset))
+                if walk is None or walk[1] == 0:
+                    continue
+                compared += 1
+                assert (structure_verdict(head, len(dataset), syntax, start=walk[1])
+                        == structure_verdict(head, len(dataset), syntax)), (path.name, cut, head_bytes)
+    assert compared > 100
 
 
 def test_the_plain_walk_hands_over_what_it_does_not_read():
