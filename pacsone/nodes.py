@@ -19,7 +19,7 @@ import os
 import socket
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from .models import Node
@@ -73,14 +73,13 @@ def heartbeat(name: str, processes: list[dict], started: datetime.datetime, stop
     """Write this node's row; a database that does not answer is logged, never fatal (the
     supervisor keeps its children up whatever the database does)."""
     try:
-        close_old_connections()
         Node.objects.update_or_create(name=name, defaults={
             "host": socket.gethostname()[:255], "supervisor_pid": os.getpid(), "started_at": started,
             "last_seen": timezone.now(), "stopped": stopped, "processes": processes,
             "keys_fingerprint": keys_fingerprint()})
     except Exception as error:
         log.warning("node heartbeat not written node=%s error=%s", name, type(error).__name__)
-        connection.close()
+        connection.close()  # a broken connection is opened afresh at the next heartbeat
 
 
 def nodes_state() -> list[dict]:
