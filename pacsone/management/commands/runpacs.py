@@ -2,6 +2,7 @@ import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from pacsone.nodes import NodeRefused, check_can_join
 from pacsone.supervisor import PortInUse, Supervisor, default_children
@@ -26,11 +27,14 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         components = set(options["only"] or COMPONENTS)
         node = options["node"]
-        if node is not None:
+        # On a database server other nodes may share it: check this one fits with them (a name of
+        # its own, the same keys), whether or not --node names it. --node on SQLite is refused.
+        if node is not None or connection.vendor != "sqlite":
             try:
-                check_can_join(node)
+                check_can_join(node or settings.PACS_NODE_NAME)
             except NodeRefused as error:
                 raise CommandError(str(error)) from None
+        if node is not None:
             # The children (and the job runners they start) name this node in their claims.
             os.environ["PACS_NODE_NAME"] = settings.PACS_NODE_NAME = node
         if "tasks" in components:
