@@ -172,3 +172,29 @@ def test_a_routing_job_of_a_killed_node_is_completed_by_the_other(nodes, tmp_pat
     assert not twice & confirmed  # nothing recorded as confirmed went again
     assert len(twice) <= 2  # as for one node (tests/routing/test_worker_crash.py): the unrecorded answer, the one in flight
     assert Node.objects.get(name=owner.name).last_seen < timezone.now() - datetime.timedelta(seconds=2)
+
+
+def test_a_node_killed_during_ingest_loses_nothing_it_acknowledged(nodes, tmp_path):
+    from pacsone.models import Study
+    from pacsone.verification import verify_storage
+
+    a, b = nodes("node-a", "node-b")
+    study_uid, total = "1.2.826.0.1.3680043.10.1018.3", 300
+    files = study_files(tmp_path / "in", study_uid, total, PatientID="KILL1")
+    sender = subprocess.Popen([dcmtk_program("storescu"), "-v", "-aet", "MODALITY", "-aec", "PACSONE", "127.0.0.1",
+                               str(a.dicom_port), *map(str, files)], env=DCMTK_ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    wait_until(lambda: Instance.objects.filter(series__study__study_instance_uid=study_uid).count() >= 50, 60,
+               "50 instances stored", interval=0.02)
+    a.kill()
+    output = sender.communicate(timeout=60)[0]
+    acknowledged = output.count("Received Store Response (Success)")
+    stored = Instance.objects.filter(series__study__study_instance_uid=study_uid).count()
+    assert 50 <= acknowledged <= stored < total, (acknowledged, stored)
+    assert list(verify_storage()) == []  # every indexed file present and intact
+
+    # The modality sends the whole study again, to the node left: nothing doubles, nothing is missing.
+    storescu(b, files)
+    study = Study.objects.get(study_instance_uid=study_uid)
+    assert Instance.objects.filter(series__study=study).count() == total == study.number_of_instances
+    assert list(verify_storage()) == []
