@@ -120,7 +120,16 @@ def test_the_monitor_shows_every_node_to_monitor_users_only(client):
     assert client.get("/monitor/data.json").status_code == 403
 
 
-def test_liveness_and_readiness(client):
+@pytest.fixture
+def status_file():
+    """The supervisor status file a test publishes, removed afterwards (other tests expect none)."""
+    from pacsone.supervisor import status_path
+
+    yield status_path()
+    status_path().unlink(missing_ok=True)
+
+
+def test_liveness_and_readiness(client, status_file):
     assert client.get("/healthz/live").json() == {"status": "ok", "node": settings.PACS_NODE_NAME}
     ready = client.get("/healthz/ready")
     assert ready.status_code == 200 and ready.json()["listeners"] == {"ok": True, "supervised": False}
