@@ -191,7 +191,8 @@ def test_a_node_killed_during_ingest_loses_nothing_it_acknowledged(nodes, tmp_pa
     output = sender.communicate(timeout=60)[0]
     acknowledged = output.count("Received Store Response (Success)")
     stored = Instance.objects.filter(series__study__study_instance_uid=study_uid).count()
-    assert 50 <= acknowledged <= stored < total, (acknowledged, stored)
+    # Stored but not yet answered when the node died may be one or two; acknowledged and not stored: none.
+    assert 40 <= acknowledged <= stored < total, (acknowledged, stored)
     assert list(verify_storage()) == []  # every indexed file present and intact
 
     # The modality sends the whole study again, to the node left: nothing doubles, nothing is missing.
