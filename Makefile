@@ -29,8 +29,8 @@ test: $(VENV)/.installed-test $(DB_DRIVER) ohif
 fuzz: $(VENV)/.installed-test
 	$(PY) -m pytest -p no:cacheprovider -q tests/fuzz/fuzz_engine.py
 
-# The benchmark measures SQLite and MariaDB, so it always needs the MariaDB driver.
-bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
+# The benchmark measures SQLite, MariaDB and PostgreSQL (bench/nodes.py: two nodes against one), so it needs both drivers.
+bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql $(VENV)/.installed-postgres
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/web.py $(WEB_BENCH_ARGS)
 	$(PY) bench/qr.py $(QR_BENCH_ARGS)
@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql
 	$(PY) bench/dicomweb.py $(DICOMWEB_BENCH_ARGS)
 	$(PY) bench/dicomweb_frames.py
 	$(PY) bench/hl7.py $(HL7_BENCH_ARGS)
+	$(PY) bench/nodes.py $(NODES_BENCH_ARGS)
 
 # OHIF v3 (the diagnostic viewer at /viewer/): the built dist/ of the npm package, kept in var/ohif
 # (outside git) and served by Django from there. Skipped, with a note, where npm is missing.

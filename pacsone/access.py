@@ -211,8 +211,8 @@ def access_job_result(who, job_pk: int, *, action: str = Action.DOWNLOAD):
     job = jobs_for(user).filter(pk=job_pk, owner=user).exclude(result_path="").first()
     if job is None or not may_see_all(user, job.studies.all()):
         raise _refuse(who, action, f"job {job_pk} result", exists=Job.objects.filter(pk=job_pk).exists())
-    path = (settings.DATA_DIR / job.result_path).resolve()
-    if settings.DATA_DIR.resolve() not in path.parents or not path.is_file():
+    path = (settings.SHARED_DIR / job.result_path).resolve()
+    if settings.SHARED_DIR.resolve() not in path.parents or not path.is_file():
         raise _refuse(who, action, f"job {job_pk} result", exists=False)
     return job, Path(path)
 

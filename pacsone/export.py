@@ -39,7 +39,7 @@ RECORD_DEFAULTS = {
 
 
 def exports_dir() -> Path:
-    return settings.DATA_DIR / "exports"
+    return settings.SHARED_DIR / "exports"
 
 
 def _complete_for_media(ds):
@@ -189,7 +189,7 @@ def export_studies(progress, study_pks: list[int], zipped: bool = True, with_vie
                     z.write(file, file.relative_to(folder))
         shutil.rmtree(folder)
         result = archive
-    progress.set_result(str(result.relative_to(settings.DATA_DIR)))
+    progress.set_result(str(result.relative_to(settings.SHARED_DIR)))
     progress.advance()
     message = f"{len(fileset)} instance(s) of {len(studies)} study(ies) written to {result.name}"
     if filled_any:

@@ -365,3 +365,39 @@ class RemoteSync(models.Model):
 
     def __str__(self) -> str:
         return f"Sync of {self.remote.ae_title}"
+
+
+class Node(models.Model):
+    """One server of the archive (`runpacs --node NAME`): its supervisor writes its processes
+    here every PACS_NODE_HEARTBEAT_SECONDS, so every node's Monitor page shows them all."""
+
+    name = models.CharField(max_length=64, unique=True)
+    host = models.CharField(max_length=255, blank=True, default="")
+    supervisor_pid = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    stopped = models.BooleanField(default=False)  # stopped politely (SIGTERM), not silent
+    # [{name, pid, running, started, restarts, last_exit}], as the supervisor publishes them.
+    processes = models.JSONField(default=list, blank=True)
+    # A short hash of the keys every node must share (the Django secret key, the journal key):
+    # a node started with other keys would log users out or fork the journal chain.
+    keys_fingerprint = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleRun(models.Model):
+    """One row per scheduled run (schedule function, intended time): the unique pair makes a
+    schedule run once however many nodes' task clusters pick it up (pacsone/schedules.py)."""
+
+    func = models.CharField(max_length=200)
+    intended = models.DateTimeField()
+    node = models.CharField(max_length=64)
+    started_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["func", "intended"], name="one_run_per_schedule_time")]

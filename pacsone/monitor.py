@@ -1,7 +1,8 @@
 """The live monitor's data: the server's processes, recent DICOM activity and recent problems.
 
 Read from what the server already writes, so the DICOM path pays nothing for it: the
-supervisor's status file, the log file's last lines, and the index (instances per minute).
+supervisor's status file, the log file's last lines, and the index (instances per minute); every
+node's processes from the Node table its supervisor writes (pacsone/nodes.py).
 """
 
 import datetime
@@ -16,6 +17,7 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from .models import Instance
+from .nodes import nodes_state
 from .supervisor import status_path
 
 LOG_TAIL_BYTES = 512 * 1024
@@ -109,4 +111,5 @@ def throughput(minutes: int = THROUGHPUT_MINUTES) -> list[dict]:
 
 def snapshot() -> dict:
     events = log_events(_tail_lines(settings.LOG_DIR / "pacsone.log"))
-    return {"time": timezone.now().isoformat(), "processes": process_states(), "throughput": throughput(), **events}
+    return {"time": timezone.now().isoformat(), "processes": process_states(), "nodes": nodes_state(),
+            "throughput": throughput(), **events}

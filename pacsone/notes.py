@@ -45,7 +45,7 @@ class NoteError(ValueError):
 
 
 def attachments_dir() -> Path:
-    return settings.DATA_DIR / "attachments"
+    return settings.SHARED_DIR / "attachments"
 
 
 def safe_display_name(name: str) -> str:

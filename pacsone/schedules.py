@@ -1,17 +1,33 @@
 """Every django-q2 schedule, in one list, created or corrected at every start (`setuppacs`,
 `runpacs`): a schedule whose entry changed is updated, one no longer wanted is removed.
 
+Once per schedule, however many nodes: every node runs a django-q2 cluster, and each cluster's
+scheduler looks for due schedules. django-q2 (1.11, django_q/scheduler.py) reads them with
+SELECT ... FOR UPDATE inside one transaction and moves `next_run` on before committing, so on
+PostgreSQL and MariaDB a second cluster waits for the first and then no longer sees the schedule
+as due. We do not rely on that alone: each schedule calls `run_once(func, intended=...)`, which
+first inserts a ScheduleRun row for (function, intended run time) under a unique constraint; the
+cluster that loses that insert runs nothing.
+
 An entry: name, dotted function, minutes between runs (django-q2 MINUTES), or another
 django-q2 schedule type with its first run; `wanted` says whether it applies with these
 settings (e.g. auto-scan only with PACS_AUTOSCAN_DIR).
 """
 
 import datetime
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.module_loading import import_string
+
+log = logging.getLogger(__name__)
+
+RUNS_KEPT_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,8 @@ def ensure_schedules(entries: list[Entry] = ENTRIES) -> list[str]:
         if entry.prepare:
             entry.prepare()
         minutes = entry.minutes() if callable(entry.minutes) else entry.minutes
-        wanted = {"func": entry.func, "schedule_type": entry.schedule_type, "minutes": minutes, "repeats": -1}
+        wanted = {"func": "pacsone.schedules.run_once", "args": repr(entry.func), "intended_date_kwarg": "intended",
+                  "schedule_type": entry.schedule_type, "minutes": minutes, "repeats": -1}
         schedule = Schedule.objects.filter(name=entry.name).first()
         if schedule is None:
             Schedule.objects.create(name=entry.name, next_run=entry.first_run() if entry.first_run else timezone.now(),
@@ -74,3 +91,22 @@ def ensure_schedules(entries: list[Entry] = ENTRIES) -> list[str]:
             Schedule.objects.filter(pk=schedule.pk).update(**wanted)
         kept.append(entry.name)
     return kept
+
+
+def run_once(func: str, intended: str | None = None):
+    """A schedule's task: run `func` unless another node's cluster ran it for this intended
+    time already. `intended` is the schedule's `next_run` that django-q2 passes."""
+    from .models import ScheduleRun
+
+    when = parse_datetime(intended) if intended else None
+    if when is None:
+        return import_string(func)()  # called by hand: no schedule time to share
+    try:
+        with transaction.atomic():
+            ScheduleRun.objects.create(func=func[:200], intended=when, node=settings.PACS_NODE_NAME)
+    except IntegrityError:
+        winner = ScheduleRun.objects.filter(func=func[:200], intended=when).values_list("node", flat=True).first()
+        log.info("schedule already run func=%s intended=%s node=%s", func, intended, winner)
+        return f"already run by node {winner}"
+    ScheduleRun.objects.filter(func=func[:200], intended__lt=when - datetime.timedelta(days=RUNS_KEPT_DAYS)).delete()
+    return import_string(func)()

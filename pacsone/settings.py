@@ -7,6 +7,7 @@ ImproperlyConfigured at start-up instead of misbehaving later.
 import codecs
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -85,8 +86,19 @@ def parse_syslog_url(raw: str) -> tuple[str, str, int] | None:
 
 # --- Where things live -------------------------------------------------------------------------
 DATA_DIR = Path(env_str("PACS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-STORAGE_DIR = DATA_DIR / "storage"
+# Where the first storage location is made (its path is then kept in the database, so every
+# node must see the same folder at the same path: a shared filesystem when there are several).
+STORAGE_DIR = Path(env_str("PACS_STORAGE_DIR", str(DATA_DIR / "storage"))).resolve()
+# Files every node must reach that are not stored instances: note attachments, finished exports,
+# upload reports. One node: the data folder; several (docs/deployment.md): a shared folder.
+SHARED_DIR = Path(env_str("PACS_SHARED_DIR", str(DATA_DIR))).resolve()
 LOG_DIR = DATA_DIR / "log"
+# This node's name in the Node table (the Monitor page, job claims); `runpacs --node` sets it.
+PACS_NODE_NAME = env_str("PACS_NODE_NAME", "") or socket.gethostname()
+if len(PACS_NODE_NAME) > 64:
+    raise ImproperlyConfigured(f"PACS_NODE_NAME is longer than 64 characters: {PACS_NODE_NAME!r}")
+# A node whose supervisor has not been heard from for this many seconds is shown as silent.
+PACS_NODE_HEARTBEAT_SECONDS = env_int("PACS_NODE_HEARTBEAT_SECONDS", 10, minimum=1, maximum=3600)
 
 # --- Core Django ---------------------------------------------------------------------------------
 DEBUG = env_bool("PACS_DEBUG", False)

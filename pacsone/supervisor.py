@@ -2,7 +2,8 @@
 
 Children: the web server (gunicorn), the DICOM SCP workers of every configured instance, the
 HL7 MLLP listener and the django-q2 cluster. A child that dies is started again after a short back-off (logged);
-SIGTERM or Ctrl-C stops them all, politely first.
+SIGTERM or Ctrl-C stops them all, politely first. Its children's state goes to a status file in
+the data folder and, as this node's heartbeat, to the Node table (pacsone/nodes.py).
 """
 
 import ctypes
@@ -157,9 +158,24 @@ def default_children(components: set[str]) -> list[Child]:
 
 
 class Supervisor:
-    def __init__(self, children: list[Child]):
+    def __init__(self, children: list[Child], node: str = ""):
         self.children = children
         self.stopping = False
+        self.node = node  # this node's row in the Node table (pacsone/nodes.py); "" writes none
+        self.node_started = None
+        self.next_heartbeat = 0.0
+
+    def publish(self, stopping: bool = False) -> None:
+        """The status file for this machine's monitor and, every heartbeat, the node's row."""
+        write_status(self.children, stopping=stopping)
+        if self.node and (stopping or time.monotonic() >= self.next_heartbeat):
+            from django.utils import timezone
+
+            from .nodes import heartbeat
+
+            self.node_started = self.node_started or timezone.now()
+            heartbeat(self.node, [child.status() for child in self.children], self.node_started, stopped=stopping)
+            self.next_heartbeat = time.monotonic() + settings.PACS_NODE_HEARTBEAT_SECONDS
 
     def request_stop(self, signum, _frame) -> None:
         if not self.stopping:
@@ -171,13 +187,13 @@ class Supervisor:
         signal.signal(signal.SIGINT, self.request_stop)
         for child in self.children:
             child.start()
-        write_status(self.children)
+        self.publish()
         while not self.stopping:
-            if self.check_children():
-                write_status(self.children)
+            if self.check_children() or time.monotonic() >= self.next_heartbeat:
+                self.publish()
             time.sleep(POLL_SECONDS)
         self.stop_children()
-        write_status(self.children, stopping=True)
+        self.publish(stopping=True)
 
     def check_children(self) -> bool:
         """Restart children that died (after their back-off). True when something changed."""

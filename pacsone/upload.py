@@ -29,7 +29,7 @@ RESULTS_KEPT_DAYS = 7
 
 
 def results_path(job_pk: int) -> Path:
-    return settings.DATA_DIR / "upload-results" / f"job-{int(job_pk)}.json"
+    return settings.SHARED_DIR / "upload-results" / f"job-{int(job_pk)}.json"
 
 
 def _prune_results(folder: Path) -> None:

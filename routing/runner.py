@@ -18,7 +18,6 @@ With PACS_TASKS_SYNC (tests) a new job that is due runs at once in the caller's 
 import datetime
 import logging
 import os
-import socket
 import subprocess
 import threading
 import uuid
@@ -38,7 +37,8 @@ _children: list[subprocess.Popen] = []  # runner processes started by this worke
 
 
 def new_token() -> str:
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    """Names the node, the process and the claim (shown in Job Status as who runs a job)."""
+    return f"{settings.PACS_NODE_NAME[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def _due(now: datetime.datetime) -> Q:

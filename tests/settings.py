@@ -14,6 +14,8 @@ _data_dir = tempfile.mkdtemp(prefix="pacs-test-")
 atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 os.environ["PACS_DATA_DIR"] = _data_dir
 os.environ["PACS_TASKS_SYNC"] = "true"
+for _shared in ("PACS_STORAGE_DIR", "PACS_SHARED_DIR", "PACS_NODE_NAME"):  # never a real archive's folders
+    os.environ.pop(_shared, None)
 
 from pacsone.settings import *  # noqa: E402,F403
 

@@ -166,6 +166,8 @@ ROUTES = {
     "monitor/": Route("get", "/monitor/", "monitor"),
     "monitor/data.json": Route("get", "/monitor/data.json", "monitor"),
     "healthz": Route("get", "/healthz"),
+    "healthz/live": Route("get", "/healthz/live"),
+    "healthz/ready": Route("get", "/healthz/ready"),
     # The remote AE registry and remote search
     "aes/": Route("get", "/aes/", "system_admin"),
     "aes/add/": Route("get", "/aes/add/", "system_admin"),

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 # Public on purpose: the login page, the health probe, the token exchange (POST only), static
 # files. The API's schema and root listing need a login too.
-PUBLIC = {"accounts/login/", "healthz", "api/auth/token/"}
+PUBLIC = {"accounts/login/", "healthz", "healthz/live", "healthz/ready", "api/auth/token/"}
 
 
 def walk(patterns, prefix=""):

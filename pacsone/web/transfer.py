@@ -39,7 +39,7 @@ def download_study(request, study_uid):
 
 
 def _staging_dir() -> Path:
-    folder = settings.DATA_DIR / "uploads"
+    folder = settings.SHARED_DIR / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=folder))
 

@@ -25,6 +25,8 @@ remote_ae_patterns = [
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("healthz/live", health.live, name="healthz-live"),
+    path("healthz/ready", health.ready, name="healthz-ready"),
     # the study browser and the viewer
     path("", studies.home, name="home"),
     path("patients/<int:pk>/", studies.patient_page, name="patient"),

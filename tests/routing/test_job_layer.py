@@ -187,10 +187,11 @@ def test_every_schedule_is_created_and_corrected_at_start():
     from pacsone.schedules import ENTRIES, ensure_schedules
 
     ensure_schedules()
-    Schedule.objects.filter(name="job dispatcher").update(func="wrong.place", minutes=30)
+    Schedule.objects.filter(name="job dispatcher").update(args="'wrong.place'", minutes=30)
     ensure_schedules()
     dispatcher = Schedule.objects.get(name="job dispatcher")
-    assert (dispatcher.func, dispatcher.minutes) == ("routing.runner.dispatch", 1)
+    assert (dispatcher.func, dispatcher.args, dispatcher.minutes) == (
+        "pacsone.schedules.run_once", "'routing.runner.dispatch'", 1)
     assert Schedule.objects.count() == len([entry for entry in ENTRIES if entry.wanted()])
 
 

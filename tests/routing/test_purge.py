@@ -206,7 +206,8 @@ def test_the_scheduled_check_is_in_the_schedules_and_purges(tmp_path, location, 
     schedules.ensure_schedules()
     schedules.ensure_schedules()  # again at the next start: corrected, not doubled
     entry = Schedule.objects.get(name="purge watermarks")
-    assert entry.func == "routing.purge.check_watermarks" and entry.schedule_type == Schedule.MINUTES
+    assert (entry.func, entry.args) == ("pacsone.schedules.run_once", "'routing.purge.check_watermarks'")
+    assert entry.schedule_type == Schedule.MINUTES
     assert 1 <= entry.minutes <= 10
     make_studies(tmp_path, 3)
     StorageLocation.objects.create(name="unmeasurable", path=str(tmp_path / "nowhere"), high_watermark=90,

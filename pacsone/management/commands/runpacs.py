@@ -1,5 +1,10 @@
-from django.core.management.base import BaseCommand, CommandError
+import os
 
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from pacsone.nodes import NodeRefused, check_can_join
 from pacsone.supervisor import PortInUse, Supervisor, default_children
 
 COMPONENTS = ("web", "dicom", "hl7", "tasks")
@@ -13,9 +18,25 @@ class Command(BaseCommand):
             "--only", action="append", choices=COMPONENTS,
             help="Start only these components (repeatable); default: all.",
         )
+        parser.add_argument(
+            "--node", metavar="NAME",
+            help="Run as node NAME of an archive of several nodes sharing one database (PostgreSQL or "
+                 "MariaDB), broker and storage folder (docs/deployment.md); default: PACS_NODE_NAME.",
+        )
 
     def handle(self, *args, **options):
         components = set(options["only"] or COMPONENTS)
+        node = options["node"]
+        # On a database server other nodes may share it: check this one fits with them (a name of
+        # its own, the same keys), whether or not --node names it. --node on SQLite is refused.
+        if node is not None or connection.vendor != "sqlite":
+            try:
+                check_can_join(node or settings.PACS_NODE_NAME)
+            except NodeRefused as error:
+                raise CommandError(str(error)) from None
+        if node is not None:
+            # The children (and the job runners they start) name this node in their claims.
+            os.environ["PACS_NODE_NAME"] = settings.PACS_NODE_NAME = node
         if "tasks" in components:
             from pacsone.schedules import ensure_schedules
 
@@ -24,4 +45,4 @@ class Command(BaseCommand):
             children = default_children(components)
         except PortInUse as error:
             raise CommandError(str(error)) from None
-        Supervisor(children).run()
+        Supervisor(children, node=node or settings.PACS_NODE_NAME).run()

@@ -28,6 +28,17 @@
     fill("processes", data.processes.children, ["name", "pid", function (row) {
       const td = cell(row.running ? "running" : "stopped"); td.className = row.running ? "state-up" : "state-down"; return td;
     }, function (row) { return cell(since(row.started)); }, "restarts", "last_exit"], "No process state published yet.");
+    fill("nodes", data.nodes, [function (row) { return cell(row.name + (row.this ? " (this node)" : "")); }, "host",
+      function (row) { const td = cell(row.state); td.className = row.state === "up" ? "state-up" : "state-down"; return td; },
+      function (row) { const td = cell(day(new Date(row.last_seen)) + " " + hhmmss(new Date(row.last_seen))); td.style.whiteSpace = "nowrap"; return td; },
+      function (row) {
+        const td = document.createElement("td"); const list = document.createElement("div"); list.className = "node-procs";
+        row.processes.forEach(function (p) {
+          const item = document.createElement("span"); item.textContent = p.name + " pid " + p.pid + (p.running ? "" : " (stopped)");
+          item.className = p.running ? "" : "state-down"; list.appendChild(item);
+        });
+        td.appendChild(list); return td;
+      }], "No node has reported yet: start the server with manage.py runpacs.");
     const peak = Math.max(1, ...data.throughput.map(function (m) { return m.count; }));
     const chart = document.getElementById("throughput");
     chart.replaceChildren();
