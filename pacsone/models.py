@@ -166,7 +166,7 @@ class Series(models.Model):
     body_part_examined = models.CharField(max_length=16, blank=True, default="")
     series_date = models.DateField(null=True, blank=True, db_index=True)
     series_time = models.CharField(max_length=16, blank=True, default="")
-    received_at = models.DateTimeField(auto_now_add=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     number_of_instances = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -192,6 +192,12 @@ class Instance(models.Model):
     header = models.JSONField(default=dict)
     source_ae = models.CharField(max_length=16, blank=True, default="")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [
+            # The statistics' per-day, per-AE and per-hour figures read only this index (covering).
+            models.Index(fields=["received_at", "source_ae", "file_size"], name="instance_received_stats"),
+        ]
 
     def __str__(self) -> str:
         return f"Instance {self.sop_instance_uid}"

@@ -23,6 +23,7 @@ class Job(models.Model):
         CHANGE_STORAGE = "change_storage", "Change storage"
         ROUTE = "route", "Routing"
         NOTIFY = "notify", "Notification"
+        REPORT = "report", "Statistics report"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

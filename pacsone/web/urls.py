@@ -3,7 +3,8 @@ own (accounts/, audit/, routing/); the REST API is pacsone/api/urls.py."""
 
 from django.urls import include, path
 
-from . import actions, aes, bulk, edit, export, forward, health, images, monitor, notes, storage, studies, transfer, trash
+from . import (actions, aes, bulk, edit, export, forward, health, images, monitor, notes, statistics, storage, studies,
+               transfer, trash)
 
 STUDY = "studies/<str:study_uid>/"
 INSTANCE = STUDY + "instances/<str:sop_uid>/"
@@ -63,5 +64,8 @@ urlpatterns = [
     path("trash/empty/", trash.empty, name="trash-empty"),
     path("monitor/", monitor.monitor_page, name="monitor"),
     path("monitor/data.json", monitor.monitor_data, name="monitor-data"),
+    path("statistics/", statistics.statistics_page, name="statistics"),
+    path("statistics/statistics.csv", statistics.statistics_csv, name="statistics-csv"),
+    path("statistics/report/", statistics.statistics_report, name="statistics-report"),
     path("", include((remote_ae_patterns, "dicom"))),
 ]
