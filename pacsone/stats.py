@@ -13,6 +13,7 @@ from them (the journal keeps the record of what happened).
 import datetime
 from dataclasses import dataclass
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, DateTimeField, Sum
 from django.db.models.functions import ExtractHour, Trunc
 from django.utils import timezone
@@ -114,7 +115,12 @@ def _timeline(period: Period, studies, series, instances) -> list[dict]:
 
     def add(queryset, field_values):
         for row in queryset.annotate(bucket=_trunc("received_at", period.by)).values("bucket").annotate(**field_values).order_by():
-            target = rows.get(_day(row.pop("bucket")))
+            bucket = row.pop("bucket")
+            if bucket is None:  # MariaDB/MySQL without time zone tables: CONVERT_TZ gives NULL
+                raise ImproperlyConfigured(
+                    f"the database cannot convert times to {timezone.get_current_timezone_name()}: load its time zone "
+                    "tables (mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb mysql) or run in UTC")
+            target = rows.get(_day(bucket))
             if target is not None:  # a row of a bucket outside the period cannot happen; be safe
                 target.update({key: value or 0 for key, value in row.items()})
 

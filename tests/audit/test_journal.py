@@ -1,16 +1,14 @@
-"""The system journal: append-only, hash-chained, verifiable; its pages, CSV and monthly mail."""
+"""The system journal: append-only, hash-chained, verifiable; its pages, CSV and e-mail settings (the monthly mail: tests/pacsone/core/test_mail.py)."""
 
 import datetime
 import threading
 
 import pytest
-from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit.journal import Action, Outcome, record, verify_chain
 from audit.models import AppendOnlyError, Entry, MailServer
-from audit.report import send_monthly_report
 from tests.people import make_user
 
 pytestmark = pytest.mark.django_db
