@@ -13,10 +13,6 @@ from aiosmtpd.smtp import AuthResult
 from tests.helpers import free_port
 
 
-# The refusing-login server needs no TLS for the test; aiosmtpd warns about that on every connection.
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
-
-
 class Mailbox:
     def __init__(self, refuse_recipients: str = ""):
         self.refuse_recipients = refuse_recipients  # e.g. "550 5.1.1 no such user"
@@ -39,12 +35,20 @@ def _refuse_every_login(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=False, handled=False)
 
 
+class _Controller(Controller):
+    def factory(self):
+        # The refusing-login server needs no TLS for the test; aiosmtpd warns about it on each connection.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+            return super().factory()
+
+
 @contextmanager
-def smtp_server(refuse_recipients: str = "", refuse_login: bool = False):
-    """Yields (mailbox, port)."""
+def smtp_server(refuse_recipients: str = "", refuse_login: bool = False, port: int = 0):
+    """Yields (mailbox, port); on a free port unless `port` is given."""
     mailbox = Mailbox(refuse_recipients)
     extra = {"auth_require_tls": False, "authenticator": _refuse_every_login, "auth_required": True} if refuse_login else {}
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **extra)
+    controller = _Controller(mailbox, hostname="127.0.0.1", port=port or free_port(), **extra)
     controller.start()
     try:
         yield mailbox, controller.port
