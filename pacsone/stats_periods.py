@@ -73,16 +73,14 @@ class PeriodForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if self.errors:
-            return cleaned
         preset, first, last = cleaned.get("preset"), cleaned.get("date_from"), cleaned.get("date_to")
         if not preset:
-            if not first:
+            if not first and "date_from" not in self.errors:
                 self.add_error("date_from", "Give the first day of the range (YYYY-MM-DD).")
-            if not last:
+            if not last and "date_to" not in self.errors:
                 self.add_error("date_to", "Give the last day of the range (YYYY-MM-DD).")
-            if not (first and last):
-                return cleaned
+        if self.errors:
+            return cleaned
         by = cleaned.get("by") or (PRESETS[preset][2] if preset else "day")
         period = preset_period(preset, by=by) if preset else Period(first, last, by)
         for field, problem in period_problems(period.first, period.last, period.by).items():
