@@ -2,9 +2,10 @@
 statistics of a period (the statistics page, /api/statistics/, the e-mailed reports).
 
 Everything comes from the index, never from the stored files: aggregate queries (COUNT, SUM,
-GROUP BY a truncated date) that SQLite, MariaDB and PostgreSQL all run. Days, weeks (ISO, from
-Monday) and months are cut in the server's time zone (PACS_TIME_ZONE); on MariaDB a zone other
-than UTC needs the database's time zone tables loaded (README).
+GROUP BY the UTC hour) that SQLite, MariaDB and PostgreSQL all run in plain SQL; the hours are
+then put into days, weeks (ISO, from Monday) and months of the server's time zone
+(PACS_TIME_ZONE) in Python (quarter hours for a zone whose offset is not whole hours), so no
+database needs time zone tables and no per-row time zone function runs.
 
 A period's figures count what is still in the index: a study purged or deleted since is gone
 from them (the journal keeps the record of what happened).
@@ -13,9 +14,7 @@ from them (the journal keeps the record of what happened).
 import datetime
 from dataclasses import dataclass
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, DateTimeField, Sum
-from django.db.models.functions import ExtractHour, Trunc
+from django.db.models import CharField, Count, Func, Sum
 from django.utils import timezone
 
 from .models import Instance, Patient, Series, StorageLocation, Study
@@ -98,36 +97,73 @@ def period_problems(first: datetime.date | None, last: datetime.date | None, by:
     return problems
 
 
-def _day(value) -> datetime.date:
-    """A truncated bucket as the database returns it (an aware or naive datetime, or a date)."""
-    if isinstance(value, datetime.datetime):
-        return (timezone.localtime(value) if timezone.is_aware(value) else value).date()
-    return value
+class UtcSlot(Func):
+    """The UTC hour (`YYYY-MM-DD HH`) or quarter hour (`YYYY-MM-DD HH:Q`, Q 0 to 3) of a stored
+    time, computed in plain SQL on each database: grouping by it needs no per-row time zone
+    function (SQLite's Trunc is a Python function called for every row: seconds at a million
+    instances). Python then puts each slot into its local day, week, month and hour."""
+
+    output_field = CharField()
+
+    def __init__(self, expression, quarters: bool):
+        super().__init__(expression)
+        self.quarters = quarters
+
+    def as_sqlite(self, compiler, connection):
+        quarter = " || ':' || (CAST(substr(%(expressions)s, 15, 2) AS INTEGER) / 15)" if self.quarters else ""
+        return self.as_sql(compiler, connection, template="substr(%(expressions)s, 1, 13)" + quarter)
+
+    def as_postgresql(self, compiler, connection):
+        utc = "(%(expressions)s AT TIME ZONE 'UTC')"
+        quarter = f" || ':' || (EXTRACT(MINUTE FROM {utc})::int / 15)" if self.quarters else ""
+        return self.as_sql(compiler, connection, template=f"to_char({utc}, 'YYYY-MM-DD HH24')" + quarter)
+
+    def as_mysql(self, compiler, connection):  # Django keeps MySQL/MariaDB datetimes in UTC
+        hour = "DATE_FORMAT(%(expressions)s, '%%%%Y-%%%%m-%%%%d %%%%H')"
+        if self.quarters:
+            return self.as_sql(compiler, connection, template=f"CONCAT({hour}, ':', MINUTE(%(expressions)s) DIV 15)")
+        return self.as_sql(compiler, connection, template=hour)
 
 
-def _trunc(field: str, by: str):
-    return Trunc(field, by, output_field=DateTimeField(), tzinfo=timezone.get_current_timezone())
+def _whole_hour_offsets(period: "Period") -> bool:
+    """Does every local midnight of the period fall on a UTC hour (then hour slots are exact)?"""
+    tz = timezone.get_current_timezone()
+    day = period.first
+    while day <= period.last + datetime.timedelta(days=1):
+        midnight = timezone.make_aware(datetime.datetime.combine(day, datetime.time.min), tz)
+        if midnight.utcoffset().total_seconds() % 3600:
+            return False
+        day += datetime.timedelta(days=1)
+    return True
 
 
-def _timeline(period: Period, studies, series, instances) -> list[dict]:
+def _local_slots(queryset, measures: dict, quarters: bool):
+    """(local time of the slot's start, its measures) for each UTC slot with rows."""
+    tz = timezone.get_current_timezone()
+    names = list(measures)
+    rows = queryset.annotate(slot=UtcSlot("received_at", quarters)).values("slot").annotate(**measures).order_by()
+    for slot, *values in rows.values_list("slot", *names):
+        hour_text, _, quarter = slot.partition(":")
+        start = datetime.datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=datetime.timezone.utc)
+        if quarter:
+            start += datetime.timedelta(minutes=15 * int(quarter))
+        yield start.astimezone(tz), dict(zip(names, (value or 0 for value in values)))
+
+
+def _timeline_and_hours(period: Period, studies, series, instances) -> tuple[list[dict], list[int]]:
     rows = {bucket: {"period": bucket, "studies": 0, "series": 0, "instances": 0, "bytes": 0}
             for bucket in period.buckets()}
-
-    def add(queryset, field_values):
-        for row in queryset.annotate(bucket=_trunc("received_at", period.by)).values("bucket").annotate(**field_values).order_by():
-            bucket = row.pop("bucket")
-            if bucket is None:  # MariaDB/MySQL without time zone tables: CONVERT_TZ gives NULL
-                raise ImproperlyConfigured(
-                    f"the database cannot convert times to {timezone.get_current_timezone_name()}: load its time zone "
-                    "tables (mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb mysql) or run in UTC")
-            target = rows.get(_day(bucket))
-            if target is not None:  # a row of a bucket outside the period cannot happen; be safe
-                target.update({key: value or 0 for key, value in row.items()})
-
-    add(studies, {"studies": Count("*")})
-    add(series, {"series": Count("*")})
-    add(instances, {"instances": Count("*"), "bytes": Sum("file_size")})
-    return list(rows.values())
+    hours = [0] * 24
+    quarters = not _whole_hour_offsets(period)
+    for queryset, measures in ((studies, {"studies": Count("*")}), (series, {"series": Count("*")}),
+                               (instances, {"instances": Count("*"), "bytes": Sum("file_size")})):
+        for local, values in _local_slots(queryset, measures, quarters):
+            target = rows[bucket_start(local.date(), period.by)]
+            for key, value in values.items():
+                target[key] += value
+            if "instances" in values:
+                hours[local.hour] += values["instances"]
+    return list(rows.values()), hours
 
 
 def _top(queryset, field: str, measures: dict, order: str) -> list[dict]:
@@ -180,10 +216,7 @@ def period_figures(period: Period) -> dict:
     studies = Study.objects.filter(received_at__gte=start, received_at__lt=end)
     series = Series.objects.filter(received_at__gte=start, received_at__lt=end)
     instances = Instance.objects.filter(received_at__gte=start, received_at__lt=end)
-    timeline = _timeline(period, studies, series, instances)
-    hours = {row["hour"]: row["instances"] for row in
-             instances.annotate(hour=ExtractHour("received_at", tzinfo=timezone.get_current_timezone()))
-             .values("hour").annotate(instances=Count("*")).order_by()}
+    timeline, hours = _timeline_and_hours(period, studies, series, instances)
     study_measures = {"studies": Count("*"), "instances": Sum("number_of_instances"), "bytes": Sum("size_bytes")}
     failures = _failures(start, end)
     return {
@@ -194,7 +227,7 @@ def period_figures(period: Period) -> dict:
         "by_source_ae": _top(instances, "source_ae", {"instances": Count("*"), "bytes": Sum("file_size")}, "instances"),
         "by_institution": _top(studies, "institution_name", study_measures, "studies"),
         "by_referring_physician": _top(studies, "referring_physician_name", study_measures, "studies"),
-        "busiest_hours": [{"hour": hour, "instances": hours.get(hour, 0)} for hour in range(24)],
+        "busiest_hours": [{"hour": hour, "instances": count} for hour, count in enumerate(hours)],
         "storage": storage_figures(),
         "failures": failures,
         "failed_jobs": sum(row["count"] for row in failures["failed_jobs"]),

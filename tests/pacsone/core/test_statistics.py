@@ -57,6 +57,15 @@ def test_days_are_cut_in_the_servers_time_zone():
     assert [row["hour"] for row in figures["busiest_hours"] if row["instances"]] == [22]
 
 
+def test_a_zone_half_an_hour_off_utc_is_cut_at_its_own_midnight():
+    received(at(2026, 11, 16, 18, 20), instances=2)  # 23:50 in Kolkata (UTC+5:30)
+    received(at(2026, 11, 16, 18, 40), instances=3)  # 00:10 the next day there
+    with timezone.override(zoneinfo.ZoneInfo("Asia/Kolkata")):
+        figures = period_figures(Period(datetime.date(2026, 11, 16), datetime.date(2026, 11, 17), "day"))
+    assert [row["instances"] for row in figures["timeline"]] == [2, 3]
+    assert {row["hour"]: row["instances"] for row in figures["busiest_hours"] if row["instances"]} == {23: 2, 0: 3}
+
+
 def test_weeks_start_on_monday_and_months_on_the_first():
     received(at(2026, 11, 16), instances=1)  # a Monday
     received(at(2026, 11, 22), instances=2)  # the Sunday of the same week
@@ -77,7 +86,7 @@ def test_a_requested_period_is_checked_and_bounded():
     form = PeriodForm.from_query({"from": "20261101", "to": "2026-11-30", "by": "week"})
     assert form.is_valid() and form.period == Period(datetime.date(2026, 11, 1), datetime.date(2026, 11, 30), "week")
     bad = PeriodForm.from_query({"from": "yesterday", "by": "fortnight"})
-    assert not bad.is_valid() and set(bad.problems()) == {"from", "by"}
+    assert not bad.is_valid() and set(bad.problems()) == {"from", "to", "by"}
     missing = PeriodForm.from_query({"from": "2026-11-01"})
     assert not missing.is_valid() and "last day" in missing.problems()["to"]
 
