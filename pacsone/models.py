@@ -193,12 +193,6 @@ class Instance(models.Model):
     source_ae = models.CharField(max_length=16, blank=True, default="")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
-    class Meta:
-        indexes = [
-            # The statistics' per-day, per-AE and per-hour figures read only this index (covering).
-            models.Index(fields=["received_at", "source_ae", "file_size"], name="instance_received_stats"),
-        ]
-
     def __str__(self) -> str:
         return f"Instance {self.sop_instance_uid}"
 

@@ -7,8 +7,12 @@ then put into days, weeks (ISO, from Monday) and months of the server's time zon
 (PACS_TIME_ZONE) in Python (quarter hours for a zone whose offset is not whole hours), so no
 database needs time zone tables and no per-row time zone function runs.
 
-A period's figures count what is still in the index: a study purged or deleted since is gone
-from them (the journal keeps the record of what happened).
+Studies, series, instances and bytes are counted by the time their study was first received,
+from the counts kept on each study's row: one indexed query over the studies of the period,
+whatever the number of instances (a study that received more images days later counts them on
+its first day). By modality counts series received in the period. A period's figures count what
+is still in the index: a study purged or deleted since is gone from them (the journal keeps the
+record of what happened).
 """
 
 import datetime
@@ -25,6 +29,9 @@ MAX_BUCKETS = {"day": 731, "week": 530, "month": 240}
 TOP = 20  # rows per breakdown (modality, AE, institution, physician); the rest are "others"
 NONE_LABEL = "(none)"
 REFUSED_ACTIONS = ("store", "import", "upload")
+# A study's counts are kept on its row (pacsone/study_counts.py): the timeline reads only studies.
+STUDY_MEASURES = {"studies": Count("*"), "series": Sum("number_of_series"), "instances": Sum("number_of_instances"),
+                  "bytes": Sum("size_bytes")}
 
 
 def archive_stats() -> dict[str, int]:
@@ -143,26 +150,21 @@ def _local_slots(queryset, measures: dict, quarters: bool):
     names = list(measures)
     rows = queryset.annotate(slot=UtcSlot("received_at", quarters)).values("slot").annotate(**measures).order_by()
     for slot, *values in rows.values_list("slot", *names):
-        hour_text, _, quarter = slot.partition(":")
-        start = datetime.datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=datetime.timezone.utc)
-        if quarter:
-            start += datetime.timedelta(minutes=15 * int(quarter))
+        start = datetime.datetime(int(slot[0:4]), int(slot[5:7]), int(slot[8:10]), int(slot[11:13]), tzinfo=datetime.timezone.utc)
+        if len(slot) > 13:
+            start += datetime.timedelta(minutes=15 * int(slot[14:]))
         yield start.astimezone(tz), dict(zip(names, (value or 0 for value in values)))
 
 
-def _timeline_and_hours(period: Period, studies, series, instances) -> tuple[list[dict], list[int]]:
+def _timeline_and_hours(period: Period, studies) -> tuple[list[dict], list[int]]:
     rows = {bucket: {"period": bucket, "studies": 0, "series": 0, "instances": 0, "bytes": 0}
             for bucket in period.buckets()}
     hours = [0] * 24
-    quarters = not _whole_hour_offsets(period)
-    for queryset, measures in ((studies, {"studies": Count("*")}), (series, {"series": Count("*")}),
-                               (instances, {"instances": Count("*"), "bytes": Sum("file_size")})):
-        for local, values in _local_slots(queryset, measures, quarters):
-            target = rows[bucket_start(local.date(), period.by)]
-            for key, value in values.items():
-                target[key] += value
-            if "instances" in values:
-                hours[local.hour] += values["instances"]
+    for local, values in _local_slots(studies, STUDY_MEASURES, quarters=not _whole_hour_offsets(period)):
+        target = rows[bucket_start(local.date(), period.by)]
+        for key, value in values.items():
+            target[key] += value
+        hours[local.hour] += values["instances"]
     return list(rows.values()), hours
 
 
@@ -215,8 +217,7 @@ def period_figures(period: Period) -> dict:
     start, end = period.bounds()
     studies = Study.objects.filter(received_at__gte=start, received_at__lt=end)
     series = Series.objects.filter(received_at__gte=start, received_at__lt=end)
-    instances = Instance.objects.filter(received_at__gte=start, received_at__lt=end)
-    timeline, hours = _timeline_and_hours(period, studies, series, instances)
+    timeline, hours = _timeline_and_hours(period, studies)
     study_measures = {"studies": Count("*"), "instances": Sum("number_of_instances"), "bytes": Sum("size_bytes")}
     failures = _failures(start, end)
     return {
@@ -224,7 +225,7 @@ def period_figures(period: Period) -> dict:
         "totals": {key: sum(row[key] for row in timeline) for key in ("studies", "series", "instances", "bytes")},
         "timeline": timeline,
         "by_modality": _top(series, "modality", {"series": Count("*"), "instances": Sum("number_of_instances")}, "instances"),
-        "by_source_ae": _top(instances, "source_ae", {"instances": Count("*"), "bytes": Sum("file_size")}, "instances"),
+        "by_source_ae": _top(studies, "source_ae", study_measures, "studies"),
         "by_institution": _top(studies, "institution_name", study_measures, "studies"),
         "by_referring_physician": _top(studies, "referring_physician_name", study_measures, "studies"),
         "busiest_hours": [{"hour": hour, "instances": count} for hour, count in enumerate(hours)],

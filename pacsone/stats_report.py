@@ -30,7 +30,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Each breakdown of the CSV: its heading, the figures' key, the columns after the label.
 BREAKDOWNS = [
     ("modality", "by_modality", ("series", "instances")),
-    ("source AE", "by_source_ae", ("instances", "bytes")),
+    ("source AE", "by_source_ae", ("studies", "instances", "bytes")),
     ("institution", "by_institution", ("studies", "instances", "bytes")),
     ("referring physician", "by_referring_physician", ("studies", "instances", "bytes")),
 ]

@@ -34,8 +34,8 @@ def test_a_periods_figures_by_day_and_by_breakdown():
                                                    "instances": 0, "bytes": 0}
     assert figures["totals"] == {"studies": 3, "series": 3, "instances": 9, "bytes": 9000}
     assert figures["by_modality"] == [{"label": "CT", "series": 2, "instances": 7}, {"label": "MR", "series": 1, "instances": 2}]
-    assert figures["by_source_ae"] == [{"label": "CT_ROOM1", "instances": 7, "bytes": 5000},
-                                       {"label": "MR_ROOM2", "instances": 2, "bytes": 4000}]
+    assert figures["by_source_ae"] == [{"label": "CT_ROOM1", "studies": 2, "instances": 7, "bytes": 5000},
+                                       {"label": "MR_ROOM2", "studies": 1, "instances": 2, "bytes": 4000}]
     assert figures["by_institution"][0] == {"label": "GENERAL HOSPITAL", "studies": 2, "instances": 7, "bytes": 5000}
     assert {row["label"] for row in figures["by_referring_physician"]} == {"SMITH^JANE", "DOE^JOHN"}
     hours = {row["hour"]: row["instances"] for row in figures["busiest_hours"]}

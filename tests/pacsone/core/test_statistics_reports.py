@@ -52,9 +52,9 @@ def _assert_chart_inline(message):
 
 @pytest.mark.parametrize("kind, subject, figures, csv_rows", [
     ("daily", "PacsOne daily statistics report: 2026-11-17", "Instances received</th><td style=\"text-align:right;padding:4px 0\">5",
-     ["2026-11-17,2,2,5,7000", "CT,1,3", "MR_ROOM2,2,4000"]),
+     ["2026-11-17,2,2,5,7000", "CT,1,3", "MR_ROOM2,1,2,4000"]),
     ("weekly", "PacsOne weekly statistics report: 2026-11-09 to 2026-11-15", "Studies received</th><td style=\"text-align:right;padding:4px 0\">1",
-     ["2026-11-10,1,1,4,2000", "total,1,1,4,2000", "US_ROOM3,4,2000"]),
+     ["2026-11-10,1,1,4,2000", "total,1,1,4,2000", "US_ROOM3,1,4,2000"]),
     ("monthly", "PacsOne monthly statistics report: 2026-10-01 to 2026-10-31", "CITY CLINIC",
      ["2026-10-05,1,1,6,600", "total,1,1,6,600", "CITY CLINIC,1,6,600"]),
 ])

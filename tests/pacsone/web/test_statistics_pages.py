@@ -58,7 +58,7 @@ def test_the_csv_export_has_the_same_figures(client, watcher, archive):
     assert response["Content-Disposition"] == 'attachment; filename="statistics-2026-11-15-2026-11-21.csv"'
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert ["2026-11-17", "1", "1", "3", "3000"] in rows and ["total", "2", "2", "5", "7000"] in rows
-    assert ["CT", "1", "3"] in rows and ["CT_ROOM1", "3", "3000"] in rows
+    assert ["CT", "1", "3"] in rows and ["CT_ROOM1", "1", "3", "3000"] in rows
     assert ["'=HYPERLINK(1)", "1", "2", "4000"] in rows  # never a formula in a spreadsheet
     assert Entry.objects.filter(action="export", target="statistics CSV", username="watcher").exists()
     bad = client.get("/statistics/statistics.csv", {"date_from": "2026-11-21", "date_to": "2026-11-15"})
@@ -72,7 +72,7 @@ def test_the_api_keeps_the_archive_figures_and_adds_the_periods(client, watcher,
     assert body["statistics"]["period"]["by"] == "day" and len(body["statistics"]["timeline"]) == 30
     week = client.get("/api/statistics/", {"from": "20261115", "to": "20261121", "by": "week"}).json()["statistics"]
     assert [(row["period"], row["instances"]) for row in week["timeline"]] == [("2026-11-09", 0), ("2026-11-16", 5)]
-    assert week["by_source_ae"][0] == {"label": "CT_ROOM1", "instances": 3, "bytes": 3000}
+    assert week["by_source_ae"][0] == {"label": "CT_ROOM1", "studies": 1, "instances": 3, "bytes": 3000}
     bad = client.get("/api/statistics/", {"from": "2026-11-21", "to": "2026-11-15", "by": "hour"})
     assert bad.status_code == 400 and set(bad.json()) == {"by"}  # `by` first; the range is checked once `by` is good
     bad = client.get("/api/statistics/", {"from": "2026-11-21", "to": "2026-11-15"})
