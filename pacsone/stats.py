@@ -2,10 +2,9 @@
 statistics of a period (the statistics page, /api/statistics/, the e-mailed reports).
 
 Everything comes from the index, never from the stored files: aggregate queries (COUNT, SUM,
-GROUP BY the UTC hour) that SQLite, MariaDB and PostgreSQL all run in plain SQL; the hours are
-then put into days, weeks (ISO, from Monday) and months of the server's time zone
-(PACS_TIME_ZONE) in Python (quarter hours for a zone whose offset is not whole hours), so no
-database needs time zone tables and no per-row time zone function runs.
+GROUP BY the local day or hour) that SQLite, MariaDB and PostgreSQL all run in plain SQL (see
+LocalPart); days are then gathered into weeks (ISO, from Monday) and months. Days and hours are
+those of the server's time zone (PACS_TIME_ZONE), summer time included.
 
 Studies, series, instances and bytes are counted by the time their study was first received,
 from the counts kept on each study's row: one indexed query over the studies of the period,
@@ -18,7 +17,7 @@ record of what happened).
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import CharField, Count, Func, Sum
+from django.db.models import CharField, Count, Func, IntegerField, Sum
 from django.utils import timezone
 
 from .models import Instance, Patient, Series, StorageLocation, Study
@@ -104,67 +103,96 @@ def period_problems(first: datetime.date | None, last: datetime.date | None, by:
     return problems
 
 
-class UtcSlot(Func):
-    """The UTC hour (`YYYY-MM-DD HH`) or quarter hour (`YYYY-MM-DD HH:Q`, Q 0 to 3) of a stored
-    time, computed in plain SQL on each database: grouping by it needs no per-row time zone
-    function (SQLite's Trunc is a Python function called for every row: seconds at a million
-    instances). Python then puts each slot into its local day, week, month and hour."""
+def _offset(instant: datetime.datetime) -> int:
+    """The server's time zone's offset from UTC at `instant`, in minutes."""
+    return int(instant.astimezone(timezone.get_current_timezone()).utcoffset().total_seconds() // 60)
 
-    output_field = CharField()
 
-    def __init__(self, expression, quarters: bool):
-        super().__init__(expression)
-        self.quarters = quarters
+def offset_changes(period: Period) -> tuple[int, list[tuple[datetime.datetime, int]]]:
+    """The offset at the period's start, and each (UTC instant, new offset) where it changes
+    within the period (summer time): found day by day, then to the quarter hour."""
+    start, end = period.bounds()
+    first = _offset(start)
+    changes, day, current = [], period.first, first
+    while day <= period.last:
+        next_midnight = timezone.make_aware(datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min))
+        if _offset(next_midnight) != current:
+            instant = timezone.make_aware(datetime.datetime.combine(day, datetime.time.min)).astimezone(datetime.timezone.utc)
+            while _offset(instant) == current:
+                instant += datetime.timedelta(minutes=15)
+            current = _offset(instant)
+            changes.append((instant, current))
+        day += datetime.timedelta(days=1)
+    return first, changes
+
+
+class LocalPart(Func):
+    """The local day (`YYYY-MM-DD`) or hour (0-23) of a stored time, in plain SQL on each
+    database: PostgreSQL converts with its own time zone data; SQLite and MariaDB add the
+    offset (a CASE over the period's summer-time changes), so neither needs time zone tables
+    nor a per-row Python function (SQLite's Trunc calls one for every row)."""
+
+    def __init__(self, expression, part: str, period: Period):
+        super().__init__(expression, output_field=CharField() if part == "day" else IntegerField())
+        self.part = part
+        self.first_offset, self.changes = offset_changes(period)
+
+    def _offset_sql(self) -> tuple[str, list]:
+        if not self.changes:
+            return "%s", [self.first_offset]
+        whens, params, previous = [], [], self.first_offset
+        for instant, offset in self.changes:
+            whens.append("WHEN {column} < %s THEN %s")
+            params += [instant.strftime("%Y-%m-%d %H:%M:%S"), previous]
+            previous = offset
+        return "(CASE " + " ".join(whens) + " ELSE %s END)", params + [previous]
+
+    def _column(self, compiler) -> str:
+        column, params = compiler.compile(self.source_expressions[0])
+        if params:
+            raise ValueError("LocalPart takes a column")
+        return column
 
     def as_sqlite(self, compiler, connection):
-        quarter = " || ':' || (CAST(substr(%(expressions)s, 15, 2) AS INTEGER) / 15)" if self.quarters else ""
-        return self.as_sql(compiler, connection, template="substr(%(expressions)s, 1, 13)" + quarter)
-
-    def as_postgresql(self, compiler, connection):
-        utc = "(%(expressions)s AT TIME ZONE 'UTC')"
-        quarter = f" || ':' || (EXTRACT(MINUTE FROM {utc})::int / 15)" if self.quarters else ""
-        return self.as_sql(compiler, connection, template=f"to_char({utc}, 'YYYY-MM-DD HH24')" + quarter)
+        column = self._column(compiler)
+        if not self.changes and not self.first_offset:
+            local, params = column, []
+        else:
+            offset, params = self._offset_sql()
+            local = f"datetime({column}, {offset.format(column=column)} || ' minutes')"
+        if self.part == "day":
+            return f"substr({local}, 1, 10)", params
+        return f"CAST(substr({local}, 12, 2) AS INTEGER)", params
 
     def as_mysql(self, compiler, connection):  # Django keeps MySQL/MariaDB datetimes in UTC
-        hour = "DATE_FORMAT(%(expressions)s, '%%%%Y-%%%%m-%%%%d %%%%H')"
-        if self.quarters:
-            return self.as_sql(compiler, connection, template=f"CONCAT({hour}, ':', MINUTE(%(expressions)s) DIV 15)")
-        return self.as_sql(compiler, connection, template=hour)
+        column = self._column(compiler)
+        offset, params = self._offset_sql()
+        local = f"DATE_ADD({column}, INTERVAL {offset.format(column=column)} MINUTE)"
+        if self.part == "day":
+            return f"DATE_FORMAT({local}, '%%Y-%%m-%%d')", params
+        return f"HOUR({local})", params
 
-
-def _whole_hour_offsets(period: "Period") -> bool:
-    """Does every local midnight of the period fall on a UTC hour (then hour slots are exact)?"""
-    tz = timezone.get_current_timezone()
-    day = period.first
-    while day <= period.last + datetime.timedelta(days=1):
-        midnight = timezone.make_aware(datetime.datetime.combine(day, datetime.time.min), tz)
-        if midnight.utcoffset().total_seconds() % 3600:
-            return False
-        day += datetime.timedelta(days=1)
-    return True
-
-
-def _local_slots(queryset, measures: dict, quarters: bool):
-    """(local time of the slot's start, its measures) for each UTC slot with rows."""
-    tz = timezone.get_current_timezone()
-    names = list(measures)
-    rows = queryset.annotate(slot=UtcSlot("received_at", quarters)).values("slot").annotate(**measures).order_by()
-    for slot, *values in rows.values_list("slot", *names):
-        start = datetime.datetime(int(slot[0:4]), int(slot[5:7]), int(slot[8:10]), int(slot[11:13]), tzinfo=datetime.timezone.utc)
-        if len(slot) > 13:
-            start += datetime.timedelta(minutes=15 * int(slot[14:]))
-        yield start.astimezone(tz), dict(zip(names, (value or 0 for value in values)))
+    def as_postgresql(self, compiler, connection):
+        local = f"({self._column(compiler)} AT TIME ZONE %s)"
+        params = [timezone.get_current_timezone_name()]
+        if self.part == "day":
+            return f"to_char({local}, 'YYYY-MM-DD')", params
+        return f"EXTRACT(HOUR FROM {local})::integer", params
 
 
 def _timeline_and_hours(period: Period, studies) -> tuple[list[dict], list[int]]:
     rows = {bucket: {"period": bucket, "studies": 0, "series": 0, "instances": 0, "bytes": 0}
             for bucket in period.buckets()}
+    names = list(STUDY_MEASURES)
+    by_day = studies.annotate(day=LocalPart("received_at", "day", period)).values("day").annotate(**STUDY_MEASURES)
+    for day, *values in by_day.order_by().values_list("day", *names):
+        target = rows[bucket_start(datetime.date.fromisoformat(day), period.by)]
+        for key, value in zip(names, values):
+            target[key] += value or 0
     hours = [0] * 24
-    for local, values in _local_slots(studies, STUDY_MEASURES, quarters=not _whole_hour_offsets(period)):
-        target = rows[bucket_start(local.date(), period.by)]
-        for key, value in values.items():
-            target[key] += value
-        hours[local.hour] += values["instances"]
+    by_hour = studies.annotate(hour=LocalPart("received_at", "hour", period)).values("hour")
+    for hour, instances in by_hour.annotate(instances=Sum("number_of_instances")).order_by().values_list("hour", "instances"):
+        hours[int(hour)] += instances or 0
     return list(rows.values()), hours
 
 

@@ -66,6 +66,16 @@ def test_a_zone_half_an_hour_off_utc_is_cut_at_its_own_midnight():
     assert {row["hour"]: row["instances"] for row in figures["busiest_hours"] if row["instances"]} == {23: 2, 0: 3}
 
 
+def test_days_follow_summer_time_changes_within_the_period():
+    received(at(2026, 10, 24, 22, 30), instances=1)  # 00:30 on the 25th in Berlin (summer time, UTC+2)
+    received(at(2026, 10, 25, 22, 30), instances=2)  # 23:30 on the 25th (winter time since 03:00, UTC+1)
+    received(at(2026, 10, 25, 23, 30), instances=4)  # 00:30 on the 26th
+    with timezone.override(zoneinfo.ZoneInfo("Europe/Berlin")):
+        figures = period_figures(Period(datetime.date(2026, 10, 24), datetime.date(2026, 10, 26), "day"))
+    assert [row["instances"] for row in figures["timeline"]] == [0, 3, 4]
+    assert {row["hour"]: row["instances"] for row in figures["busiest_hours"] if row["instances"]} == {0: 5, 23: 2}
+
+
 def test_weeks_start_on_monday_and_months_on_the_first():
     received(at(2026, 11, 16), instances=1)  # a Monday
     received(at(2026, 11, 22), instances=2)  # the Sunday of the same week
