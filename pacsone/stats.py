@@ -103,26 +103,29 @@ def period_problems(first: datetime.date | None, last: datetime.date | None, by:
     return problems
 
 
-def _offset(instant: datetime.datetime) -> int:
-    """The server's time zone's offset from UTC at `instant`, in minutes."""
-    return int(instant.astimezone(timezone.get_current_timezone()).utcoffset().total_seconds() // 60)
-
-
 def offset_changes(period: Period) -> tuple[int, list[tuple[datetime.datetime, int]]]:
-    """The offset at the period's start, and each (UTC instant, new offset) where it changes
-    within the period (summer time): found day by day, then to the quarter hour."""
-    start, end = period.bounds()
-    first = _offset(start)
-    changes, day, current = [], period.first, first
+    """The server's time zone's offset from UTC (minutes) at the period's start, and each (UTC
+    instant, new offset) where it changes within the period (summer time): found day by day,
+    then to the quarter hour."""
+    tz = timezone.get_current_timezone()
+
+    def offset_at_local(day: datetime.date) -> int:
+        return int(tz.utcoffset(datetime.datetime.combine(day, datetime.time.min)).total_seconds() // 60)
+
+    def offset_at(instant: datetime.datetime) -> int:
+        return int(instant.astimezone(tz).utcoffset().total_seconds() // 60)
+
+    first = current = offset_at_local(period.first)
+    changes, day = [], period.first
     while day <= period.last:
-        next_midnight = timezone.make_aware(datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min))
-        if _offset(next_midnight) != current:
-            instant = timezone.make_aware(datetime.datetime.combine(day, datetime.time.min)).astimezone(datetime.timezone.utc)
-            while _offset(instant) == current:
+        following = day + datetime.timedelta(days=1)
+        if offset_at_local(following) != current:
+            instant = datetime.datetime.combine(day, datetime.time.min, tz).astimezone(datetime.timezone.utc)
+            while offset_at(instant) == current:
                 instant += datetime.timedelta(minutes=15)
-            current = _offset(instant)
+            current = offset_at(instant)
             changes.append((instant, current))
-        day += datetime.timedelta(days=1)
+        day = following
     return first, changes
 
 
