@@ -239,7 +239,8 @@ def _failures(start: datetime.datetime, end: datetime.datetime) -> dict:
     return {
         "failed_jobs": [{"kind": Job.Kind(row["kind"]).label if row["kind"] in Job.Kind.values else row["kind"],
                          "count": row["count"]} for row in failed_jobs],
-        "refused_stores": _top(refused, "ae_title", {"count": Count("*")}, "count"),
+        "refused_stores": [dict(row, label="(web or API)") if row["label"] == NONE_LABEL else row
+                           for row in _top(refused, "ae_title", {"count": Count("*")}, "count")],
     }
 
 
