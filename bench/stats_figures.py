@@ -53,7 +53,7 @@ def spread_received_times(backend: str, first_day: datetime.date, days: int) -> 
 
     start = first_day.isoformat()
     for table, key in (("pacsone_study", "id"), ("pacsone_series", "study_id"), ("pacsone_instance", "series_id / 2")):
-        day, hour = f"(({key}) % {days})", f"(id % 13 + 7)"
+        day, hour = f"(({key}) % {days})", "(id % 13 + 7)"
         if backend == "sqlite":
             value = f"datetime('{start}', '+' || {day} || ' days', '+' || {hour} || ' hours')"
         elif backend == "mariadb":
