@@ -120,6 +120,9 @@ class Study(models.Model):
         indexes = [
             models.Index(fields=["study_date", "study_time"], name="study_date_time"),
             models.Index(fields=["public"], name="study_public"),  # the visibility rule's OR
+            # The statistics' timeline reads only this index (pacsone/stats.py).
+            models.Index(fields=["received_at", "number_of_series", "number_of_instances", "size_bytes"],
+                         name="study_received_stats"),
         ]
 
     def __str__(self) -> str:
@@ -166,11 +169,15 @@ class Series(models.Model):
     body_part_examined = models.CharField(max_length=16, blank=True, default="")
     series_date = models.DateField(null=True, blank=True, db_index=True)
     series_time = models.CharField(max_length=16, blank=True, default="")
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
     number_of_instances = models.PositiveIntegerField(default=0)
 
     class Meta:
         verbose_name_plural = "series"
+        indexes = [
+            # The statistics' series per modality read only this index (pacsone/stats.py).
+            models.Index(fields=["received_at", "modality", "number_of_instances"], name="series_received_stats"),
+        ]
 
     def __str__(self) -> str:
         return f"Series {self.series_instance_uid}"
