@@ -33,6 +33,7 @@ fuzz: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql $(VENV)/.installed-postgres
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/web.py $(WEB_BENCH_ARGS)
+	$(PY) bench/stats_figures.py $(STATS_BENCH_ARGS)
 	$(PY) bench/qr.py $(QR_BENCH_ARGS)
 	$(PY) bench/routing.py $(ROUTING_BENCH_ARGS)
 	$(PY) bench/dicomweb.py $(DICOMWEB_BENCH_ARGS)

@@ -6,6 +6,8 @@ an entry edited or removed in the database by hand is detected, even when its ed
 recomputed a plain hash chain.
 """
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 
 from . import chain
@@ -106,17 +108,40 @@ class JournalHead(models.Model):
     count = models.BigIntegerField(default=0)
 
 
+def validate_addresses(value: str) -> None:
+    """One or more e-mail addresses separated by commas."""
+    for address in (part.strip() for part in value.split(",")):
+        if address:
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise ValidationError(f"{address} is not an e-mail address.") from None
+
+
 class MailServer(models.Model):
-    """The e-mail server for the monthly journal report (one row, set on the settings page)."""
+    """The one e-mail server (one row): used by every mail the server sends (pacsone/mail.py),
+    the monthly journal report and the statistics reports alike. Set on the e-mail settings
+    page or with `manage.py mailserver set`; changed only through pacsone.mail.do_set_mail_server."""
+
+    class Security(models.TextChoices):
+        NONE = "none", "None (plain SMTP)"
+        STARTTLS = "starttls", "STARTTLS"
+        TLS = "tls", "TLS from the start (SMTPS)"
 
     host = models.CharField(max_length=255, blank=True, default="",
                             help_text="SMTP server; leave empty to send no e-mail.")
-    port = models.PositiveIntegerField(default=25)
+    port = models.PositiveIntegerField(default=25, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    security = models.CharField(max_length=8, choices=Security.choices, default=Security.NONE)
     username = models.CharField(max_length=255, blank=True, default="")
+    # Kept to log in to the SMTP server; never shown back (forms, journal, commands).
     password = models.CharField(max_length=255, blank=True, default="")
-    use_tls = models.BooleanField(default=False, help_text="STARTTLS")
     sender = models.EmailField(default="pacsone@localhost")
-    recipient = models.EmailField(blank=True, default="", help_text="The administrator who receives the report.")
+    administrators = models.CharField(
+        max_length=1000, blank=True, default="", validators=[validate_addresses],
+        help_text="Who receives the reports: one or more addresses, separated by commas.")
+    daily_report = models.BooleanField(default=True, help_text="Mail yesterday's statistics every day.")
+    weekly_report = models.BooleanField(default=True, help_text="Mail last week's statistics every Monday.")
+    monthly_report = models.BooleanField(default=True, help_text="Mail last month's statistics on the 1st.")
 
     @classmethod
     def current(cls) -> "MailServer":
@@ -124,5 +149,9 @@ class MailServer(models.Model):
         return server
 
     @property
+    def recipients(self) -> list[str]:
+        return [address.strip() for address in self.administrators.split(",") if address.strip()]
+
+    @property
     def configured(self) -> bool:
-        return bool(self.host and self.recipient)
+        return bool(self.host and self.recipients)

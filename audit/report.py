@@ -6,7 +6,6 @@ import datetime
 import logging
 from collections import Counter
 
-from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
 from .journal import current_head
@@ -54,6 +53,10 @@ def entries_csv(entries) -> str:
 
 
 def send_monthly_report(today: datetime.date | None = None) -> str:
+    from email.message import EmailMessage
+
+    from pacsone.mail import MailError, deliver
+
     server = MailServer.current()
     if not server.configured:
         return "no e-mail server configured"
@@ -71,15 +74,15 @@ def send_monthly_report(today: datetime.date | None = None) -> str:
                  f"--head {head.entry_id}:{head.mac})\n") if head else "The journal is empty.\n"
     body = (f"PacsOne system journal, {start:%B %Y}.\n\n" + "\n".join(lines) + "\n\nThe entries are attached as CSV.\n\n"
             + head_text)
-    connection = get_connection(
-        host=server.host, port=server.port, username=server.username or None,
-        password=server.password or None, use_tls=server.use_tls, timeout=30,
-    )
-    message = EmailMessage(
-        subject=f"PacsOne journal {start:%Y-%m}", body=body, from_email=server.sender,
-        to=[server.recipient], connection=connection,
-    )
-    message.attach(f"journal-{start:%Y-%m}.csv", entries_csv(entries), "text/csv")
-    message.send()
-    log.info("journal report sent month=%s entries=%d to=%s", f"{start:%Y-%m}", sum(counts.values()), server.recipient)
-    return f"sent {sum(counts.values())} entries to {server.recipient}"
+    message = EmailMessage()
+    message["Subject"] = f"PacsOne journal {start:%Y-%m}"
+    message.set_content(body)
+    message.add_attachment(entries_csv(entries).encode(), maintype="text", subtype="csv",
+                           filename=f"journal-{start:%Y-%m}.csv")
+    try:
+        answer = deliver(message, server=server)
+    except MailError as error:
+        log.warning("journal report not sent month=%s reason=%r", f"{start:%Y-%m}", error.reason)
+        return f"not sent: {error.reason}"
+    log.info("journal report sent month=%s entries=%d to=%s", f"{start:%Y-%m}", sum(counts.values()), server.administrators)
+    return f"sent {sum(counts.values())} entries to {server.administrators} ({answer})"

@@ -1,5 +1,5 @@
 """The journal pages (System Administration): filter, page through, export CSV; and the
-e-mail server used for the monthly journal report."""
+e-mail server every mail goes through (pacsone/mail.py), with its test e-mail."""
 
 import datetime
 
@@ -10,8 +10,10 @@ from django.db.models.functions import TruncDate
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from accounts.privileges import Privilege, privilege_required
+from pacsone.mail import do_set_mail_server, send_test_message
 
 from .filters import filter_entries
 from .forms import MailServerForm
@@ -80,11 +82,23 @@ def journal_csv(request):
 @privilege_required(Privilege.SYSTEM_ADMIN)
 def mail_settings(request):
     server = MailServer.current()
-    form = MailServerForm(request.POST or None, instance=server)
+    form = MailServerForm(request.POST or None, instance=MailServer.current())
     if request.method == "POST" and form.is_valid():
-        form.save()
-        record(Action.CONFIGURATION, request=request, target="e-mail server",
-               detail=f"host={form.instance.host} recipient={form.instance.recipient}")
+        values = form.changed_values()
+        do_set_mail_server(values, acting_user=request.user, request=request,
+                           keep_password=not form.cleaned_data.get("forget_password"))
         messages.success(request, "E-mail settings saved.")
         return redirect("audit:mail-settings")
-    return render(request, "audit/mail_settings.html", {"form": form})
+    return render(request, "audit/mail_settings.html", {"form": form, "server": server})
+
+
+@privilege_required(Privilege.SYSTEM_ADMIN)
+@require_POST
+def mail_test(request):
+    """Send the test e-mail now and show the SMTP server's answer (or the error in words)."""
+    sent, answer = send_test_message(acting_user=request.user, request=request)
+    if sent:
+        messages.success(request, f"Test e-mail sent to {MailServer.current().administrators}. The server answered: {answer}")
+    else:
+        messages.error(request, f"The test e-mail was not sent: {answer}")
+    return redirect("audit:mail-settings")

@@ -151,3 +151,20 @@ def duration(seconds) -> str:
 def count(number: int, singular: str, plural: str) -> str:
     """`1 study`, `3 studies` (never `study(ies)`)."""
     return ngettext(f"%(n)s {singular}", f"%(n)s {plural}", number) % {"n": f"{number:,}"}
+
+
+def data_size(number_of_bytes) -> str:
+    """Bytes as people read them, in powers of 1000 as disks are sold: `950 bytes`, `1.2 MB`, `3.4 TB`."""
+    value = float(number_of_bytes or 0)
+    if value < 1000:
+        return ngettext("%(n)d byte", "%(n)d bytes", int(value)) % {"n": int(value)}
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        value /= 1000
+        if value < 1000 or unit == "PB":
+            return f"{value:,.1f} {unit}"
+    return ""
+
+
+def period(first: datetime.date, last: datetime.date) -> str:
+    """A range of days: `2026-11-30`, or `2026-11-01 to 2026-11-30`."""
+    return date(first) if first == last else _("%(first)s to %(last)s") % {"first": date(first), "last": date(last)}

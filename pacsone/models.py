@@ -123,6 +123,9 @@ class Study(models.Model):
         indexes = [
             models.Index(fields=["study_date", "study_time"], name="study_date_time"),
             models.Index(fields=["public"], name="study_public"),  # the visibility rule's OR
+            # The statistics' timeline reads only this index (pacsone/stats.py).
+            models.Index(fields=["received_at", "number_of_series", "number_of_instances", "size_bytes"],
+                         name="study_received_stats"),
         ]
 
     def __str__(self) -> str:
@@ -174,6 +177,10 @@ class Series(models.Model):
 
     class Meta:
         verbose_name_plural = "series"
+        indexes = [
+            # The statistics' series per modality read only this index (pacsone/stats.py).
+            models.Index(fields=["received_at", "modality", "number_of_instances"], name="series_received_stats"),
+        ]
 
     def __str__(self) -> str:
         return f"Series {self.series_instance_uid}"

@@ -56,6 +56,23 @@ def _first_of_next_month() -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(first, datetime.time(1, 0)))
 
 
+def _local_at(day: datetime.date, hour: int, minute: int) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time(hour, minute)))
+
+
+def _tomorrow_early() -> datetime.datetime:
+    return _local_at(timezone.localdate() + datetime.timedelta(days=1), 0, 30)
+
+
+def _next_monday_early() -> datetime.datetime:
+    today = timezone.localdate()
+    return _local_at(today + datetime.timedelta(days=7 - today.weekday()), 0, 45)
+
+
+def _first_of_next_month_early() -> datetime.datetime:
+    return _first_of_next_month().replace(hour=1, minute=15)
+
+
 ENTRIES = [
     Entry("job dispatcher", "routing.runner.dispatch", minutes=1),
     Entry("auto-scan import", "pacsone.autoscan.run_scheduled_scan",
@@ -66,6 +83,13 @@ ENTRIES = [
     Entry("purge watermarks", "routing.purge.check_watermarks", minutes=5),
     Entry("monthly journal report", "audit.report.send_monthly_report", schedule_type="M",
           first_run=_first_of_next_month),
+    # The statistics reports (each queues a job when its switch on the e-mail settings is on).
+    Entry("daily statistics report", "pacsone.stats_report.queue_daily_report", schedule_type="D",
+          first_run=_tomorrow_early),
+    Entry("weekly statistics report", "pacsone.stats_report.queue_weekly_report", schedule_type="W",
+          first_run=_next_monday_early),
+    Entry("monthly statistics report", "pacsone.stats_report.queue_monthly_report", schedule_type="M",
+          first_run=_first_of_next_month_early),
 ]
 
 

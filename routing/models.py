@@ -24,6 +24,7 @@ class Job(models.Model):
         ROUTE = "route", "Routing"
         NOTIFY = "notify", "Notification"
         PRINT = "print", "Print"
+        REPORT = "report", "Statistics report"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -6,7 +6,7 @@ as well: it reaches all its studies), PATCH `read` needs Mark Study; every list,
 change is journaled (changes by the `do_*` functions, in their transaction).
 """
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
@@ -20,7 +20,8 @@ from ..access import access_patient, access_study, patients_for, studies_for
 from ..actions import do_mark_study, do_set_patient_public, do_set_study_public
 from ..models import Patient, Study
 from ..query_limits import QueryTimeout, time_limited
-from ..stats import archive_stats
+from ..stats import BY_CHOICES, archive_stats, period_figures
+from ..stats_periods import PRESETS, PeriodForm
 from ..study_search import search_studies
 
 PATIENT_FILTERS = ("patient_id", "patient_name")
@@ -165,10 +166,26 @@ class StudyViewSet(JournaledReadMixin, mixins.UpdateModelMixin, viewsets.ReadOnl
         return Response(self.get_serializer(study).data)
 
 
-@extend_schema(responses={200: inline_serializer("Statistics", {
-    name: serializers.IntegerField() for name in ("patients", "studies", "series", "instances", "bytes")})})
+@extend_schema(
+    parameters=[
+        OpenApiParameter("from", str, description="First day, YYYY-MM-DD or YYYYMMDD (with `to`)."),
+        OpenApiParameter("to", str, description="Last day, included."),
+        OpenApiParameter("by", str, enum=list(BY_CHOICES), description="Bucket of the timeline (default day)."),
+        OpenApiParameter("preset", str, enum=list(PRESETS), description="A period instead of from/to."),
+    ],
+    responses={200: inline_serializer("Statistics", {
+        **{name: serializers.IntegerField() for name in ("patients", "studies", "series", "instances", "bytes")},
+        "statistics": serializers.DictField(help_text="The period's figures: period, totals, timeline, by_modality, "
+                                            "by_source_ae, by_institution, by_referring_physician, busiest_hours, "
+                                            "storage, failures."),
+    })},
+)
 @api_view(["GET"])
 @permission_classes([privilege_permission(Privilege.MONITOR)])
 def statistics(request):
-    """What the whole archive holds (Monitor privilege): the figures of `archivestats`."""
-    return Response(archive_stats())
+    """What the whole archive holds (Monitor privilege): the figures of `archivestats`; and under
+    `statistics` those of a period (default: the last 30 days by day), as on the statistics page."""
+    form = PeriodForm.from_query(request.query_params)
+    if not form.is_valid():
+        raise ValidationError(form.problems())
+    return Response({**archive_stats(), "statistics": period_figures(form.period)})

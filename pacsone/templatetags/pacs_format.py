@@ -77,3 +77,8 @@ def query_without_page(context) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()
+
+
+@register.filter
+def data_size(value) -> str:
+    return humanize.data_size(value)

@@ -3,8 +3,8 @@ own (accounts/, audit/, routing/); the REST API is pacsone/api/urls.py."""
 
 from django.urls import include, path
 
-from . import (actions, aes, bulk, edit, export, forward, health, images, monitor, notes, printing, storage, studies,
-               transfer, trash)
+from . import (actions, aes, bulk, edit, export, forward, health, images, monitor, notes, printing, statistics,
+               storage, studies, transfer, trash)
 
 STUDY = "studies/<str:study_uid>/"
 INSTANCE = STUDY + "instances/<str:sop_uid>/"
@@ -74,5 +74,8 @@ urlpatterns = [
     path("print/sheet/<int:sheet>.png", printing.print_preview, name="print-preview"),
     path("monitor/", monitor.monitor_page, name="monitor"),
     path("monitor/data.json", monitor.monitor_data, name="monitor-data"),
+    path("statistics/", statistics.statistics_page, name="statistics"),
+    path("statistics/statistics.csv", statistics.statistics_csv, name="statistics-csv"),
+    path("statistics/report/", statistics.statistics_report, name="statistics-report"),
     path("", include((remote_ae_patterns, "dicom"))),
 ]

@@ -1,16 +1,14 @@
-"""The system journal: append-only, hash-chained, verifiable; its pages, CSV and monthly mail."""
+"""The system journal: append-only, hash-chained, verifiable; its pages, CSV and e-mail settings (the monthly mail: tests/pacsone/core/test_mail.py)."""
 
 import datetime
 import threading
 
 import pytest
-from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit.journal import Action, Outcome, record, verify_chain
 from audit.models import AppendOnlyError, Entry, MailServer
-from audit.report import send_monthly_report
 from tests.people import make_user
 
 pytestmark = pytest.mark.django_db
@@ -102,31 +100,32 @@ def test_journal_page_filters_and_csv(client):
     assert Entry.objects.filter(action="export", target="journal CSV").exists()
 
 
-def test_monthly_report_is_mailed_when_a_server_is_configured():
-    assert send_monthly_report() == "no e-mail server configured"
-    server = MailServer.current()
-    server.host, server.recipient = "smtp.example.org", "admin@example.org"
-    server.save()
-    record(Action.VIEW, patient_id="PX")
-    next_month = (datetime.date.today().replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
-    result = send_monthly_report(today=next_month)
-    assert result.startswith("sent")
-    message = mail.outbox[0]
-    assert message.to == ["admin@example.org"]
-    assert "view: 1" in message.body
-    assert message.attachments[0][0].endswith(".csv")
-
-
 def test_mail_settings_page_saves_and_journals(client):
     admin = make_user("sysadmin", ["system_admin"])
     client.force_login(admin)
-    response = client.post("/journal/mail/", {"host": "smtp.example.org", "port": 25, "sender": "pacs@example.org",
-                                              "recipient": "admin@example.org"})
+    response = client.post("/journal/mail/", {"host": "smtp.example.org", "port": 587, "security": "starttls",
+                                              "username": "pacs", "password": "s3cret-Pa55", "sender": "pacs@example.org",
+                                              "administrators": "admin@example.org, boss@example.org",
+                                              "weekly_report": "on"})
     assert response.status_code == 302
-    assert MailServer.current().configured
-    assert Entry.objects.filter(action="configuration", target="e-mail server").exists()
-    bad = client.post("/journal/mail/", {"host": "x", "port": "abc", "sender": "not-an-address"})
+    server = MailServer.current()
+    assert server.configured and server.password == "s3cret-Pa55" and server.recipients == ["admin@example.org", "boss@example.org"]
+    assert (server.daily_report, server.weekly_report, server.monthly_report) == (False, True, False)
+    entry = Entry.objects.get(action="configuration", target="e-mail server")
+    assert "s3cret" not in entry.detail and "password=set" in entry.detail
+    page = client.get("/journal/mail/")
+    assert b"s3cret" not in page.content and b"a password is stored" in page.content
+    # Saving again without a password keeps it; "remove" removes it.
+    client.post("/journal/mail/", {"host": "smtp.example.org", "port": 587, "security": "starttls", "sender": "pacs@example.org",
+                                   "administrators": "admin@example.org"})
+    assert MailServer.current().password == "s3cret-Pa55"
+    client.post("/journal/mail/", {"host": "smtp.example.org", "port": 587, "security": "starttls", "sender": "pacs@example.org",
+                                   "administrators": "admin@example.org", "forget_password": "on"})
+    assert MailServer.current().password == ""
+    bad = client.post("/journal/mail/", {"host": "x", "port": "70000", "sender": "not-an-address", "security": "none",
+                                         "administrators": "admin@example.org, nobody"})
     assert bad.status_code == 200 and b"errorlist" in bad.content
+    assert b"nobody is not an e-mail address" in bad.content and b"65535" in bad.content
 
 
 def test_activity_chart_counts_entries_and_failures_per_day(client):
