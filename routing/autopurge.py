@@ -1,6 +1,7 @@
 """Auto-purge after routing (a rule's option, off by default): once a routing job is done, the
 study is removed only if every destination of the rule confirmed every instance of the study
-(routing.models.Delivery: Storage Commitment where recorded, else C-STORE Success per instance)
+(routing.models.Delivery: C-STORE Success per instance, and the destination's Storage Commitment
+where it was asked: routing/commitment.py)
 and no job of the study is pending. The removal and its journal entry share one transaction
 (pacsone.deletion.delete_study, as do_delete_study uses it)."""
 
@@ -25,6 +26,19 @@ def after_route(job: Job) -> str:
     return do_auto_purge(study, rule)
 
 
+def purge_job(progress, study_pk: int, rule_pk: int) -> str:
+    """Auto-purge queued by a storage commitment report that came after the routing job ended."""
+    from pacsone.models import Study
+
+    from .models import RoutingRule
+
+    study = Study.objects.select_related("patient").filter(pk=study_pk).first()
+    rule = RoutingRule.objects.filter(pk=rule_pk).first()
+    if study is None or rule is None or not rule.auto_purge:
+        return "nothing to purge"
+    return do_auto_purge(study, rule)
+
+
 def do_auto_purge(study, rule) -> str:
     instances = Instance.objects.filter(series__study=study)
     destinations = list(rule.destinations.all())
@@ -35,7 +49,7 @@ def do_auto_purge(study, rule) -> str:
         return "kept: the study has pending jobs"
     if not all_confirmed(instances, destinations):
         log.info("auto-purge refused study_pk=%s rule=%s: not every instance confirmed", study.pk, rule.name)
-        return "kept: not every destination confirmed every instance"
+        return "kept: not every destination confirmed (or committed) every instance"
     subject = {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
     names = ", ".join(d.ae_title for d in destinations)
 

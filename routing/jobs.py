@@ -144,6 +144,13 @@ def join_queued_job(dedupe_key: str, when: datetime.datetime) -> Job | None:
     return queued
 
 
+def finish_queued_job(dedupe_key: str, message: str) -> int:
+    """Mark the not yet claimed job with this `dedupe_key` done without running it: what it was
+    waiting to do has happened (a storage commitment report came before its time-out)."""
+    return Job.objects.filter(dedupe_key=dedupe_key, state__in=[Job.State.QUEUED, Job.State.WAITING]).update(
+        state=Job.State.DONE, message=message[:5000], finished_at=clock.now(), claimed_by="", lease_until=None)
+
+
 def retry_delay(attempts: int) -> datetime.timedelta:
     """Exponential back-off: the base after the first attempt, doubled after each further one."""
     return datetime.timedelta(seconds=settings.PACS_JOB_RETRY_SECONDS * 2 ** max(0, attempts - 1))
