@@ -56,20 +56,24 @@ def request_after_routing(job: Job, destination, instances, study) -> str:
     Delivery.objects.filter(pk__in=[pk for pk, _c, _i in rows]).update(
         commitment=Delivery.Commitment.PENDING, commitment_uid=transaction_uid, commitment_reason="")
     references = [protocol.Reference(sop_class, sop_instance) for _pk, sop_class, sop_instance in rows]
+    # The time-out is queued before asking: a report that comes at once, on any association,
+    # finds it and marks it done (record_result).
+    timeout = settings.PACS_COMMITMENT_TIMEOUT_MINUTES
+    start_job(Job.Kind.COMMITMENT, f"Storage commitment from {destination.ae_title}", None,
+              "routing.commitment.expire_job", transaction_uid, destination.pk, studies=[study],
+              not_before=clock.now() + datetime.timedelta(minutes=timeout), dedupe_key=expiry_key(transaction_uid))
     try:
         result = protocol.request(destination, transaction_uid, references, settings.PACS_COMMITMENT_WAIT_SECONDS)
     except protocol.NotSupported as refused:
+        finish_queued_job(expiry_key(transaction_uid), str(refused))
         Delivery.objects.filter(commitment_uid=transaction_uid).update(
             commitment=Delivery.Commitment.UNSUPPORTED, commitment_reason=str(refused)[:128])
         return f"{refused}: C-STORE success counts"
     except protocol.CommitmentError as error:
+        finish_queued_job(expiry_key(transaction_uid), f"not asked: {error}")
         raise (TransientError if error.transient else PermanentError)(f"storage commitment: {error}") from None
     _journal(destination, transaction_uid, study, f"requested for {len(references)} instance(s)")
     if result is None:
-        timeout = settings.PACS_COMMITMENT_TIMEOUT_MINUTES
-        start_job(Job.Kind.COMMITMENT, f"Storage commitment from {destination.ae_title}", None,
-                  "routing.commitment.expire_job", transaction_uid, destination.pk, studies=[study],
-                  not_before=clock.now() + datetime.timedelta(minutes=timeout), dedupe_key=expiry_key(transaction_uid))
         return f"storage commitment requested for {len(references)} instance(s), report awaited"
     committed, failures = record_result(result, destination)
     if failures:
