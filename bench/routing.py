@@ -8,9 +8,10 @@ on a fresh data folder: the SCP, django-q2 and the job runners it starts)
        - C-MOVE: dcmtk's movescu asks our SCP to move the study to STORESCP; wall time of the
          movescu process;
        - routing: a rule (each instance at once) queues a routing job for the study; its send
-         time is the job's started_at -> finished_at (one association, per-instance delivery
-         records written as it goes); the time from queueing to done is shown too (it adds the
-         django-q2 wake-up and the runner process start).
+         time is the job's started_at -> finished_at (started_at is set when the job's function
+         begins in its runner process; then: the rule's selection, one association, per-instance
+         delivery records written as it goes); the time from queueing to done is shown too (it
+         adds the django-q2 wake-up and the runner process start, ~1-2 s here).
        instances/s of each (best of the runs) and their ratio (target: routing >= 0.9 x C-MOVE).
     2. Routing lag: a stream of studies (default 10 x 20 instances, 64x64) is sent with storescu,
        one association per study, one after another, with a rule sending each to a second

@@ -49,7 +49,7 @@ def do_auto_purge(study, rule) -> str:
         return "kept: the study has pending jobs"
     if not all_confirmed(instances, destinations):
         log.info("auto-purge refused study_pk=%s rule=%s: not every instance confirmed", study.pk, rule.name)
-        return "kept: not every destination confirmed (or committed) every instance"
+        return "kept: not every destination confirmed every instance"
     subject = {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
     names = ", ".join(d.ae_title for d in destinations)
 
