@@ -147,7 +147,7 @@ def expire_job(progress, transaction_uid: str, destination_pk: int) -> str:
                            commitment_reason=f"commitment not received within {waited} min")
     progress.advance()
     if not count:
-        return "the report was received"
+        return "nothing pending under this transaction (reported, or asked again)"
     delivery = Delivery.objects.filter(commitment_uid=transaction_uid).select_related("destination").first()
     ae_title = delivery.destination.ae_title if delivery else str(destination_pk)
     study = progress.job.studies.select_related("patient").first()
@@ -164,3 +164,35 @@ def _journal(destination, transaction_uid: str, study, detail: str, outcome=Outc
     record(Action.FORWARD, username="routing", ae_title=destination.ae_title if destination else "",
            address=destination.host if destination else "", outcome=outcome,
            target=f"storage commitment {transaction_uid}"[:255], detail=detail[:2000], **subject)
+
+
+MAX_LISTED = 50
+
+
+def deliveries_of(job: Job):
+    """The deliveries a job's page reports the commitment of: a routing job's own, or those of
+    the transaction a time-out job watches."""
+    if job.kind == Job.Kind.ROUTE:
+        return Delivery.objects.filter(job=job)
+    if job.kind == Job.Kind.COMMITMENT and job.function == "routing.commitment.expire_job" and job.arguments:
+        return Delivery.objects.filter(commitment_uid=str(job.arguments[0]))
+    return Delivery.objects.none()
+
+
+def commitment_report(job: Job) -> dict | None:
+    """For the job page: how many deliveries are in each commitment state, and the instances
+    not committed (pending, failed, not received) with the reason; None when none was asked."""
+    deliveries = deliveries_of(job).exclude(commitment=Delivery.Commitment.NONE)
+    counts = {}
+    for state in deliveries.values_list("commitment", flat=True):
+        counts[state] = counts.get(state, 0) + 1
+    if not counts:
+        return None
+    labels = dict(Delivery.Commitment.choices)
+    unsettled = deliveries.exclude(commitment__in=Delivery.SETTLED).order_by("commitment", "pk")
+    return {
+        "counts": [(labels[state], count) for state, count in sorted(counts.items())],
+        "problems": [(uid, labels[state], reason) for uid, state, reason in unsettled.values_list(
+            "instance__sop_instance_uid", "commitment", "commitment_reason")[:MAX_LISTED]],
+        "more": max(0, unsettled.count() - MAX_LISTED),
+    }

@@ -31,7 +31,7 @@ from ..models import Instance, RemoteAE
 from . import policy
 from .net import commands, status
 from .net.acceptor import AcceptedAssociation, AssociationEnded, Message
-from .net.requestor import AssociationRefused, StoreAssociation
+from .net.requestor import AssociationRefused, NoContextAccepted, StoreAssociation
 from .qr import UNCOMPRESSED
 
 log = logging.getLogger(__name__)
@@ -252,35 +252,35 @@ def handle_n_action(assoc: AcceptedAssociation, message: Message) -> None:
     _respond(assoc, message, commands.N_ACTION_RSP, status.SUCCESS, action_type_id=REQUEST_COMMITMENT)
     result = check(transaction_uid, references)
     log.info("storage commitment asked calling_ae=%s uid=%s %s", requestor.ae_title, transaction_uid, result.summary())
-    how = _report_on(assoc, message, result)
-    if how == SENT:
+    if assoc.connection.has_pending_input(wait=SAME_ASSOCIATION_GRACE_SECONDS):
+        # It released, or asked something else: it is not waiting for the report here. Queued
+        # before a release is answered, so that a crash in between loses no report.
+        queue_report(requestor.ae_title, transaction_uid, references)
+        _journal_answer(requestor.ae_title, requestor.address, result, "report queued for a new association")
+        if assoc.release_if_asked():
+            raise AssociationEnded("released before its storage commitment report")
+        return
+    if _report_here(assoc, message, result):
         _journal_answer(requestor.ae_title, requestor.address, result, "reported on the same association")
         return
-    queue_report(requestor.ae_title, result.transaction_uid, references)
+    queue_report(requestor.ae_title, transaction_uid, references)
     _journal_answer(requestor.ae_title, requestor.address, result, "report queued for a new association")
-    if how == RELEASED:
-        raise AssociationEnded("released before its storage commitment report")
+    raise AssociationEnded("released before its storage commitment report")
 
 
-SENT, RELEASED, BUSY = "sent", "released", "busy"
-
-
-def _report_on(assoc: AcceptedAssociation, message: Message, result: Result) -> str:
-    """Send the report on the requestor's own association if it waits there (SENT); RELEASED
-    when it asked to release instead (answered: the association is over); BUSY when it sent
-    another request meanwhile (it is not waiting for this report)."""
-    if assoc.connection.has_pending_input(wait=SAME_ASSOCIATION_GRACE_SECONDS):
-        return RELEASED if assoc.release_if_asked() else BUSY
+def _report_here(assoc: AcceptedAssociation, message: Message, result: Result) -> bool:
+    """Send the report on the requestor's own association; False when it asked to release
+    instead of answering (answered: the association is over)."""
     message_id = assoc.extra["next_message_id"] = assoc.extra.get("next_message_id", 0) + 1
     assoc.connection.send_message(message.context.context_id, _report_command(message_id, result),
                                   _encoded(result_dataset(result), message.context.transfer_syntax))
     response = assoc.await_response(message_id, release_ends_wait=True)
     if response is None:
-        return RELEASED
+        return False
     code = response.command.get(commands.STATUS, 0xC000)
     if code != status.SUCCESS:
         log.warning("storage commitment report answered 0x%04x calling_ae=%s", code, assoc.requestor.ae_title)
-    return SENT
+    return True
 
 
 def queue_report(ae_title: str, transaction_uid: str, references: list[Reference]):
@@ -323,9 +323,9 @@ def _open(remote: RemoteAE, as_reporter: bool) -> StoreAssociation:
                                    timeout=30, roles=roles)
     try:
         association.open()
+    except NoContextAccepted:
+        raise NotSupported(f"{remote.ae_title} does not accept Storage Commitment") from None
     except AssociationRefused as refused:
-        if "accepted none" in str(refused):
-            raise NotSupported(f"{remote.ae_title} does not accept Storage Commitment") from None
         raise CommitmentError(str(refused), transient=True) from None
     return association
 

@@ -152,3 +152,25 @@ def test_a_report_from_another_ae_or_for_an_unknown_transaction_is_refused(tmp_p
     assert take_report(Result(uid, [reference]), "INTRUDER", "127.0.0.1") == "the commitment was asked of COMMITSCP"
     assert set(commitments().values()) == {"pending"}
     assert Entry.objects.filter(outcome="denied", ae_title="INTRUDER").exists()
+
+
+def test_the_job_page_lists_the_instances_not_committed_to_those_who_may_see_them(tmp_path, destination_factory,
+                                                                                   client):
+    from tests.people import make_user
+
+    failing = f"{STUDY}.1.2"
+    destination = destination_factory(report_on="same", fail=(failing,))
+    route_to(destination)
+    store_study(tmp_path, STUDY, 3)
+    job = Job.objects.get(kind="route")
+    client.force_login(make_user("admin", ["system_admin", "view"]))
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "Storage commitment" in page and "Committed: 2" in page and "Commitment failed: 1" in page
+    assert failing in page and "no such object instance (0x0112)" in page
+    client.force_login(make_user("operator", ["system_admin"]))  # lists every job; may not see the private study
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert failing not in page and "Commitment failed" not in page
+    client.force_login(make_user("reader", ["view"]))  # not their job
+    before = Entry.objects.filter(outcome="denied").count()
+    assert client.get(f"/jobs/{job.pk}/").status_code == 404
+    assert Entry.objects.filter(outcome="denied").count() == before + 1

@@ -20,6 +20,10 @@ class AssociationRefused(Exception):
     """The destination could not be reached, rejected us, or answered nonsense."""
 
 
+class NoContextAccepted(AssociationRefused):
+    """The destination accepted the association but none of the proposed presentation contexts."""
+
+
 class StoreAssociation:
     def __init__(self, host: str, port: int, calling_ae: str, called_ae: str, contexts: list[PresentationContext],
                  max_pdu: int, timeout: float = 30, roles: tuple = ()):
@@ -56,7 +60,7 @@ class StoreAssociation:
             raise AssociationRefused(f"association with {self.called_ae} failed: {error}") from None
         if not self.contexts:
             self.release()
-            raise AssociationRefused(f"{self.called_ae} accepted none of the proposed presentation contexts")
+            raise NoContextAccepted(f"{self.called_ae} accepted none of the proposed presentation contexts")
 
     def _request_pdu(self) -> bytes:
         primitive = negotiation.new_primitive(self.calling_ae, self.called_ae)
