@@ -118,11 +118,12 @@ def take_report(result: protocol.Result, reported_by: str, address: str) -> str:
                target=f"storage commitment {result.transaction_uid}"[:255],
                detail=f"report refused: the commitment was asked of {destination.ae_title}")
         return f"the commitment was asked of {destination.ae_title}"
-    committed, failures = record_result(result, destination)
-    study = delivery.job.studies.first() if delivery.job else None
-    _journal(destination, result.transaction_uid, study, f"report received: {committed} committed, "
-             f"{len(failures)} failed" + (f"; {failures[0]}" if failures else ""),
-             Outcome.FAILURE if failures else Outcome.SUCCESS)
+    study = delivery.job.studies.select_related("patient").first() if delivery.job else None
+    with transaction.atomic():  # the records and their journal entry together
+        committed, failures = record_result(result, destination)
+        _journal(destination, result.transaction_uid, study, f"report received: {committed} committed, "
+                 f"{len(failures)} failed" + (f"; {failures[0]}" if failures else ""),
+                 Outcome.FAILURE if failures else Outcome.SUCCESS)
     _queue_auto_purges(result.transaction_uid)
     return ""
 
