@@ -86,6 +86,8 @@ class CommitmentDestination:
         self.stored: list[str] = []
         self.actions: list[str] = []  # Transaction UIDs asked
         self.reported = threading.Event()
+        self.go = threading.Event()  # a report on a new association waits for it (cleared: the test says when)
+        self.go.set()
         ae = AE(ae_title=ae_title)
         for context in AllStoragePresentationContexts:
             ae.add_supported_context(context.abstract_syntax)
@@ -141,6 +143,7 @@ class CommitmentDestination:
                                                   "1.2.840.10008.1.20.1.1")
         else:
             time.sleep(0.3)  # our association is released by now
+            self.go.wait(30)
             ae = AE(ae_title=self.ae_title)
             ae.add_requested_context(StorageCommitmentPushModel)
             new = ae.associate("127.0.0.1", self.our_port, ae_title="PACSONE",

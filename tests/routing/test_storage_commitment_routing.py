@@ -70,6 +70,7 @@ def test_a_report_on_a_new_association_to_our_scp_is_matched_and_then_the_study_
     settings.PACS_COMMITMENT_WAIT_SECONDS = 0  # do not wait on the routing association
     _ae, port = scp
     destination = destination_factory(report_on="new", our_port=port)
+    destination.go.clear()  # it reports once the test has looked at the state before
     route_to(destination, auto_purge=True)
     store_study(tmp_path, STUDY, 3)
     job = Job.objects.get(kind="route")
@@ -79,6 +80,7 @@ def test_a_report_on_a_new_association_to_our_scp_is_matched_and_then_the_study_
     expiry = Job.objects.get(kind="commitment")
     assert expiry.state == "queued"
     assert set(commitments().values()) == {"pending"}
+    destination.go.set()
     assert destination.reported.wait(15) and destination.status == 0x0000
     report = Entry.objects.get(target=f"storage commitment {destination.actions[0]}", detail__startswith="report")
     assert report.detail == "report received: 3 committed, 0 failed" and report.ae_title == "COMMITSCP"
