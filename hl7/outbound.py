@@ -25,7 +25,7 @@ from audit.journal import Action, Outcome, record
 from pacsone.models import Study
 
 from . import codec
-from .listener import CR, END, START, framed
+from .listener import END, START, framed
 from .models import Destination, ScheduledStep
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,6 @@ def send_notification(destination_pk: int, event: str, study_pk: int | None = No
         if code not in ("AA", "CA"):
             raise NotificationError(f"not accepted ({code or 'no code'}): {reason}")
     except (OSError, NotificationError) as error:
-        permanent = getattr(error, "permanent", False)
         record(Action.FORWARD, username="hl7", target=target, outcome=Outcome.FAILURE,
                detail=f"{destination.host}:{destination.port}: {error or type(error).__name__}"[:2000], **subject)
         if isinstance(error, NotificationError):
