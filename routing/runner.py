@@ -136,11 +136,7 @@ def run_claimed(job_pk: int, token: str, heartbeat: bool = False) -> str:
     progress = Progress(job, token)
     try:
         try:
-            function = import_string(job.function)
-            # Started now, with its code loaded: a runner process's start-up is the job layer's
-            # time (from queued to done), not the job's.
-            Job.objects.filter(pk=job.pk, claimed_by=token).update(started_at=clock.now())
-            message = function(progress, *job.arguments)
+            message = import_string(job.function)(progress, *job.arguments)
         finally:
             progress.flush()  # the counts the job did not write yet, whatever its outcome
     except LeaseLost:
