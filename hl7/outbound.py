@@ -25,7 +25,7 @@ from audit.journal import Action, Outcome, record
 from pacsone.models import Study
 
 from . import codec
-from .listener import CR, END, START, framed
+from .listener import END, START, framed
 from .models import Destination, ScheduledStep
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,6 @@ def send_notification(destination_pk: int, event: str, study_pk: int | None = No
         if code not in ("AA", "CA"):
             raise NotificationError(f"not accepted ({code or 'no code'}): {reason}")
     except (OSError, NotificationError) as error:
-        permanent = getattr(error, "permanent", False)
         record(Action.FORWARD, username="hl7", target=target, outcome=Outcome.FAILURE,
                detail=f"{destination.host}:{destination.port}: {error or type(error).__name__}"[:2000], **subject)
         if isinstance(error, NotificationError):
@@ -181,7 +180,7 @@ def queue_notifications(event: str, study_pk: int | None = None, step_pk: int | 
     A study arrives over several associations (an ingest batch each): its "received" waits until
     no instance came for PACS_ROUTING_QUIET_SECONDS, and later batches join the waiting job
     instead of sending the same notification again."""
-    from routing.jobs import start_job
+    from routing.jobs import join_queued_job, start_job
     from routing.models import Job
 
     destinations = [d for d in Destination.objects.filter(enabled=True) if event in d.event_list()]
@@ -191,8 +190,7 @@ def queue_notifications(event: str, study_pk: int | None = None, step_pk: int | 
     for destination in destinations:
         key = f"hl7:{event}:{destination.pk}:{study_pk}" if coalesced else ""
         with transaction.atomic():
-            if key and Job.objects.filter(dedupe_key=key, state=Job.State.QUEUED, attempts=0).update(
-                    next_attempt_at=when):
+            if key and join_queued_job(key, when) is not None:
                 continue
             start_job(Job.Kind.NOTIFY, f"HL7 {event} notification to {destination.name}", None,
                       "hl7.outbound.notification_job", destination.pk, event, study_pk, step_pk,

@@ -224,6 +224,11 @@ class RemoteAE(models.Model):
     may_query = models.BooleanField(default=True, help_text="May query and retrieve from us")
     is_move_destination = models.BooleanField(default=True, help_text="May receive C-MOVE results")
     is_queryable = models.BooleanField(default=False, help_text="We may query and retrieve from it")
+    # After routing to it, ask it to commit what it received (Storage Commitment Push Model):
+    # auto-purge then waits for its commitment (routing/commitment.py).
+    requests_storage_commitment = models.BooleanField(
+        default=False, verbose_name="request storage commitment",
+        help_text="After routing to it, ask it to commit the instances (N-ACTION); auto-purge waits for its answer.")
     # Where its calls may come from (pacsone/dicom/policy.py): blank means its host above.
     networks = models.CharField(
         max_length=255, blank=True, default="", verbose_name="calls accepted from",

@@ -328,6 +328,11 @@ PACS_JOB_LEASE_SECONDS = env_int("PACS_JOB_LEASE_SECONDS", 120, minimum=5)
 PACS_JOB_RETRY_SECONDS = env_int("PACS_JOB_RETRY_SECONDS", 60, minimum=1)
 # Routing: a study is complete (and routed) once no instance arrived for this many seconds.
 PACS_ROUTING_QUIET_SECONDS = env_int("PACS_ROUTING_QUIET_SECONDS", 30, minimum=0)
+# Storage Commitment after routing (docs/routing.md): how long a routing job waits on its
+# association for the destination's N-EVENT-REPORT before leaving it to come on a later one, and
+# how long a commitment may take at all before its deliveries show "commitment not received".
+PACS_COMMITMENT_WAIT_SECONDS = env_int("PACS_COMMITMENT_WAIT_SECONDS", 5, minimum=0, maximum=600)
+PACS_COMMITMENT_TIMEOUT_MINUTES = env_int("PACS_COMMITMENT_TIMEOUT_MINUTES", 60, minimum=1)
 
 # --- The archive ---------------------------------------------------------------------------------
 PACS_WEB_PORT = env_int("PACS_WEB_PORT", 8000, 1, 65535)

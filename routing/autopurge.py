@@ -1,6 +1,7 @@
 """Auto-purge after routing (a rule's option, off by default): once a routing job is done, the
 study is removed only if every destination of the rule confirmed every instance of the study
-(routing.models.Delivery: Storage Commitment where recorded, else C-STORE Success per instance)
+(routing.models.Delivery: C-STORE Success per instance, and the destination's Storage Commitment
+where it was asked: routing/commitment.py)
 and no job of the study is pending. The removal and its journal entry share one transaction
 (pacsone.deletion.delete_study, as do_delete_study uses it)."""
 
@@ -21,6 +22,19 @@ def after_route(job: Job) -> str:
     rule = job.rule
     study = job.studies.select_related("patient").first()
     if rule is None or not rule.auto_purge or study is None:
+        return "nothing to purge"
+    return do_auto_purge(study, rule)
+
+
+def purge_job(progress, study_pk: int, rule_pk: int) -> str:
+    """Auto-purge queued by a storage commitment report that came after the routing job ended."""
+    from pacsone.models import Study
+
+    from .models import RoutingRule
+
+    study = Study.objects.select_related("patient").filter(pk=study_pk).first()
+    rule = RoutingRule.objects.filter(pk=rule_pk).first()
+    if study is None or rule is None or not rule.auto_purge:
         return "nothing to purge"
     return do_auto_purge(study, rule)
 

@@ -11,22 +11,26 @@ from .models import Delivery, Job
 
 
 def confirm(instance, destination, job: Job | None, code: int,
-            confirmation: str = Delivery.Confirmation.STORE) -> None:
+            confirmation: str = Delivery.Confirmation.STORE, awaiting_commitment: bool = False) -> None:
     """Record, in one statement committed at once (a crash a moment later must not lose it),
     that `destination` confirmed `instance`; confirmed again (a person's forward sends again),
-    the latest answer counts. Plain SQL: this runs once per instance sent, and the ORM's upsert
-    cost more than the statement itself."""
+    the latest answer counts. `awaiting_commitment`: the destination is to commit it too
+    (routing/commitment.py); until then auto-purge does not count it. Plain SQL: this runs
+    once per instance sent, and the ORM's upsert cost more than the statement itself."""
+    commitment = Delivery.Commitment.PENDING if awaiting_commitment else Delivery.Commitment.NONE
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(connection.vendor),
-                       [instance.pk, destination.pk, job.pk if job else None, code, confirmation, timezone.now()])
+                       [instance.pk, destination.pk, job.pk if job else None, code, confirmation, timezone.now(),
+                        commitment, "", ""])
 
 
 @functools.cache
 def _upsert_sql(vendor: str) -> str:
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    columns = "instance_id, destination_id, job_id, status, confirmation, delivered_at"
-    insert = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s) "
-    changed = ("job_id", "status", "confirmation", "delivered_at")
+    columns = ("instance_id, destination_id, job_id, status, confirmation, delivered_at, commitment, commitment_uid, "
+               "commitment_reason")
+    insert = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    changed = ("job_id", "status", "confirmation", "delivered_at", "commitment", "commitment_uid", "commitment_reason")
     if vendor == "mysql":
         return insert + "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in changed)
     return insert + "ON CONFLICT (instance_id, destination_id) DO UPDATE SET " + ", ".join(
@@ -38,13 +42,20 @@ def delivered_by_job(job: Job, destination) -> set[int]:
 
 
 def undelivered(instances, destination):
-    """`instances` (a queryset) less those `destination` confirmed."""
-    return instances.exclude(deliveries__destination=destination)
+    """`instances` (a queryset) less those `destination` confirmed (one whose storage commitment
+    failed counts as not delivered: a retry sends it again)."""
+    kept = Delivery.objects.filter(destination=destination).exclude(commitment=Delivery.Commitment.FAILED)
+    return instances.exclude(pk__in=kept.values("instance_id"))
 
 
 def all_confirmed(instances, destinations) -> bool:
-    """Did every destination confirm every one of `instances`?"""
-    return all(not undelivered(instances, destination).exists() for destination in destinations)
+    """Did every destination confirm every one of `instances`: C-STORE Success, and its storage
+    commitment where it was asked (pending, failed or not received does not count)?"""
+    for destination in destinations:
+        settled = Delivery.objects.filter(destination=destination, commitment__in=Delivery.SETTLED)
+        if instances.exclude(pk__in=settled.values("instance_id")).exists():
+            return False
+    return True
 
 
 @contextmanager

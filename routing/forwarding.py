@@ -8,6 +8,7 @@ from pacsone.forward import send_instances
 from pacsone.models import Instance, RemoteAE, Study
 
 from . import clock
+from .commitment import request_after_routing
 from .deliveries import commits_safe_from_a_crash_not_a_power_cut, confirm, undelivered
 from .jobs import PermanentError, Reschedule, TransientError
 from .matching import selected_instances
@@ -37,14 +38,18 @@ def route_job(progress, study_pk: int, destination_pk: int, rule_pk: int) -> str
     _check_window(rule)
     selected = selected_instances(rule, study)
     total = selected.count()
-    pending = list(undelivered(selected, destination).select_related("storage_location")
-                   .order_by("series_id", "instance_number", "pk"))
+    # Not the header JSON: nothing here reads it, and decoding it cost more per instance than
+    # recording its delivery.
+    pending = list(undelivered(selected, destination).defer("header").order_by("series_id", "instance_number", "pk"))
     progress.start(total, done=total - len(pending))
+    awaiting_commitment = destination.requests_storage_commitment
     if not pending:
-        return f"all {total} instance(s) already confirmed by {destination.ae_title}"
+        committing = request_after_routing(progress.job, destination, selected, study)
+        return "; ".join(filter(None, [f"all {total} instance(s) already confirmed by {destination.ae_title}",
+                                       committing]))
 
     def confirmed(instance: Instance, code: int) -> None:
-        confirm(instance, destination, progress.job, code)
+        confirm(instance, destination, progress.job, code, awaiting_commitment=awaiting_commitment)
         progress.advance()  # a cancelled job (or one taken over) stops at its next write: LeaseLost
 
     def between() -> None:
@@ -66,4 +71,5 @@ def route_job(progress, study_pk: int, destination_pk: int, rule_pk: int) -> str
         raise TransientError("\n".join([summary, *reasons]))
     if report.failures:
         raise PermanentError("\n".join([summary, *reasons]))
-    return summary
+    committing = request_after_routing(progress.job, destination, selected, study)
+    return "; ".join(filter(None, [summary, committing]))

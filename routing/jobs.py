@@ -127,6 +127,30 @@ def start_job(kind: str, title: str, owner, function: str, *args, studies=(), ma
     return job
 
 
+def join_queued_job(dedupe_key: str, when: datetime.datetime) -> Job | None:
+    """The queued (or waiting) job with this `dedupe_key`, moved to start at `when` (never
+    sooner than a retry's back-off): later work joins it instead of queueing the same send
+    again (a study's later instances, the same HL7 notification). None when there is none, or
+    when a worker claimed it meanwhile (then the caller starts a new one, which the dispatcher
+    runs after it: runner.py never runs two jobs with one key at once)."""
+    unclaimed = [Job.State.QUEUED, Job.State.WAITING]
+    queued = Job.objects.filter(dedupe_key=dedupe_key, state__in=unclaimed).first()
+    if queued is None:
+        return None
+    later = max(when, queued.next_attempt_at) if queued.attempts and queued.next_attempt_at else when
+    if not Job.objects.filter(pk=queued.pk, state__in=unclaimed).update(next_attempt_at=later):
+        return None
+    queued.next_attempt_at = later
+    return queued
+
+
+def finish_queued_job(dedupe_key: str, message: str) -> int:
+    """Mark the not yet claimed job with this `dedupe_key` done without running it: what it was
+    waiting to do has happened (a storage commitment report came before its time-out)."""
+    return Job.objects.filter(dedupe_key=dedupe_key, state__in=[Job.State.QUEUED, Job.State.WAITING]).update(
+        state=Job.State.DONE, message=message[:5000], finished_at=clock.now(), claimed_by="", lease_until=None)
+
+
 def retry_delay(attempts: int) -> datetime.timedelta:
     """Exponential back-off: the base after the first attempt, doubled after each further one."""
     return datetime.timedelta(seconds=settings.PACS_JOB_RETRY_SECONDS * 2 ** max(0, attempts - 1))

@@ -109,16 +109,12 @@ def route_study(study_pk: int, now=None) -> list[Job]:
 
 
 def queue_route(study: Study, rule: RoutingRule, destination, now) -> Job:
-    from .jobs import start_job
+    from .jobs import join_queued_job, start_job
 
     when, waiting = first_send(rule, now)
     key = route_key(study.pk, rule.pk, destination.pk)
-    queued = Job.objects.filter(dedupe_key=key, state__in=[Job.State.QUEUED, Job.State.WAITING]).first()
+    queued = join_queued_job(key, when)  # later instances join it; it waits for quiet again
     if queued is not None:
-        # Later instances join it; its send waits for the study to be quiet again (never sooner
-        # than a retry's back-off).
-        later = max(when, queued.next_attempt_at) if queued.attempts else when
-        Job.objects.filter(pk=queued.pk, state__in=[Job.State.QUEUED, Job.State.WAITING]).update(next_attempt_at=later)
         return queued
     return start_job(Job.Kind.ROUTE, f"Routing rule {rule.name} to {destination.ae_title}", None,
                      "routing.forwarding.route_job", study.pk, destination.pk, rule.pk, studies=[study],

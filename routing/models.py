@@ -25,6 +25,7 @@ class Job(models.Model):
         NOTIFY = "notify", "Notification"
         PRINT = "print", "Print"
         REPORT = "report", "Statistics report"
+        COMMITMENT = "commitment", "Storage commitment"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -164,9 +165,26 @@ class Delivery(models.Model):
     instance = models.ForeignKey("pacsone.Instance", on_delete=models.CASCADE, related_name="deliveries")
     destination = models.ForeignKey("pacsone.RemoteAE", on_delete=models.CASCADE, related_name="deliveries")
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
+    class Commitment(models.TextChoices):
+        NONE = "", "Not requested"
+        PENDING = "pending", "Commitment pending"
+        COMMITTED = "committed", "Committed"
+        FAILED = "failed", "Commitment failed"
+        NOT_RECEIVED = "not_received", "Commitment not received"
+        UNSUPPORTED = "unsupported", "Destination does not support commitment"
+
+    # What counts as confirmed for auto-purge (a destination asked for commitment must commit).
+    SETTLED = (Commitment.NONE, Commitment.COMMITTED, Commitment.UNSUPPORTED)
+
     status = models.PositiveIntegerField(default=0)
     confirmation = models.CharField(max_length=16, choices=Confirmation.choices, default=Confirmation.STORE)
     delivered_at = models.DateTimeField(auto_now_add=True)
+    # Storage Commitment (routing/commitment.py): its state, the Transaction UID that asked for it
+    # (the destination's N-EVENT-REPORT is matched by it), and why it failed.
+    commitment = models.CharField(max_length=16, choices=Commitment.choices, default=Commitment.NONE, blank=True)
+    commitment_uid = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    commitment_reason = models.CharField(max_length=128, blank=True, default="")
+    committed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["instance", "destination"], name="one_delivery_per_destination")]

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from audit.journal import Action, record
 from pacsone.access import access_job, access_job_result, job_contents_visible, jobs_for, shown_job
 
+from .commitment import commitment_report
 from .control import do_cancel_jobs, do_retry_jobs
 from .models import Job
 
@@ -67,6 +68,8 @@ def job_detail(request, pk):
     return render(request, "routing/job_detail.html", {
         "job": job, "initial": job_json(job, request.user), "shown_error": visible_error(request.user, job),
         "can_retry": job.state in (Job.State.FAILED, Job.State.CANCELLED), "can_cancel": not job.finished,
+        # Per instance, it names what its studies hold: shown as its message is.
+        "commitment": commitment_report(job) if job_contents_visible(request.user, job) else None,
     })
 
 

@@ -66,6 +66,17 @@ def dcmtk_program(name: str) -> str:
     pytest.skip(reason)
 
 
+def orthanc_program() -> str:
+    """Debian's Orthanc server. Skips without it, unless PACS_REQUIRE_PEERS=1 (CI) says fail."""
+    program = shutil.which("Orthanc", path="/usr/sbin:/usr/bin")
+    if program:
+        return program
+    reason = "Orthanc is not installed (Debian package orthanc); CI installs it"
+    if os.environ.get("PACS_REQUIRE_PEERS") == "1":
+        pytest.fail(f"PACS_REQUIRE_PEERS=1 but {reason}")
+    pytest.skip(reason)
+
+
 def echo_status(port: int, ae_title: str = "PACSONE", timeout: float = 10) -> int | None:
     """The status of a C-ECHO to a local SCP, or None when no association could be made."""
     from pynetdicom import AE

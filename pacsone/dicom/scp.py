@@ -1,5 +1,5 @@
-"""The DICOM SCP: Verification, Storage and Query/Retrieve, one process per worker, several
-workers per port.
+"""The DICOM SCP: Verification, Storage, Query/Retrieve, Worklist, MPPS and Storage Commitment,
+one process per worker, several workers per port.
 
 Tuned for throughput (see docs/benchmarks.md and `make bench`):
 - each association is served by one thread that reads and writes its socket itself
@@ -44,7 +44,7 @@ from audit.journal import Outcome as JournalOutcome
 from .. import storage
 from ..ingest import UID_PATTERN, IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
 from ..supervisor import PortInUse
-from . import mpps, policy, qr, worklist
+from . import commitment, mpps, policy, qr, worklist
 from .net import commands, status
 from .net.acceptor import (ANY_STORAGE_CLASS, REJECT_CALLED_AE, REJECT_CALLING_AE, REJECT_TOO_MANY,
                            AcceptedAssociation, AcceptedContext, AcceptorSettings, Limits, Message)
@@ -277,7 +277,7 @@ def supported_contexts() -> list[PresentationContext]:
     abstract_syntaxes = [Verification] + [c.abstract_syntax for c in AllStoragePresentationContexts]
     contexts = [_context(abstract_syntax) for abstract_syntax in abstract_syntaxes]
     qr.allow_get_role(contexts)
-    return contexts + qr.query_retrieve_contexts() + worklist.contexts() + mpps.contexts()
+    return contexts + qr.query_retrieve_contexts() + worklist.contexts() + mpps.contexts() + commitment.contexts()
 
 
 def _context(abstract_syntax: str) -> PresentationContext:
@@ -437,6 +437,7 @@ SERVICES = {
     **qr.SERVICES,
     **worklist.SERVICES,  # Modality Worklist C-FIND (worklist.py)
     **mpps.SERVICES,  # MPPS N-CREATE/N-SET (mpps.py)
+    **commitment.SERVICES,  # Storage Commitment N-ACTION, and N-EVENT-REPORT of our requests (commitment.py)
 }
 
 

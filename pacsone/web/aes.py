@@ -37,6 +37,7 @@ def ae_edit(request, pk=None):
         record(Action.CONFIGURATION, request=request, target=f"remote AE {saved.ae_title}",
                detail=f"{verb}: {saved} store={saved.may_store} query={saved.may_query} "
                       f"move_destination={saved.is_move_destination} queryable={saved.is_queryable} "
+                      f"storage_commitment={saved.requests_storage_commitment} "
                       f"calls_from={saved.networks or saved.host} sees={saved.sees()}")
         messages.success(request, f"Remote AE {saved.ae_title} {verb}.")
         return redirect("dicom:ae-list")

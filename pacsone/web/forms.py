@@ -46,11 +46,11 @@ class RemoteAEForm(forms.ModelForm):
     class Meta:
         model = RemoteAE
         fields = ["ae_title", "host", "port", "description", "may_store", "may_query", "is_move_destination",
-                  "is_queryable", "networks", "scope", "user", "group"]
+                  "is_queryable", "requests_storage_commitment", "networks", "scope", "user", "group"]
         help_texts = {"ae_title": AE_TITLE_HELP}
         labels = {"scope": "Its queries and retrieves see", "ae_title": "AE title", "may_store": "May send to us",
                   "may_query": "May query and retrieve from us", "is_move_destination": "Receives C-MOVE results",
-                  "is_queryable": "We may query it"}
+                  "is_queryable": "We may query it", "requests_storage_commitment": "Request storage commitment"}
         widgets = {"scope": forms.RadioSelect}
 
     def __init__(self, *args, **kwargs):

@@ -1,10 +1,12 @@
 """dcmtk's storescp as a routing destination that counts what it receives: each received file
 is logged by `--exec-on-reception`, so an instance received twice shows twice (the file itself
-would just be overwritten), and `-v` logs each association."""
+would just be overwritten), and `-v` logs each association. And a pynetdicom destination that
+commits what it stored (Storage Commitment)."""
 
 import collections
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -66,3 +68,88 @@ class StoreScp:
 
     def associations(self) -> int:
         return self.output.read_text(errors="replace").count("Association Acknowledged") if self.output.exists() else 0
+
+
+class CommitmentDestination:
+    """A pynetdicom destination that stores (in memory) and commits: it answers N-ACTION, then
+    reports on the same association (`report_on="same"`), on a new association to our SCP
+    (`"new"`: `our_port` needed), or never (`"never"`). `fail` names SOP Instance UIDs it
+    reports as failed (0x0112); `commitment=False` leaves the SOP class out of its contexts."""
+
+    def __init__(self, ae_title: str = "COMMITSCP", report_on: str = "same", our_port: int | None = None,
+                 fail: tuple = (), commitment: bool = True):
+        from pynetdicom import AE, AllStoragePresentationContexts, evt
+        from pynetdicom.sop_class import StorageCommitmentPushModel
+
+        self.ae_title, self.report_on, self.our_port, self.fail = ae_title, report_on, our_port, set(fail)
+        self.port = free_port()
+        self.stored: list[str] = []
+        self.actions: list[str] = []  # Transaction UIDs asked
+        self.reported = threading.Event()
+        self.go = threading.Event()  # a report on a new association waits for it (cleared: the test says when)
+        self.go.set()
+        ae = AE(ae_title=ae_title)
+        for context in AllStoragePresentationContexts:
+            ae.add_supported_context(context.abstract_syntax)
+        if commitment:
+            ae.add_supported_context(StorageCommitmentPushModel)
+        self.server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=[
+            (evt.EVT_C_STORE, self._on_store), (evt.EVT_N_ACTION, self._on_action)])
+
+    def register(self) -> RemoteAE:
+        remote, _ = RemoteAE.objects.update_or_create(
+            ae_title=self.ae_title, defaults={"host": "127.0.0.1", "port": self.port, "requests_storage_commitment": True})
+        return remote
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+    def _on_store(self, event):
+        self.stored.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    def _on_action(self, event):
+        request = event.action_information
+        self.actions.append(str(request.TransactionUID))
+        if self.report_on != "never":
+            threading.Thread(target=self._report, args=(event.assoc, request), daemon=True).start()
+        return 0x0000, None
+
+    def _result(self, request):
+        from pydicom.dataset import Dataset
+
+        ds = Dataset()
+        ds.TransactionUID = request.TransactionUID
+        ds.ReferencedSOPSequence, ds.FailedSOPSequence = [], []
+        for item in request.ReferencedSOPSequence:
+            done = Dataset()
+            done.ReferencedSOPClassUID = item.ReferencedSOPClassUID
+            done.ReferencedSOPInstanceUID = item.ReferencedSOPInstanceUID
+            if str(item.ReferencedSOPInstanceUID) in self.fail or str(item.ReferencedSOPInstanceUID) not in self.stored:
+                done.FailureReason = 0x0112
+                ds.FailedSOPSequence.append(done)
+            else:
+                ds.ReferencedSOPSequence.append(done)
+        return ds, (2 if ds.FailedSOPSequence else 1)
+
+    def _report(self, assoc, request) -> None:
+        from pynetdicom import AE, build_role
+        from pynetdicom.sop_class import StorageCommitmentPushModel
+
+        result, event_type = self._result(request)
+        time.sleep(0.1)  # after our N-ACTION-RSP went out
+        if self.report_on == "same":
+            status, _ = assoc.send_n_event_report(result, event_type, StorageCommitmentPushModel,
+                                                  "1.2.840.10008.1.20.1.1")
+        else:
+            time.sleep(0.3)  # our association is released by now
+            self.go.wait(30)
+            ae = AE(ae_title=self.ae_title)
+            ae.add_requested_context(StorageCommitmentPushModel)
+            new = ae.associate("127.0.0.1", self.our_port, ae_title="PACSONE",
+                               ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
+            status, _ = new.send_n_event_report(result, event_type, StorageCommitmentPushModel,
+                                                "1.2.840.10008.1.20.1.1")
+            new.release()
+        self.status = status.Status if status else None
+        self.reported.set()

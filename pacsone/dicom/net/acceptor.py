@@ -454,14 +454,24 @@ class AcceptedAssociation:
             self._read_one_pdu(during_operation=True)
         return message.message_id in self._cancelled
 
-    def await_response(self, message_id: int) -> Message:
-        """The next response to our request `message_id` (C-GET's C-STOREs); a C-CANCEL-RQ that
-        arrives meanwhile is noted for is_cancelled()."""
+    def await_response(self, message_id: int, release_ends_wait: bool = False) -> Message | None:
+        """The next response to our request `message_id` (C-GET's C-STOREs, a Storage Commitment
+        report); a C-CANCEL-RQ that arrives meanwhile is noted for is_cancelled(). With
+        `release_ends_wait`, a peer that asks to release instead is answered and None returned."""
         while True:
             for index, message in enumerate(self._pending):
                 if message.command.get(commands.MESSAGE_ID_BEING_RESPONDED_TO) == message_id and message.field & 0x8000:
                     return self._pending.pop(index)
-            self._read_one_pdu(during_operation=True)
+            if release_ends_wait and self.release_if_asked():
+                return None
+            if not release_ends_wait:
+                self._read_one_pdu(during_operation=True)
+
+    def release_if_asked(self) -> bool:
+        """Read the next PDU: an A-RELEASE-RQ is answered (True: the association is over);
+        anything else is taken as usual (False)."""
+        idle = self._partial is None and not self._pending
+        return not self._read_one_pdu(during_operation=not idle)
 
     # --- sending ------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""An association we request to a C-MOVE destination, to send it C-STORE sub-operations.
+"""An association we request to a C-MOVE destination, to send it C-STORE sub-operations (and,
+for Storage Commitment, to send N-ACTION or N-EVENT-REPORT requests and read what comes back).
 
 Like the acceptor it runs on the calling thread (the one serving the C-MOVE): pynetdicom encodes
 the A-ASSOCIATE-RQ and decodes the answer, and the C-STOREs go straight over the socket.
@@ -19,10 +20,15 @@ class AssociationRefused(Exception):
     """The destination could not be reached, rejected us, or answered nonsense."""
 
 
+class NoContextAccepted(AssociationRefused):
+    """The destination accepted the association but none of the proposed presentation contexts."""
+
+
 class StoreAssociation:
     def __init__(self, host: str, port: int, calling_ae: str, called_ae: str, contexts: list[PresentationContext],
-                 max_pdu: int, timeout: float = 30):
+                 max_pdu: int, timeout: float = 30, roles: tuple = ()):
         self.host, self.port = host, port
+        self.roles = list(roles)  # SCP/SCU role selection items to propose (pynetdicom's build_role)
         self.calling_ae, self.called_ae = calling_ae, called_ae
         self.proposed = contexts
         self.max_pdu = max_pdu
@@ -54,14 +60,14 @@ class StoreAssociation:
             raise AssociationRefused(f"association with {self.called_ae} failed: {error}") from None
         if not self.contexts:
             self.release()
-            raise AssociationRefused(f"{self.called_ae} accepted none of the proposed presentation contexts")
+            raise NoContextAccepted(f"{self.called_ae} accepted none of the proposed presentation contexts")
 
     def _request_pdu(self) -> bytes:
         primitive = negotiation.new_primitive(self.calling_ae, self.called_ae)
         for number, context in enumerate(self.proposed):
             context.context_id = 2 * number + 1
         primitive.presentation_context_definition_list = self.proposed
-        primitive.user_information = negotiation.user_information(self.max_pdu)
+        primitive.user_information = [*negotiation.user_information(self.max_pdu), *self.roles]
         return negotiation.encoded(AssociateRequestPDU, primitive)
 
     def _take_accept(self, body: memoryview) -> None:
@@ -77,17 +83,32 @@ class StoreAssociation:
         return negotiation.find_context(self.contexts.values(), sop_class, transfer_syntaxes, as_scu)
 
     def await_response(self, message_id: int) -> Message:
-        """The destination's C-STORE-RSP to `message_id`."""
+        """The destination's response to our request `message_id` (C-STORE-RSP, N-ACTION-RSP, ...)."""
+        while True:
+            message = self.next_message()
+            if message.field & 0x8000 and message.command.get(commands.MESSAGE_ID_BEING_RESPONDED_TO) == message_id:
+                return message
+
+    def next_message(self, wait: float | None = None) -> Message:
+        """The next whole message the peer sends (a response, or a request such as a Storage
+        Commitment N-EVENT-REPORT); with `wait`, TimeoutError when none began in that time."""
         assembly = None
         while True:
             try:
-                pdu_type, body = self.connection.read_pdu()
+                if wait is not None and assembly is None:
+                    pdu_type, body = self.connection.read_pdu(wait=wait, within=self.timeout)
+                else:
+                    pdu_type, body = self.connection.read_pdu()
+            except wire.DeadlineExceeded:
+                if assembly is None:
+                    raise TimeoutError(f"{self.called_ae} sent nothing within {wait:g}s") from None
+                raise AssociationRefused(f"{self.called_ae} stopped in the middle of a message") from None
             except (OSError, wire.ConnectionClosed) as error:
                 raise AssociationRefused(f"{self.called_ae} went away: {error}") from None
             if pdu_type == wire.A_ABORT:
                 raise AssociationRefused(f"{self.called_ae} aborted the association")
             if pdu_type != wire.P_DATA_TF:
-                raise AssociationRefused(f"{self.called_ae} sent PDU type 0x{pdu_type:02x} instead of a response")
+                raise AssociationRefused(f"{self.called_ae} sent PDU type 0x{pdu_type:02x} instead of a message")
             for context_id, control, data in wire.iter_pdvs(body):
                 context = self.contexts.get(context_id)
                 if context is None:
@@ -98,10 +119,7 @@ class StoreAssociation:
                 else:
                     assembly.take_data(data, control & wire.LAST)
                 if assembly.complete:
-                    message = assembly.message()
-                    assembly = None
-                    if message.command.get(commands.MESSAGE_ID_BEING_RESPONDED_TO) == message_id:
-                        return message
+                    return assembly.message()
 
     def release(self) -> None:
         if self.connection is None:

@@ -135,11 +135,11 @@ class Connection:
             self._start = self._end = 0
         return pdu_type, memoryview(self._buffer)[body_start:body_start + length]
 
-    def has_pending_input(self) -> bool:
-        """Whether the peer sent something we have not read (without blocking)."""
+    def has_pending_input(self, wait: float = 0) -> bool:
+        """Whether the peer sent something we have not read (waiting up to `wait` seconds for it)."""
         if self._end > self._start:
             return True
-        readable, _, _ = select.select([self.sock], [], [], 0)
+        readable, _, _ = select.select([self.sock], [], [], wait)
         return bool(readable)
 
     # --- writing ------------------------------------------------------------------------------

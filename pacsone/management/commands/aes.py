@@ -13,6 +13,7 @@ PERMISSIONS = (
     ("query", "may_query", "may query and retrieve from us (C-FIND, C-MOVE, C-GET)"),
     ("move-destination", "is_move_destination", "may receive C-MOVE results"),
     ("queryable", "is_queryable", "we may query and retrieve from it"),
+    ("commitment", "requests_storage_commitment", "after routing to it, request storage commitment (N-ACTION)"),
 )
 
 

@@ -36,6 +36,13 @@ def test_add_list_update_remove():
     assert Entry.objects.filter(action="configuration", target="remote AE CT1").count() == 3
 
 
+def test_routing_may_ask_an_ae_for_storage_commitment():
+    assert "[store, query, move-destination, commitment]" in aes("add", "ARCHIVE2", "10.0.0.9", "104", "--commitment")
+    assert RemoteAE.objects.get(ae_title="ARCHIVE2").requests_storage_commitment
+    aes("add", "ARCHIVE2", "10.0.0.9", "104", "--no-commitment")
+    assert not RemoteAE.objects.get(ae_title="ARCHIVE2").requests_storage_commitment
+
+
 def test_it_links_an_ae_to_a_user_or_a_group_and_lists_it():
     make_user("jane", first_name="Jane", last_name="Smith")
     UserGroup.objects.create(name="radiology", description="General Hospital")
