@@ -4,7 +4,7 @@ A person's delete puts the study in the trash (`do_trash_study`): it disappears 
 (pacsone.visibility) but keeps its rows and files for PACS_TRASH_DAYS, during which System
 Administration may restore it (`do_restore_study`). Emptying the trash (`do_empty_trash`, by
 hand or by the daily schedule) deletes for good, one journal entry per study. `delete_study`
-and `do_delete_study` delete at once (purges): index rows first (one transaction), then the
+deletes at once (emptying the trash, purges): index rows first (one transaction), then the
 files no row points at.
 """
 
@@ -53,21 +53,6 @@ def delete_study(study, journal=None, check=None) -> int:
         rendering.forget(instance)
     log.info("study deleted study_pk=%s instances=%d", study_pk, len(files))
     return len(files)
-
-
-def do_delete_study(study, *, acting_user, request=None) -> int:
-    """A person deletes a study they may see (Modify); the journal entry is written with the
-    rows' deletion, in its transaction."""
-    from .actions import require_visible
-
-    require_visible(acting_user, [study], Action.DELETE, request=request)
-    subject = _subject(study)
-
-    def journal(count: int) -> None:
-        record(Action.DELETE, request=request, user=acting_user, target="study", detail=f"{count} instance(s)",
-               **subject)
-
-    return delete_study(study, journal)
 
 
 def _subject(study) -> dict[str, str]:

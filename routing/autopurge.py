@@ -2,7 +2,7 @@
 study is removed only if every destination of the rule confirmed every instance of the study
 (routing.models.Delivery: Storage Commitment where recorded, else C-STORE Success per instance)
 and no job of the study is pending. The removal and its journal entry share one transaction
-(pacsone.deletion.delete_study, as do_delete_study uses it)."""
+(pacsone.deletion.delete_study, as do_empty_trash uses it)."""
 
 import logging
 

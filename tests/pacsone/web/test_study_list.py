@@ -89,6 +89,13 @@ def test_a_reversed_date_range_is_shown_next_to_its_field_with_no_results(viewer
     assert "<details class=\"detailed\" open>" in page  # the field with the problem is shown
 
 
+def test_a_reversed_dicom_date_range_in_the_url_is_refused_too(viewer, archive):
+    # The REST API and bookmarked URLs use study_date=A-B: reversed, it was 0 studies "in all".
+    page = viewer.get("/", {"study_date": "20261130-20261101"}).content.decode()
+    assert "The end date is before the start date." in page and "in all" not in page.split("<h1>")[1][:200]
+    assert "in all" in viewer.get("/", {"study_date": "2026-11-30"}).content.decode()  # one ISO date is no range
+
+
 def test_an_invalid_date_claims_no_results(viewer, archive):
     page = viewer.get("/", {"date_from": "30/11/2026"}).content.decode()
     assert "is not a date" in page and " found" not in page and "in all" not in page.split("<h1>")[1][:200]
