@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
 from pacsone.actions import require_visible
+from pacsone.humanize import count
 from pacsone.models import Study
 
 from .api import search_messages, search_worklist
@@ -120,7 +121,7 @@ def merge_undo(request, pk: int):
     except NotApplied as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Merge undone: {moved} study(ies) back with patient {merge.source_patient_id}.")
+        messages.success(request, f"Merge undone: {count(moved, 'study', 'studies')} back with patient {merge.source_patient_id}.")
     return redirect("hl7:merges")
 
 

@@ -26,6 +26,7 @@ from audit.journal import Action, Outcome, record
 
 from .models import Attachment, Instance, Note, Patient, Series, Study
 from .visibility import trashed_studies, visible_patients, visible_studies
+from .humanize import count
 
 HIDDEN_MESSAGE = "(details hidden: this job concerns studies you may not see)"
 
@@ -231,7 +232,7 @@ def remote_answers_for(who, answers: list) -> list:
              if str(answer.get("StudyInstanceUID", "") or "") not in held - visible]
     if len(shown) < len(answers):
         journal_denial(who, Action.QUERY, "remote search",
-                       f"{len(answers) - len(shown)} answer(s) hidden: studies held here that this user may not see")
+                       f"{count(len(answers) - len(shown), 'answer', 'answers')} hidden: studies held here that this user may not see")
     return shown
 
 

@@ -25,6 +25,7 @@ from audit.journal import Action, record
 
 from . import storage
 from .models import Instance, Study
+from .humanize import count
 
 # Attributes the DICOMDIR's PATIENT/STUDY/SERIES/IMAGE records need, with the value used on the
 # exported copy when the archived header lacks them.
@@ -132,7 +133,7 @@ def do_export_studies(studies: list[Study], zipped: bool, with_viewer: bool, *, 
     from .actions import require_visible
 
     require_visible(acting_user, studies, Action.EXPORT, request=request)
-    title = f"Export of {len(studies)} study(ies) to DICOM media" + (" (ZIP)" if zipped else "")
+    title = f"Export of {count(len(studies), 'study', 'studies')} to DICOM media" + (" (ZIP)" if zipped else "")
     with transaction.atomic():
         job = start_job(Job.Kind.EXPORT, title, acting_user, "pacsone.export.export_studies",
                         [s.pk for s in studies], zipped, with_viewer, studies=studies)
@@ -191,9 +192,9 @@ def export_studies(progress, study_pks: list[int], zipped: bool = True, with_vie
         result = archive
     progress.set_result(str(result.relative_to(settings.DATA_DIR)))
     progress.advance()
-    message = f"{len(fileset)} instance(s) of {len(studies)} study(ies) written to {result.name}"
+    message = f"{count(len(fileset), 'instance', 'instances')} of {count(len(studies), 'study', 'studies')} written to {result.name}"
     if filled_any:
         message += f"; filled in on the copies for the DICOMDIR: {', '.join(sorted(filled_any))}"
     if problems:
-        message += f"; {len(problems)} instance(s) could not be exported: " + "; ".join(problems[:10])
+        message += f"; {count(len(problems), 'instance', 'instances')} could not be exported: " + "; ".join(problems[:10])
     return message

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
 from pacsone.access import studies_for
+from pacsone.humanize import count
 
 from .forms import RoutingRuleForm
 from .matching import RuleError
@@ -51,7 +52,7 @@ def rule_remove(request, pk):
     rule = get_object_or_404(RoutingRule, pk=pk)
     name = rule.name
     cancelled = do_remove_rule(rule, acting_user=request.user, request=request)
-    messages.success(request, f"Routing rule {name} removed" + (f"; {cancelled} unfinished job(s) cancelled." if cancelled else "."))
+    messages.success(request, f"Routing rule {name} removed" + (f"; {count(cancelled, 'unfinished job', 'unfinished jobs')} cancelled." if cancelled else "."))
     return redirect("routing-rules:rule-list")
 
 
@@ -67,5 +68,5 @@ def rule_test(request, pk):
     except RuleError as problem:
         rows, error = [], str(problem)
     record(Action.SEARCH, request=request, target=f"routing rule test {rule.name}",
-           detail=f"last {days} days: {len(rows)} matching study(ies)")
+           detail=f"last {days} days: {count(len(rows), 'matching study', 'matching studies')}")
     return render(request, "routing/rule_test.html", {"rule": rule, "rows": rows, "days": days, "error": error})

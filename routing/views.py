@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from audit.journal import Action, record
 from pacsone.access import access_job, access_job_result, job_contents_visible, jobs_for, shown_job
+from pacsone.humanize import count
 
 from .control import do_cancel_jobs, do_retry_jobs
 from .models import Job
@@ -91,10 +92,10 @@ def _apply(request, action: str, pks) -> None:
     jobs = _chosen_jobs(request, pks)
     if action == "retry":
         done = do_retry_jobs(jobs, acting_user=request.user, request=request)
-        messages.success(request, f"{len(done)} job(s) queued again." if done else "No failed or cancelled job chosen.")
+        messages.success(request, f"{count(len(done), 'job', 'jobs')} queued again." if done else "No failed or cancelled job chosen.")
     elif action == "cancel":
         done = do_cancel_jobs(jobs, acting_user=request.user, request=request)
-        messages.success(request, f"{len(done)} job(s) cancelled." if done else "No unfinished job chosen.")
+        messages.success(request, f"{count(len(done), 'job', 'jobs')} cancelled." if done else "No unfinished job chosen.")
     else:
         messages.error(request, "Choose Retry or Cancel.")
 

@@ -319,8 +319,8 @@ def world(tmp_path):
         instance = Instance.objects.select_related("series").get(series__study=study)
         note = do_add_note(study, "see the report", [SimpleUploadedFile("report.txt", b"normal")],
                            acting_user=root)
-        job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study(ies)", owner=root,
-                                 state=Job.State.DONE, message="1 instance(s) written",
+        job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study", owner=root,
+                                 state=Job.State.DONE, message="1 instance written",
                                  result_path=f"exports/{name}.zip")
         job.studies.set([study])
         (settings.DATA_DIR / "exports").mkdir(exist_ok=True)

@@ -16,6 +16,7 @@ from ..change_storage import do_change_storage
 from ..models import RetentionRule, StorageLocation
 from ..storage_admin import LocationError, do_add_location, do_change_location, do_set_current
 from .actions import back
+from ..humanize import count
 
 MAX_STUDIES_PER_MOVE = 500
 
@@ -103,7 +104,7 @@ def storage_purge(request, pk: int):
     if request.method == "POST":
         result = purge.purge(location, acting_user=request.user, request=request)
         if result.purged or result.refused:
-            messages.success(request, f"{len(result.purged)} study(ies) purged from {location.name}"
+            messages.success(request, f"{count(len(result.purged), 'study', 'studies')} purged from {location.name}"
                              + (f"; {len(result.refused)} left, protected since the dry run" if result.refused else "")
                              + ".")
         else:

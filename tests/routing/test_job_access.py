@@ -28,7 +28,7 @@ def export_as_root(client, world, name="other"):
 def test_an_export_title_names_no_patient_and_its_result_is_the_owners(client, world):
     job = export_as_root(client, world)
     patient = world.studies["other"].patient
-    assert job.state == Job.State.DONE and job.title == "Export of 1 study(ies) to DICOM media (ZIP)"
+    assert job.state == Job.State.DONE and job.title == "Export of 1 study to DICOM media (ZIP)"
     assert client.get(f"/jobs/{job.pk}/result").status_code == 200
 
     client.force_login(world.users["sysadmin"])  # lists every job, but has no View

@@ -121,7 +121,7 @@ def test_access_job_and_its_result(world, settings):
     root, jane, sysadmin = world.users["root"], world.users["physician"], world.users["sysadmin"]
     (settings.DATA_DIR / "exports").mkdir(exist_ok=True)
     (settings.DATA_DIR / "exports" / "other.zip").write_bytes(b"zip")
-    job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study(ies)", owner=root, message="OTHER^PAT",
+    job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study", owner=root, message="OTHER^PAT",
                              result_path="exports/other.zip")
     job.studies.set([world.studies["other"]])
     assert access.access_job(root, job.pk).message == "OTHER^PAT"
@@ -211,7 +211,7 @@ def test_an_edit_of_patient_attributes_needs_view_and_a_study_edit_does_not(shar
         do_edit_study(mine, {"patient_name": "RENAMED^X"}, acting_user=jane)
     assert not Job.objects.exists()
     job = do_edit_study(mine, {"study_description": "KNEE"}, acting_user=jane)
-    assert job.title == "Edit of study attributes (1 study(ies))" and list(job.studies.all()) == [mine]
+    assert job.title == "Edit of study attributes (1 study)" and list(job.studies.all()) == [mine]
     assert Entry.objects.filter(action="modify", username="jane", target=f"job {job.pk}").exists()
     assert do_edit_study(mine, {"study_description": mine.study_description}, acting_user=jane) is None
 
