@@ -18,15 +18,15 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, prefetch_related_objects
 from django.http import Http404
 
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
 
+from .humanize import count
 from .models import Attachment, Instance, Note, Patient, Series, Study
 from .visibility import trashed_studies, visible_patients, visible_studies
-from .humanize import count
 
 HIDDEN_MESSAGE = "(details hidden: this job concerns studies you may not see)"
 
@@ -200,6 +200,30 @@ def shown_job(user, job):
     elif job.owner_id != user.pk:
         job.result_path = ""  # only the owner downloads the result
     return job
+
+
+def with_shown_studies(user, jobs: list) -> list:
+    """Each job gets `shown_studies`: the studies it touches that `user` may see (their patient
+    and description stand beside the job's title, which names no patient). One query per page."""
+    studies = studies_for(user).order_by("patient__patient_name", "study_date")
+    prefetch_related_objects(jobs, Prefetch("studies", queryset=studies, to_attr="shown_studies"))
+    return jobs
+
+
+def journal_subjects(user, entries: list) -> list:
+    """Each journal entry gets `shown_study` and `shown_patient` (or None): the study and patient
+    it names, if they still exist and `user` may see them, so the journal shows a name and a
+    description beside the bare identifiers. Two queries per page."""
+    uids = {entry.study_uid for entry in entries if entry.study_uid}
+    patient_ids = {entry.patient_id for entry in entries if entry.patient_id}
+    studies = {study.study_instance_uid: study for study in studies_for(user).filter(study_instance_uid__in=uids)}
+    patients = {}
+    for patient in patients_for(user).filter(patient_id__in=patient_ids).order_by("pk"):
+        patients.setdefault(patient.patient_id, patient)
+    for entry in entries:
+        entry.shown_study = studies.get(entry.study_uid)
+        entry.shown_patient = entry.shown_study.patient if entry.shown_study else patients.get(entry.patient_id)
+    return entries
 
 
 def access_job_result(who, job_pk: int, *, action: str = Action.DOWNLOAD):

@@ -23,9 +23,9 @@ from pydicom.fileset import FileSet
 
 from audit.journal import Action, record
 
-from . import storage
-from .models import Instance, Study
+from . import humanize, storage
 from .humanize import count
+from .models import Instance, Study
 
 # Attributes the DICOMDIR's PATIENT/STUDY/SERIES/IMAGE records need, with the value used on the
 # exported copy when the archived header lacks them.
@@ -93,7 +93,7 @@ def write_previews(folder: Path, series, instances: list[Instance]) -> list[str]
 
 def _series_html(series) -> str:
     heading = (f"{html.escape(series.modality)} series {series.series_number or ''}: "
-               f"{html.escape(series.series_description)} ({series.instance_count} images)")
+               f"{html.escape(series.series_description)} ({count(series.instance_count, 'image', 'images')})")
     if not series.previews:
         return f"<li>{heading}</li>"
     return (f"<li>{heading}<div class='stack' tabindex='0' data-images='{html.escape(json.dumps(series.previews))}'>"
@@ -106,13 +106,16 @@ def write_index(folder: Path, studies: list[Study]) -> None:
     rows = []
     for study in studies:
         series_rows = "".join(_series_html(s) for s in study.exported_series)
+        patient = study.patient
+        about = ", ".join(filter(None, [patient.patient_id,
+                                        humanize.age_and_sex(patient.birth_date, patient.sex, study.study_date)]))
         rows.append(
-            f"<section><h2>{html.escape(study.patient.patient_name.replace('^', ' '))} "
-            f"<small>({html.escape(study.patient.patient_id)})</small></h2>"
-            f"<p>{study.study_date or ''} {html.escape(study.study_description)} "
+            f"<section><h2>{html.escape(humanize.person_name(patient.patient_name))} "
+            f"<small>({html.escape(about)})</small></h2>"
+            f"<p>{html.escape(humanize.study_when(study.study_date, study.study_time))} {html.escape(study.study_description)} "
             f"· accession {html.escape(study.accession_number) or '—'}</p><ul>{series_rows}</ul></section>"
         )
-    made = timezone.localtime().strftime("%Y-%m-%d %H:%M")
+    made = humanize.date_time(timezone.now())
     (folder / "index.html").write_text(
         "<!doctype html><meta charset='utf-8'><title>DICOM media</title>"
         "<style>body{font:15px system-ui;margin:2rem;max-width:900px}section{border-bottom:1px solid #ddd}"

@@ -11,7 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from audit.journal import Action, record
-from pacsone.access import access_job, access_job_result, job_contents_visible, jobs_for, shown_job
+from pacsone.access import (access_job, access_job_result, job_contents_visible, jobs_for, shown_job,
+                            with_shown_studies)
 from pacsone.humanize import count
 
 from .control import do_cancel_jobs, do_retry_jobs
@@ -53,7 +54,7 @@ def filtered_jobs(request):
 def job_list(request):
     jobs, chosen = filtered_jobs(request)
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    page.object_list = [shown_job(request.user, job) for job in page.object_list]
+    page.object_list = with_shown_studies(request.user, [shown_job(request.user, job) for job in page.object_list])
     for job in page.object_list:
         job.shown_error = visible_error(request.user, job)
     return render(request, "routing/job_list.html", {
@@ -64,7 +65,7 @@ def job_list(request):
 
 @login_required
 def job_detail(request, pk):
-    job = access_job(request, pk)
+    job = with_shown_studies(request.user, [access_job(request, pk)])[0]
     return render(request, "routing/job_detail.html", {
         "job": job, "initial": job_json(job, request.user), "shown_error": visible_error(request.user, job),
         "can_retry": job.state in (Job.State.FAILED, Job.State.CANCELLED), "can_cancel": not job.finished,

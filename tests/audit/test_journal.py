@@ -1,6 +1,7 @@
 """The system journal: append-only, hash-chained, verifiable; its pages, CSV and monthly mail."""
 
 import datetime
+import re
 import threading
 
 import pytest
@@ -99,6 +100,8 @@ def test_journal_page_filters_and_csv(client):
     assert csv_response["Content-Disposition"].startswith("attachment")
     assert body.splitlines()[0].startswith("id,timestamp,username")
     assert "PX" in body and "PY" in body
+    # The time in the pages' one format (server time zone, seconds), not Python's repr in UTC.
+    assert re.match(r"^\d+,\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,", body.splitlines()[1]), body.splitlines()[1]
     assert Entry.objects.filter(action="export", target="journal CSV").exists()
 
 
@@ -113,7 +116,7 @@ def test_monthly_report_is_mailed_when_a_server_is_configured():
     assert result.startswith("sent")
     message = mail.outbox[0]
     assert message.to == ["admin@example.org"]
-    assert "view: 1" in message.body
+    assert "View: 1" in message.body  # the action as the journal page names it
     assert message.attachments[0][0].endswith(".csv")
 
 

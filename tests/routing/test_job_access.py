@@ -63,3 +63,15 @@ def test_forward_and_edit_titles_name_no_patient(client, world):
     assert titles["forward"] == "Forward of a study to NOWHERE"
     assert titles["edit"].startswith("Edit of ") and "OWN" not in titles["edit"]
     assert all(list(job.studies.all()) == [study] for job in Job.objects.all())
+
+
+def test_jobs_name_the_patient_and_study_to_those_who_may_see_them(client, world):
+    job = export_as_root(client, world, "other")
+    study = world.studies["other"]
+    for url in ("/jobs/", f"/jobs/{job.pk}/"):
+        body = client.get(url).content.decode()
+        # The title names no patient, the line under it does, as people write names.
+        assert "OTHER, Pat" in body and 'title="OTHER^PAT"' in body, url
+        assert f">{study.study_instance_uid}" not in body, url  # no bare UID shown
+    client.force_login(world.users["sysadmin"])  # may not see the study: no name, no description
+    assert "OTHER" not in client.get("/jobs/").content.decode()

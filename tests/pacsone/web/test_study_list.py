@@ -168,6 +168,7 @@ def test_the_list_shows_names_ages_and_a_thumbnail_link(viewer, tmp_path):
 
 
 def test_bulk_download_needs_download_and_streams_one_zip_of_the_selected_studies(client, tmp_path):
+    import csv
     import io
     import zipfile
     from io import StringIO
@@ -186,5 +187,10 @@ def test_bulk_download_needs_download_and_streams_one_zip_of_the_selected_studie
     response = client.post("/actions/studies/", {"action": "download", "study": uids})
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
-    assert sorted(name.split("/")[0] for name in names) == sorted(uids)
+    assert sorted(name.split("/")[0] for name in names if name != "studies.csv") == sorted(uids)
     assert Entry.objects.filter(action="download", username="downloader").count() == 2
+    manifest = zipfile.ZipFile(io.BytesIO(b"".join(client.post("/actions/studies/", {"action": "download", "study": uids})
+                                                     .streaming_content))).read("studies.csv").decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(manifest)))
+    assert rows[0][:3] == ["Folder", "Patient", "Patient ID"] and sorted(row[0] for row in rows[1:]) == sorted(uids)
+    assert {row[2] for row in rows[1:]} == {"D0", "D1"} and all(row[1] and "^" not in row[1] for row in rows[1:])
