@@ -58,7 +58,8 @@ def test_forward_and_edit_titles_name_no_patient(client, world):
     client.post(f"/studies/{study.study_instance_uid}/forward", {"ae": remote.pk})
     client.post(f"/actions/study/{study.study_instance_uid}/edit/", {
         "patient_name": "OWN^PAT", "birth_date": "1970-01-01", "sex": "M", "study_description": "KNEE",
-        "accession_number": "ACC1", "referring_physician_name": "SMITH^JANE", "study_date": "2024-01-05"})
+        "accession_number": "ACC1", "referring_physician_name": "SMITH^JANE", "study_date": "2024-01-05",
+        "confirmed": "yes"})
     titles = dict(Job.objects.values_list("kind", "title"))
     assert titles["forward"] == "Forward of a study to NOWHERE"
     assert titles["edit"].startswith("Edit of ") and "OWN" not in titles["edit"]
