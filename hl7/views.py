@@ -108,14 +108,19 @@ def merge_list(request):
     return render(request, "hl7/merges.html", {"page": page})
 
 
-@require_POST
 @privilege_required(Privilege.SYSTEM_ADMIN)
 def merge_undo(request, pk: int):
-    """Undo a merge: only by someone who may see (and so change) every study it moved."""
+    """Undo a merge: only by someone who may see (and so change) every study it moved. The Undo
+    button leads to a page that says what will move where; only its confirm button undoes."""
     merge = PatientMerge.objects.filter(pk=pk).first()
     if merge is None:
         raise Http404("Not found.")
-    require_visible(request.user, list(Study.objects.filter(pk__in=merge.study_pks)), Action.MODIFY, request=request)
+    studies = list(Study.objects.filter(pk__in=merge.study_pks).select_related("patient"))
+    require_visible(request.user, studies, Action.MODIFY, request=request)
+    if request.method != "POST" or request.POST.get("confirmed") != "yes":
+        record(Action.VIEW, request=request, target=f"merge {merge.pk} undo form")
+        return render(request, "hl7/merge_undo.html", {
+            "merge": merge, "studies": studies, "moved": count(len(studies), "study", "studies")})
     try:
         moved = do_unmerge(merge, acting_user=request.user, request=request)
     except NotApplied as error:

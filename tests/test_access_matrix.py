@@ -236,7 +236,7 @@ ROUTES = {
     "hl7/worklist/": Route("get", "/hl7/worklist/", "system_admin", journaled=True),
     "hl7/merges/": Route("get", "/hl7/merges/", "system_admin", journaled=True),
     "hl7/merges/<int:pk>/undo/": Route("post", "/hl7/merges/{hl7_merge}/undo/", "system_admin", allowed=FOUND,
-                                       journaled=True),
+                                       journaled=True, data={"confirmed": "yes"}),
     "api/^hl7/messages/$": Route("get", "/api/hl7/messages/", "system_admin", journaled=True),
     "api/^hl7/messages/(?P<pk>[^/.]+)/$": Route("get", "/api/hl7/messages/{hl7_message}/", "system_admin",
                                                 journaled=True),
