@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
@@ -77,7 +78,7 @@ def destination_list(request):
         except DestinationError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"Destination {values['name']} added.")
+            messages.success(request, gettext("Destination %(values)s added.") % {"values": values['name']})
             return redirect("hl7:destinations")
     return render(request, "hl7/destinations.html", {"destinations": Destination.objects.all(), "form": form,
                                                      "events": EVENTS})
@@ -88,7 +89,7 @@ def destination_list(request):
 def destination_remove(request, pk: int):
     destination = get_object_or_404(Destination, pk=pk)
     do_remove_destination(destination, acting_user=request.user, request=request)
-    messages.success(request, f"Destination {destination.name} removed.")
+    messages.success(request, gettext("Destination %(name)s removed.") % {"name": destination.name})
     return redirect("hl7:destinations")
 
 
@@ -126,7 +127,7 @@ def merge_undo(request, pk: int):
     except NotApplied as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Merge undone: {count(moved, 'study', 'studies')} back with patient {merge.source_patient_id}.")
+        messages.success(request, gettext("Merge undone: %(count)s back with patient %(source_patient_id)s.") % {"count": count(moved, 'study', 'studies'), "source_patient_id": merge.source_patient_id})
     return redirect("hl7:merges")
 
 

@@ -4,6 +4,7 @@ rule" (which recent studies it would have matched: only those the administrator 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
@@ -31,7 +32,7 @@ def _edit(request, rule: RoutingRule):
         except RuleError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"Routing rule {saved.name} saved.")
+            messages.success(request, gettext("Routing rule %(name)s saved.") % {"name": saved.name})
             return redirect("routing-rules:rule-list")
     return render(request, "routing/rule_form.html", {"form": form, "rule": rule})
 

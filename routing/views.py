@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from audit.journal import Action, record
 from pacsone.access import (access_job, access_job_result, job_contents_visible, jobs_for, shown_job,
@@ -98,7 +99,7 @@ def _apply(request, action: str, pks) -> None:
         done = do_cancel_jobs(jobs, acting_user=request.user, request=request)
         messages.success(request, f"{count(len(done), 'job', 'jobs')} cancelled." if done else "No unfinished job chosen.")
     else:
-        messages.error(request, "Choose Retry or Cancel.")
+        messages.error(request, gettext("Choose Retry or Cancel."))
 
 
 @require_POST
@@ -113,7 +114,7 @@ def job_action(request, pk, action):
 def job_bulk(request):
     pks = request.POST.getlist("job")
     if not pks:
-        messages.error(request, "Tick the jobs first.")
+        messages.error(request, gettext("Tick the jobs first."))
     else:
         _apply(request, request.POST.get("action", ""), pks)
     back = request.POST.get("back", "")

@@ -7,6 +7,7 @@ and how many studies and images of whom are rewritten; only the confirming secon
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
@@ -77,7 +78,7 @@ def edit_study(request, study_uid):
     if request.method == "POST" and form.is_valid():
         plan = edit_plan(form, study)
         if plan is None:
-            messages.info(request, "Nothing was changed.")
+            messages.info(request, gettext("Nothing was changed."))
             return render(request, "pacsone/edit_study.html", {"form": form, "study": study})
         if request.POST.get("confirmed") != "yes" or "back" in request.POST:
             # First the page says what will happen; the job starts only from its confirm button.
@@ -85,7 +86,7 @@ def edit_study(request, study_uid):
                           {"form": form, "study": study, "plan": None if "back" in request.POST else plan})
         job = do_edit_study(study, form.cleaned_data, acting_user=request.user, request=request)
         if job is None:
-            messages.info(request, "Nothing was changed.")
+            messages.info(request, gettext("Nothing was changed."))
             return render(request, "pacsone/edit_study.html", {"form": form, "study": study})
         return redirect("routing:job-detail", job.pk)
     record(Action.VIEW, request=request, target="edit form", patient_id=patient.patient_id,
