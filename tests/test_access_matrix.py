@@ -111,6 +111,7 @@ ROUTES = {
     S + "instances/<str:sop_uid>/thumbnail": Route("get", "/studies/{uid}/instances/{sop}/thumbnail", study=True),
     S + "instances/<str:sop_uid>/frame": Route("get", "/studies/{uid}/instances/{sop}/frame", study=True),
     S + "instances/<str:sop_uid>/pixels": Route("get", "/studies/{uid}/instances/{sop}/pixels", study=True),
+    S + "series/<str:series_uid>/pixels": Route("get", "/studies/{uid}/series/{series}/pixels?f={sop}:0", study=True),
     S + "series/<str:series_uid>/viewer.json": Route("get", "/studies/{uid}/series/{series}/viewer.json",
                                                      study=True, journaled=True),
     S + "instances/<str:sop_uid>/header": Route("get", "/studies/{uid}/instances/{sop}/header", study=True,
