@@ -321,6 +321,16 @@ if PACS_REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# The cache every web worker shares (the study list's archive totals, which a delete or restore
+# clears at once): Redis when the nodes share one, else files in the data folder, so that all
+# gunicorn workers of this node see the same entry (a per-process cache kept other workers'
+# totals up to a minute stale after a delete).
+if PACS_REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": PACS_REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(DATA_DIR / "web-cache")}}
+
 # Jobs (routing/jobs.py): a job runs in its own process (not inside a django-q2 task, whose
 # timeout would kill a long one), holding a lease it renews; a job whose lease ran out (its
 # process died) is taken up again. Transient failures retry after PACS_JOB_RETRY_SECONDS,

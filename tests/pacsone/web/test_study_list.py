@@ -194,3 +194,18 @@ def test_bulk_download_needs_download_and_streams_one_zip_of_the_selected_studie
     rows = list(csv.reader(io.StringIO(manifest)))
     assert rows[0][:3] == ["Folder", "Patient", "Patient ID"] and sorted(row[0] for row in rows[1:]) == sorted(uids)
     assert {row[2] for row in rows[1:]} == {"D0", "D1"} and all(row[1] and "^" not in row[1] for row in rows[1:])
+
+
+def test_the_archive_totals_are_cleared_for_every_web_worker(settings):
+    # gunicorn runs several worker processes: a per-process cache left the others' totals up to
+    # a minute stale after a delete. The cache lives in the data folder (or Redis) instead.
+    from django.core.cache import caches
+
+    from pacsone.web.studies import cached_archive_stats, forget_archive_stats
+
+    assert settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache")
+    cached_archive_stats()
+    other_worker = caches.create_connection("default")  # as another process would open it
+    assert other_worker.get("pacsone:archive-stats") is not None
+    forget_archive_stats()
+    assert other_worker.get("pacsone:archive-stats") is None
