@@ -13,6 +13,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from audit.journal import Action, record
+from pacsone.humanize import count
 
 
 
@@ -29,4 +30,4 @@ def journal_expired_sessions() -> str:
                    detail=f"last request {idle_since:%Y-%m-%d %H:%M:%S} UTC")
             ended += 1
         session.delete()
-    return f"{ended} idle session(s) ended"
+    return f"{count(ended, 'idle session', 'idle sessions')} ended"

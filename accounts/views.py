@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from audit.journal import Action, record
 
@@ -59,7 +60,7 @@ def user_create(request):
         form.save_m2m()
         user.pacs_groups.set(form.cleaned_data["pacs_groups"])
         _journal_admin(request, "created user", user.username)
-        messages.success(request, f"User {user.username} created.")
+        messages.success(request, gettext("User %(username)s created.") % {"username": user.username})
         return redirect("accounts:user-list")
     return render(request, "accounts/user_form.html", {"form": form, "creating": True})
 
@@ -74,7 +75,7 @@ def user_edit(request, pk):
     if request.method == "POST" and form.is_valid():
         form.save()
         _journal_admin(request, "changed user", user.username)
-        messages.success(request, f"User {user.username} saved.")
+        messages.success(request, gettext("User %(username)s saved.") % {"username": user.username})
         return redirect("accounts:user-list")
     return render(request, "accounts/user_form.html", {"form": form, "subject": user})
 
@@ -87,7 +88,7 @@ def user_password(request, pk):
         form.apply_password(user)
         user.save()
         _journal_admin(request, "reset the password of", user.username)
-        messages.success(request, f"Password of {user.username} reset.")
+        messages.success(request, gettext("Password of %(username)s reset.") % {"username": user.username})
         return redirect("accounts:user-list")
     return render(request, "accounts/user_password.html", {"form": form, "subject": user})
 
@@ -97,7 +98,7 @@ def user_password(request, pk):
 def user_toggle_active(request, pk):
     user = get_object_or_404(User, pk=pk)
     if user.is_root:
-        messages.error(request, "root cannot be disabled.")
+        messages.error(request, gettext("root cannot be disabled."))
         return redirect("accounts:user-list")
     user.is_active = not user.is_active
     user.save(update_fields=["is_active"])
@@ -108,13 +109,13 @@ def user_toggle_active(request, pk):
 def _confirm_delete(request, subject, kind: str, list_view: str):
     """GET: ask to confirm; POST: delete, journal, back to the list. root is never deleted."""
     if getattr(subject, "is_root", False):
-        messages.error(request, "root cannot be deleted.")
+        messages.error(request, gettext("root cannot be deleted."))
         return redirect(list_view)
     if request.method == "POST":
         name = str(subject)
         subject.delete()
         _journal_admin(request, f"deleted {kind}", name)
-        messages.success(request, f"The {kind} {name} was deleted.")
+        messages.success(request, gettext("The %(kind)s %(name)s was deleted.") % {"kind": kind, "name": name})
         return redirect(list_view)
     return render(request, "accounts/confirm_delete.html", {"subject": subject, "kind": kind})
 
@@ -137,7 +138,7 @@ def group_edit(request, pk=None):
     if request.method == "POST" and form.is_valid():
         group = form.save()
         _journal_admin(request, "saved group", group.name)
-        messages.success(request, f"Group {group.name} saved.")
+        messages.success(request, gettext("Group %(name)s saved.") % {"name": group.name})
         return redirect("accounts:group-list")
     return render(request, "accounts/group_form.html", {"form": form, "subject": group})
 
@@ -158,7 +159,7 @@ def token_list(request):
             messages.error(request, str(refused))
         else:
             record(Action.USER_ADMIN, request=request, target=f"created API token {token.name}"[:255])
-            messages.success(request, f"Token {token.name} created. Copy its key now: it is not shown again.")
+            messages.success(request, gettext("Token %(name)s created. Copy its key now: it is not shown again.") % {"name": token.name})
     tokens = ApiToken.objects.filter(user=request.user)
     return render(request, "accounts/tokens.html", {"tokens": tokens, "created_key": created_key,
                                                    "token_days": settings.PACS_TOKEN_DAYS})
@@ -170,5 +171,5 @@ def token_revoke(request, pk):
     token = get_object_or_404(ApiToken, pk=pk, user=request.user)
     token.delete()
     record(Action.USER_ADMIN, request=request, target=f"revoked API token {token.name}"[:255])
-    messages.success(request, f"Token {token.name} revoked.")
+    messages.success(request, gettext("Token %(name)s revoked.") % {"name": token.name})
     return redirect("accounts:token-list")

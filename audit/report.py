@@ -8,7 +8,9 @@ from collections import Counter
 
 from django.utils import timezone
 
-from .journal import current_head
+from pacsone import humanize
+
+from .journal import Action, current_head
 from .models import Entry, MailServer
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,15 @@ def csv_lines(entries):
     writer = csv.writer(_Line())
     yield writer.writerow(CSV_COLUMNS)
     for entry in entries.order_by("id").iterator(chunk_size=2000):
-        yield writer.writerow([csv_cell(getattr(entry, column)) for column in CSV_COLUMNS])
+        yield writer.writerow([csv_cell(_shown(entry, column)) for column in CSV_COLUMNS])
+
+
+def _shown(entry, column: str):
+    """A CSV cell as the pages show it: the time in the one format of pacsone.humanize (server time
+    zone, to the second), every other column as stored."""
+    if column == "timestamp":
+        return humanize.date_time(entry.timestamp, seconds=True)
+    return getattr(entry, column)
 
 
 def entries_csv(entries) -> str:
@@ -67,7 +77,8 @@ def send_monthly_report(today: datetime.date | None = None) -> str:
         timestamp__lt=datetime.datetime.combine(end, datetime.time.min, tz),
     )
     counts = Counter(entries.values_list("action", flat=True))
-    lines = [f"{action}: {count}" for action, count in sorted(counts.items())] or ["no entries"]
+    lines = [f"{Action(action).label if action in Action.values else action}: {count:,}"
+             for action, count in sorted(counts.items())] or ["no entries"]
     head = current_head()
     # The head, kept in the mailbox: `verifyjournal --head ID:MAC` later proves nothing older was removed.
     head_text = (f"Journal chain head: {head.line()}\n(check later with: manage.py verifyjournal "

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.privileges import Privilege, privilege_required
 from pacsone.mail import do_set_mail_server, send_test_message
+from pacsone.access import journal_subjects
 
 from .filters import filter_entries
 from .forms import MailServerForm
@@ -55,6 +56,7 @@ def daily_activity(entries, days: int = ACTIVITY_DAYS) -> list[dict]:
 def journal(request):
     entries, problems = filter_entries(request.GET)
     page = Paginator(entries.order_by("-id"), ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = journal_subjects(request.user, list(page.object_list))
     # Reading the journal is itself journaled (who looked at whose accesses).
     record(Action.VIEW, request=request, target="journal", detail=request.GET.urlencode()[:1000])
     return render(request, "audit/journal.html", {

@@ -7,7 +7,12 @@ routing, sessions, the visibility rule, the query, the template, the journal ent
 the network. Each request is repeated (--repeat) after two warm-up runs; the table shows the
 median and the 95th percentile. Target (issue 6): p95 <= 200 ms on both databases.
 
-    .venv/bin/python bench/web.py [--studies N] [--repeat N] [--skip-mariadb]
+Then the viewer (issue 17): a 1,000-image series scrolled end to end in headless Chromium against
+a loopback server, every image fetched, windowed and painted before the next key press; the
+browser test tests/browser/test_viewer_scroll_browser.py measures it inside the page and this
+script reports its figure. Target: <= 10 s.
+
+    .venv/bin/python bench/web.py [--studies N] [--repeat N] [--skip-mariadb] [--skip-viewer] [--viewer-images N]
 """
 
 import argparse
@@ -24,6 +29,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 MARIADB_URL = "mysql://root@127.0.0.1:3306/pacsone_webbench"
 TARGET_P95_MS = 200
+VIEWER_TEST = "tests/browser/test_viewer_scroll_browser.py"
+TARGET_SCROLL_SECONDS = 10
 
 # label -> (user, path)
 REQUESTS = [
@@ -104,11 +111,30 @@ def mariadb_reachable() -> bool:
     return subprocess.run(["mariadb-admin", "-h127.0.0.1", "-uroot", "ping"], capture_output=True).returncode == 0
 
 
+def viewer_scroll(images: int) -> dict | None:
+    """Run the viewer's scroll test (headless Chromium, Django's loopback live server) and read
+    the figure it writes; None, with the test's output, if it could not run or failed."""
+    out_file = BENCH_DIR / "out" / "viewer-scroll.json"
+    out_file.unlink(missing_ok=True)
+    env = {**os.environ, "PACS_BENCH_OUT": str(out_file), "PACS_SCROLL_IMAGES": str(images), "PACS_REQUIRE_PEERS": "1"}
+    env.pop("DATABASE_URL", None)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", VIEWER_TEST],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    if not out_file.exists():
+        sys.stderr.write(run.stdout[-3000:] + run.stderr[-2000:])
+        return None
+    figure = json.loads(out_file.read_text())
+    figure["passed"] = run.returncode == 0
+    return figure
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--studies", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--skip-mariadb", action="store_true")
+    parser.add_argument("--skip-viewer", action="store_true", help="leave out the viewer's 1,000-image scroll")
+    parser.add_argument("--viewer-images", type=int, default=1000)
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
@@ -143,6 +169,17 @@ def main() -> int:
     (BENCH_DIR / "out").mkdir(exist_ok=True)
     (BENCH_DIR / "out" / "web-results.json").write_text(json.dumps(runs, indent=2))
     print("(!) marks a p95 above the target" if failed else "every p95 within the target")
+    if args.skip_viewer:
+        return 0
+    print(f"== viewer: scrolling a {args.viewer_images:,}-image series in headless Chromium", file=sys.stderr, flush=True)
+    scroll = viewer_scroll(args.viewer_images)
+    if scroll is None:
+        print("!!! FAILED: the viewer scroll test did not run (output above)", file=sys.stderr)
+        return 1
+    flag = "" if scroll["seconds"] <= TARGET_SCROLL_SECONDS * args.viewer_images / 1000 else " (!) above the target"
+    print(f"\nViewer: a {scroll['images']:,}-image series scrolled end to end in {scroll['seconds']:.1f} s "
+          f"({scroll['ms_per_image']} ms an image; first image {scroll['first_image_seconds']:.2f} s after opening; "
+          f"target <= {TARGET_SCROLL_SECONDS} s for 1,000){flag}")
     return 0
 
 

@@ -20,7 +20,7 @@ def parse_events(events) -> str:
     chosen = [item.strip().lower() for item in items if item and item.strip()]
     unknown = [item for item in chosen if item not in EVENTS]
     if unknown:
-        raise DestinationError(f"unknown event(s) {', '.join(unknown)}: choose from {', '.join(EVENTS)}")
+        raise DestinationError(f"unknown event{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: choose from {', '.join(EVENTS)}")
     if not chosen:
         raise DestinationError(f"choose at least one event: {', '.join(EVENTS)}")
     return ",".join(event for event in EVENTS if event in chosen)

@@ -13,6 +13,7 @@ from django.db import transaction
 from pydicom.uid import generate_uid
 
 from audit.journal import Action, record
+from pacsone.humanize import count
 from pacsone.models import Note, Patient, Study
 
 from .codec import Parsed
@@ -115,7 +116,7 @@ def adt_merge(parsed: Parsed, sender: Sender) -> str:
                                                 birth_date=birth or source.birth_date, sex=sex or source.sex,
                                                 public=source.public)
             merge = do_merge(source, target, sender=sender, what=_what(parsed))
-            done.append(f"{merge.source_patient_id} -> {merge.target_patient_id} ({len(merge.study_pks)} study(ies))")
+            done.append(f"{merge.source_patient_id} -> {merge.target_patient_id} ({count(len(merge.study_pks), 'study', 'studies')})")
     return "merged " + "; ".join(done)
 
 
@@ -131,7 +132,7 @@ def adt_unmerge(parsed: Parsed, sender: Sender) -> str:
             if merge is None:
                 raise NotApplied(f"no merge of {prior} into {', '.join(surviving)} to undo")
             moved = do_unmerge(merge, sender=sender)
-            done.append(f"{prior} ({moved} study(ies) back)")
+            done.append(f"{prior} ({count(moved, 'study', 'studies')} back)")
     return "unmerged " + "; ".join(done)
 
 

@@ -25,6 +25,7 @@ from hl7apy.mllp import MLLPRequestHandler, MLLPServer
 from . import codec
 from .inbound import handle
 from .models import Message
+from pacsone.humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class FrameReader:
                 self._receive(self.idle_timeout, inside_frame=False)
                 continue
             if self.buffer[:1] != START:
-                raise FramingError(f"{len(self.buffer)} byte(s) outside a frame")
+                raise FramingError(f"{count(len(self.buffer), 'byte', 'bytes')} outside a frame")
             break
         deadline = time.monotonic() + self.message_timeout
         searched = 1

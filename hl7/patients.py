@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.journal import Action, record
+from pacsone.humanize import count
 from pacsone.models import Patient, Study
 
 from .coercion import mark
@@ -92,7 +93,7 @@ def do_merge(source: Patient, target: Patient, *, sender: Sender, what: str) -> 
             patient_name_search=target.patient_name.upper())
         record(Action.MODIFY, username=sender.username, address=sender.address, patient_id=target.patient_id,
                target=what[:255], detail=f"merged patient {source.patient_id} into {target.patient_id}: "
-                                         f"{len(study_pks)} study(ies) moved (merge {merge.pk})")
+                                         f"{count(len(study_pks), 'study', 'studies')} moved (merge {merge.pk})")
     return merge
 
 
@@ -111,7 +112,7 @@ def do_unmerge(merge: PatientMerge, *, acting_user=None, sender: Sender | None =
         who = {"username": sender.username, "address": sender.address} if sender else {"user": acting_user, "request": request}
         record(Action.MODIFY, patient_id=merge.source_patient_id, target=f"unmerge {merge.pk}",
                detail=f"undid the merge of {merge.source_patient_id} into {merge.target_patient_id}: "
-                      f"{moved} study(ies) moved back", **who)
+                      f"{count(moved, 'study', 'studies')} moved back", **who)
     return moved
 
 

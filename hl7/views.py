@@ -7,10 +7,12 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
 from pacsone.actions import require_visible
+from pacsone.humanize import count
 from pacsone.models import Study
 
 from .api import search_messages, search_worklist
@@ -76,7 +78,7 @@ def destination_list(request):
         except DestinationError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"Destination {values['name']} added.")
+            messages.success(request, gettext("Destination %(values)s added.") % {"values": values['name']})
             return redirect("hl7:destinations")
     return render(request, "hl7/destinations.html", {"destinations": Destination.objects.all(), "form": form,
                                                      "events": EVENTS})
@@ -87,7 +89,7 @@ def destination_list(request):
 def destination_remove(request, pk: int):
     destination = get_object_or_404(Destination, pk=pk)
     do_remove_destination(destination, acting_user=request.user, request=request)
-    messages.success(request, f"Destination {destination.name} removed.")
+    messages.success(request, gettext("Destination %(name)s removed.") % {"name": destination.name})
     return redirect("hl7:destinations")
 
 
@@ -107,20 +109,25 @@ def merge_list(request):
     return render(request, "hl7/merges.html", {"page": page})
 
 
-@require_POST
 @privilege_required(Privilege.SYSTEM_ADMIN)
 def merge_undo(request, pk: int):
-    """Undo a merge: only by someone who may see (and so change) every study it moved."""
+    """Undo a merge: only by someone who may see (and so change) every study it moved. The Undo
+    button leads to a page that says what will move where; only its confirm button undoes."""
     merge = PatientMerge.objects.filter(pk=pk).first()
     if merge is None:
         raise Http404("Not found.")
-    require_visible(request.user, list(Study.objects.filter(pk__in=merge.study_pks)), Action.MODIFY, request=request)
+    studies = list(Study.objects.filter(pk__in=merge.study_pks).select_related("patient"))
+    require_visible(request.user, studies, Action.MODIFY, request=request)
+    if request.method != "POST" or request.POST.get("confirmed") != "yes":
+        record(Action.VIEW, request=request, target=f"merge {merge.pk} undo form")
+        return render(request, "hl7/merge_undo.html", {
+            "merge": merge, "studies": studies, "moved": count(len(studies), "study", "studies")})
     try:
         moved = do_unmerge(merge, acting_user=request.user, request=request)
     except NotApplied as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Merge undone: {moved} study(ies) back with patient {merge.source_patient_id}.")
+        messages.success(request, gettext("Merge undone: %(count)s back with patient %(source_patient_id)s.") % {"count": count(moved, 'study', 'studies'), "source_patient_id": merge.source_patient_id})
     return redirect("hl7:merges")
 
 

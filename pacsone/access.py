@@ -18,12 +18,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, prefetch_related_objects
 from django.http import Http404
 
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
 
+from .humanize import count
 from .models import Attachment, Instance, Note, Patient, Series, Study
 from .visibility import trashed_studies, visible_patients, visible_studies
 
@@ -201,6 +202,30 @@ def shown_job(user, job):
     return job
 
 
+def with_shown_studies(user, jobs: list) -> list:
+    """Each job gets `shown_studies`: the studies it touches that `user` may see (their patient
+    and description stand beside the job's title, which names no patient). One query per page."""
+    studies = studies_for(user).order_by("patient__patient_name", "study_date")
+    prefetch_related_objects(jobs, Prefetch("studies", queryset=studies, to_attr="shown_studies"))
+    return jobs
+
+
+def journal_subjects(user, entries: list) -> list:
+    """Each journal entry gets `shown_study` and `shown_patient` (or None): the study and patient
+    it names, if they still exist and `user` may see them, so the journal shows a name and a
+    description beside the bare identifiers. Two queries per page."""
+    uids = {entry.study_uid for entry in entries if entry.study_uid}
+    patient_ids = {entry.patient_id for entry in entries if entry.patient_id}
+    studies = {study.study_instance_uid: study for study in studies_for(user).filter(study_instance_uid__in=uids)}
+    patients = {}
+    for patient in patients_for(user).filter(patient_id__in=patient_ids).order_by("pk"):
+        patients.setdefault(patient.patient_id, patient)
+    for entry in entries:
+        entry.shown_study = studies.get(entry.study_uid)
+        entry.shown_patient = entry.shown_study.patient if entry.shown_study else patients.get(entry.patient_id)
+    return entries
+
+
 def access_job_result(who, job_pk: int, *, action: str = Action.DOWNLOAD):
     """(job, path) of a job's result file: only for its owner, only while they may still see
     every study it holds, and only if the file is still there."""
@@ -231,7 +256,7 @@ def remote_answers_for(who, answers: list) -> list:
              if str(answer.get("StudyInstanceUID", "") or "") not in held - visible]
     if len(shown) < len(answers):
         journal_denial(who, Action.QUERY, "remote search",
-                       f"{len(answers) - len(shown)} answer(s) hidden: studies held here that this user may not see")
+                       f"{count(len(answers) - len(shown), 'answer', 'answers')} hidden: studies held here that this user may not see")
     return shown
 
 

@@ -12,6 +12,7 @@ from audit.journal import Action, Outcome, record
 
 from . import storage
 from .models import Instance, StorageLocation, Study
+from .humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def do_change_storage(studies: list[Study], target: StorageLocation, *, acting_u
 
     require_visible(acting_user, studies, Action.CHANGE_STORAGE, request=request)
     with transaction.atomic():
-        job = start_job(Job.Kind.CHANGE_STORAGE, f"Move of {len(studies)} study(ies) to storage {target.name}",
+        job = start_job(Job.Kind.CHANGE_STORAGE, f"Move of {count(len(studies), 'study', 'studies')} to storage {target.name}",
                         acting_user, "pacsone.change_storage.change_storage_job",
                         [study.pk for study in studies], target.pk, acting_user.get_username(), studies=studies)
         for study in studies:
@@ -52,7 +53,7 @@ def change_storage_job(progress, study_pks: list[int], target_pk: int, username:
             continue
         moved += 1
         log.info("study moved study_pk=%s location=%s files=%d bytes=%d", study.pk, target.name, files, size)
-    summary = f"{moved} of {len(studies)} study(ies) moved to storage {target.name}"
+    summary = f"{moved} of {count(len(studies), 'study', 'studies')} moved to storage {target.name}"
     if problems:
         raise RuntimeError("\n".join([summary, *problems]))
     return summary
@@ -81,7 +82,7 @@ def move_study(study: Study, target: StorageLocation, username: str, progress=No
         Study.objects.filter(pk=study.pk).update(storage_location=target)
         record(Action.CHANGE_STORAGE, username=username, patient_id=study.patient.patient_id,
                study_uid=study.study_instance_uid, target=f"to {target.name}",
-               detail=f"{updated} file(s), {size} bytes moved, each SHA-256 checked at the target")
+               detail=f"{count(updated, 'file', 'files')}, {size} bytes moved, each SHA-256 checked at the target")
     for location_pk, relative_path in sources:
         _remove_unindexed(location_pk, [relative_path])
     return len(instances), size

@@ -4,7 +4,7 @@ A person's delete puts the study in the trash (`do_trash_study`): it disappears 
 (pacsone.visibility) but keeps its rows and files for PACS_TRASH_DAYS, during which System
 Administration may restore it (`do_restore_study`). Emptying the trash (`do_empty_trash`, by
 hand or by the daily schedule) deletes for good, one journal entry per study. `delete_study`
-and `do_delete_study` delete at once (purges): index rows first (one transaction), then the
+deletes at once (emptying the trash, purges): index rows first (one transaction), then the
 files no row points at.
 """
 
@@ -19,6 +19,7 @@ from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
 from . import rendering, storage
+from .humanize import count
 from .models import Instance, Patient, Study
 from .visibility import trashed_studies
 
@@ -55,21 +56,6 @@ def delete_study(study, journal=None, check=None) -> int:
     return len(files)
 
 
-def do_delete_study(study, *, acting_user, request=None) -> int:
-    """A person deletes a study they may see (Modify); the journal entry is written with the
-    rows' deletion, in its transaction."""
-    from .actions import require_visible
-
-    require_visible(acting_user, [study], Action.DELETE, request=request)
-    subject = _subject(study)
-
-    def journal(count: int) -> None:
-        record(Action.DELETE, request=request, user=acting_user, target="study", detail=f"{count} instance(s)",
-               **subject)
-
-    return delete_study(study, journal)
-
-
 def _subject(study) -> dict[str, str]:
     return {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
 
@@ -94,8 +80,8 @@ def do_trash_study(study, *, acting_user, request=None) -> int:
             trashed_at=timezone.now(), trashed_by=acting_user.get_username()[:150])
         if moved:
             record(Action.DELETE, request=request, user=acting_user, target="study",
-                   detail=f"moved to the trash ({study.number_of_instances} image(s)), "
-                          f"kept {settings.PACS_TRASH_DAYS} day(s)", **_subject(study))
+                   detail=f"moved to the trash ({count(study.number_of_instances, 'image', 'images')}), "
+                          f"kept {count(settings.PACS_TRASH_DAYS, 'day', 'days')}", **_subject(study))
     log.info("study trashed study_pk=%s", study.pk)
     return study.number_of_instances
 
@@ -146,11 +132,11 @@ def do_empty_trash(*, acting_user=None, request=None, expired_only: bool = True,
     deleted = 0
     for study in candidates.order_by("trashed_at", "pk"):
         subject = _subject(study)
-        why = "trash emptied" if not expired_only else f"kept in the trash {settings.PACS_TRASH_DAYS} day(s)"
+        why = "trash emptied" if not expired_only else f"kept in the trash {count(settings.PACS_TRASH_DAYS, 'day', 'days')}"
 
-        def journal(count: int, subject=subject, why=why) -> None:
+        def journal(images: int, subject=subject, why=why) -> None:
             record(Action.DELETE, request=request, user=acting_user, username="" if acting_user else "system",
-                   target="study", detail=f"deleted for good: {why} ({count} image(s))", **subject)
+                   target="study", detail=f"deleted for good: {why} ({count(images, 'image', 'images')})", **subject)
 
         delete_study(study, journal)
         deleted += 1
@@ -159,7 +145,6 @@ def do_empty_trash(*, acting_user=None, request=None, expired_only: bool = True,
 
 def empty_expired_trash() -> str:
     """The daily django-q2 schedule's entry point."""
-    from .humanize import count
 
     return f"{count(do_empty_trash(), 'study', 'studies')} deleted from the trash"
 
@@ -182,9 +167,9 @@ def do_purge_study(study, *, location_name: str, freed_bytes: int, reason: str, 
         if why_not:
             raise PurgeRefused(why_not)
 
-    def journal(count: int) -> None:
+    def journal(instances: int) -> None:
         record(Action.PURGE, request=request, user=acting_user, username="" if acting_user else "system",
                target=f"storage {location_name}"[:255],
-               detail=f"{count} instance(s), {freed_bytes} bytes freed: {reason}", **subject)
+               detail=f"{count(instances, 'instance', 'instances')}, {freed_bytes} bytes freed: {reason}", **subject)
 
     return delete_study(study, journal, check)

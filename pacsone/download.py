@@ -1,12 +1,22 @@
 """A study as a ZIP of its DICOM files, streamed while it is built (no temp file, any size).
 
 Names inside the ZIP come from validated UIDs and numbers only (invariant 5 in spirit): the
-archive's files are never named after patient fields."""
+archive's files are never named after patient fields. A ZIP of several studies also holds
+`studies.csv`, which says in people's terms (names, dates, descriptions; pacsone.humanize) which
+study each folder holds."""
 
+import csv
+import io
 import zipfile
 
-from . import storage
+from audit.report import csv_cell
+
+from . import humanize, storage
 from .models import Instance
+
+MANIFEST = "studies.csv"
+MANIFEST_COLUMNS = ["Folder", "Patient", "Patient ID", "Age and sex", "Study date", "Description", "Accession",
+                    "Modalities", "Images"]
 
 CHUNK = 1024 * 1024
 
@@ -52,6 +62,22 @@ def studies_zip_chunks(studies):
     return _zip_chunks(studies, prefix=True)
 
 
+def manifest_csv(studies) -> str:
+    """The manifest of a several-study ZIP: one row per study folder, formatted for people (a
+    cell a spreadsheet would run as a formula is quoted, as in the journal's CSV)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(MANIFEST_COLUMNS)
+    for study in studies:
+        patient = study.patient
+        writer.writerow([csv_cell(value) for value in (
+            study.study_instance_uid, humanize.person_name(patient.patient_name), patient.patient_id,
+            humanize.age_and_sex(patient.birth_date, patient.sex, study.study_date),
+            humanize.study_when(study.study_date, study.study_time), study.study_description,
+            study.accession_number, study.modalities_in_study.replace("\\", ", "), study.number_of_instances)])
+    return out.getvalue()
+
+
 def _zip_chunks(studies, *, prefix: bool):
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -70,4 +96,6 @@ def _zip_chunks(studies, *, prefix: bool):
                         dst.write(chunk)
                         yield pipe.take()
                 yield pipe.take()
+        if prefix:
+            archive.writestr(MANIFEST, "\ufeff" + manifest_csv(studies))  # BOM: spreadsheets read UTF-8
     yield pipe.take()

@@ -18,6 +18,7 @@ from . import rendering, storage
 from .dicom import charsets
 from .ingest import Origin, Outcome, PostIngestBatch, ingest_file
 from .models import Instance, Patient, Study
+from .humanize import count
 
 # form field -> (DICOM keyword, the row it lives on, the row's field)
 PATIENT_ATTRIBUTES = {
@@ -72,7 +73,7 @@ def do_edit_study(study: Study, cleaned: dict, *, acting_user, request=None):
     as_text = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in {**patient_changes, **study_changes}.items()}
     what = "patient and study attributes" if patient_changes else "study attributes"
     with transaction.atomic():
-        job = start_job(Job.Kind.EDIT, f"Edit of {what} ({len(studies)} study(ies))", acting_user,
+        job = start_job(Job.Kind.EDIT, f"Edit of {what} ({count(len(studies), 'study', 'studies')})", acting_user,
                         "pacsone.editing.edit_job", study.pk,
                         {k: as_text[k] for k in patient_changes}, {k: as_text[k] for k in study_changes},
                         acting_user.get_username(), studies=studies)
@@ -132,9 +133,9 @@ def edit_job(progress, study_pk: int, patient_changes: dict, study_changes: dict
         if study_changes:
             study.save()
         changed = ", ".join(sorted([*patient_changes, *study_changes]))
-        message = f"changed {changed} in {len(instances) - failures} of {len(instances)} stored file(s)"
+        message = f"changed {changed} in {len(instances) - failures} of {count(len(instances), 'stored file', 'stored files')}"
         if failures:
-            message += f"; {failures} file(s) could not be rewritten and keep their old values"
+            message += f"; {count(failures, 'file', 'files')} could not be rewritten and keep their old values"
         record(Action.MODIFY, username=username, patient_id=patient.patient_id, study_uid=study.study_instance_uid,
                target=f"job {progress.job.pk} done", detail=message)
     batch.flush()

@@ -23,7 +23,8 @@ from pydicom.fileset import FileSet
 
 from audit.journal import Action, record
 
-from . import storage
+from . import humanize, storage
+from .humanize import count
 from .models import Instance, Study
 
 # Attributes the DICOMDIR's PATIENT/STUDY/SERIES/IMAGE records need, with the value used on the
@@ -92,7 +93,7 @@ def write_previews(folder: Path, series, instances: list[Instance]) -> list[str]
 
 def _series_html(series) -> str:
     heading = (f"{html.escape(series.modality)} series {series.series_number or ''}: "
-               f"{html.escape(series.series_description)} ({series.instance_count} images)")
+               f"{html.escape(series.series_description)} ({count(series.instance_count, 'image', 'images')})")
     if not series.previews:
         return f"<li>{heading}</li>"
     return (f"<li>{heading}<div class='stack' tabindex='0' data-images='{html.escape(json.dumps(series.previews))}'>"
@@ -105,13 +106,16 @@ def write_index(folder: Path, studies: list[Study]) -> None:
     rows = []
     for study in studies:
         series_rows = "".join(_series_html(s) for s in study.exported_series)
+        patient = study.patient
+        about = ", ".join(filter(None, [patient.patient_id,
+                                        humanize.age_and_sex(patient.birth_date, patient.sex, study.study_date)]))
         rows.append(
-            f"<section><h2>{html.escape(study.patient.patient_name.replace('^', ' '))} "
-            f"<small>({html.escape(study.patient.patient_id)})</small></h2>"
-            f"<p>{study.study_date or ''} {html.escape(study.study_description)} "
+            f"<section><h2>{html.escape(humanize.person_name(patient.patient_name))} "
+            f"<small>({html.escape(about)})</small></h2>"
+            f"<p>{html.escape(humanize.study_when(study.study_date, study.study_time))} {html.escape(study.study_description)} "
             f"· accession {html.escape(study.accession_number) or '—'}</p><ul>{series_rows}</ul></section>"
         )
-    made = timezone.localtime().strftime("%Y-%m-%d %H:%M")
+    made = humanize.date_time(timezone.now())
     (folder / "index.html").write_text(
         "<!doctype html><meta charset='utf-8'><title>DICOM media</title>"
         "<style>body{font:15px system-ui;margin:2rem;max-width:900px}section{border-bottom:1px solid #ddd}"
@@ -132,7 +136,7 @@ def do_export_studies(studies: list[Study], zipped: bool, with_viewer: bool, *, 
     from .actions import require_visible
 
     require_visible(acting_user, studies, Action.EXPORT, request=request)
-    title = f"Export of {len(studies)} study(ies) to DICOM media" + (" (ZIP)" if zipped else "")
+    title = f"Export of {count(len(studies), 'study', 'studies')} to DICOM media" + (" (ZIP)" if zipped else "")
     with transaction.atomic():
         job = start_job(Job.Kind.EXPORT, title, acting_user, "pacsone.export.export_studies",
                         [s.pk for s in studies], zipped, with_viewer, studies=studies)
@@ -191,9 +195,9 @@ def export_studies(progress, study_pks: list[int], zipped: bool = True, with_vie
         result = archive
     progress.set_result(str(result.relative_to(settings.SHARED_DIR)))
     progress.advance()
-    message = f"{len(fileset)} instance(s) of {len(studies)} study(ies) written to {result.name}"
+    message = f"{count(len(fileset), 'instance', 'instances')} of {count(len(studies), 'study', 'studies')} written to {result.name}"
     if filled_any:
         message += f"; filled in on the copies for the DICOMDIR: {', '.join(sorted(filled_any))}"
     if problems:
-        message += f"; {len(problems)} instance(s) could not be exported: " + "; ".join(problems[:10])
+        message += f"; {count(len(problems), 'instance', 'instances')} could not be exported: " + "; ".join(problems[:10])
     return message

@@ -21,6 +21,7 @@ from .dicom import scu
 from .dicom.net import sending
 from .dicom.net import status as dicom_status
 from .models import Instance, RemoteAE, Study
+from .humanize import count
 
 MAX_REASONS = 20
 
@@ -117,7 +118,7 @@ def forward_job(progress, study_pk: int, remote_pk: int, username: str) -> str:
     record(Action.FORWARD, username=username, patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
            target=f"to {remote.ae_title}", outcome=Outcome.FAILURE if failed_total else Outcome.SUCCESS,
            detail=f"{sent} sent, {failed_total} failed" + (f" ({report.reasons()[0]})" if failed_total else ""))
-    summary = f"{sent} of {len(instances)} image(s) sent to {remote.ae_title}"
+    summary = f"{sent} of {count(len(instances), 'image', 'images')} sent to {remote.ae_title}"
     if report.transient:
         raise TransientError("\n".join([summary, *report.reasons()]))
     if failed_total:

@@ -23,6 +23,7 @@ from audit.journal import Outcome as JournalOutcome
 
 from . import media, storage
 from .ingest import IngestResult, Origin, Outcome, PostIngestBatch, ingest_file
+from .humanize import count
 
 MAX_REASONS_KEPT = 20
 # Below this many expanded bytes, a ZIP is never refused for its compression ratio.
@@ -352,7 +353,7 @@ def summary_message(summary: ImportSummary) -> str:
     """An import's result in words: the counts, then the problems (a job's message)."""
     counts = summary.counts
     lines = [
-        f"{summary.total} file(s): {counts[Outcome.STORED]} stored, {counts[Outcome.REPLACED]} replaced, "
+        f"{count(summary.total, 'file', 'files')}: {counts[Outcome.STORED]} stored, {counts[Outcome.REPLACED]} replaced, "
         f"{counts[Outcome.IGNORED]} already in the archive, {counts[Outcome.UNREADABLE]} not DICOM, "
         f"{counts[Outcome.INVALID]} rejected, {counts[Outcome.FAILED]} failed"
         + (f", {summary.not_on_media} listed in a DICOMDIR but missing" if summary.not_on_media else ""),

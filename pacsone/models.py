@@ -10,6 +10,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from .humanize import count
 
 
 class StorageLocation(models.Model):
@@ -43,7 +44,7 @@ class RetentionRule(models.Model):
     keep_days = models.PositiveIntegerField(help_text="Days after the study was received.")
 
     def __str__(self) -> str:
-        return f"{self.modality or 'every study'}: {self.keep_days} day(s)"
+        return f"{self.modality or 'every study'}: {count(self.keep_days, 'day', 'days')}"
 
 
 class StudyQuerySet(models.QuerySet):

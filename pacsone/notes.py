@@ -20,6 +20,7 @@ from django.db import transaction
 from audit.journal import Action, record
 
 from .models import Attachment, Note
+from .humanize import count
 
 # extension -> content type we serve it with
 ALLOWED_TYPES = {
@@ -163,7 +164,7 @@ def do_add_note(study, text: str, uploads=(), instance=None, *, acting_user, req
     def journal(note: Note) -> None:
         record(action, request=request, user=acting_user, patient_id=study.patient.patient_id,
                study_uid=study.study_instance_uid, target=f"note {note.pk}",
-               detail=f"{len(uploads) - len(note.refused)} of {len(uploads)} attachment(s) kept")
+               detail=f"{len(uploads) - len(note.refused)} of {count(len(uploads), 'attachment', 'attachments')} kept")
 
     return add_note(study, acting_user, text, uploads, instance, journal)
 

@@ -31,6 +31,7 @@ from pydicom.uid import UID
 
 from . import storage
 from .models import Instance
+from .humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def _decode(ds: Dataset, frame: int) -> np.ndarray:
         raise RenderError("this instance has no image (e.g. a report or a presentation state)")
     frames = number_of_frames(ds)
     if frame >= frames:
-        raise RenderError(f"frame {frame} does not exist: the image has {frames} frame(s)")
+        raise RenderError(f"frame {frame} does not exist: the image has {count(frames, 'frame', 'frames')}")
     try:
         return pixel_array(ds, index=frame)
     except Exception as exc:  # decoders raise many kinds; the reason goes to the user

@@ -146,6 +146,8 @@ MIDDLEWARE = [
     # After whitenoise: static files keep their caching; everything else gets CSP and no-store.
     "pacsone.security_headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The page's language from the browser, among LANGUAGES (English unless a catalog was added).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -182,6 +184,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ],
         },
     },
@@ -264,7 +267,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# The interface's strings are marked for translation (gettext); English ships. A language is
+# offered (chosen from the browser's Accept-Language by LocaleMiddleware) once its compiled
+# catalog is in locale/<code>/LC_MESSAGES/django.mo: see locale/README.md.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_CODE = env_str("PACS_LANGUAGE", "en")
+
+
+def _languages() -> list[tuple[str, str]]:
+    from django.conf.locale import LANG_INFO
+
+    shipped = sorted(path.parent.parent.name for path in (BASE_DIR / "locale").glob("*/LC_MESSAGES/django.mo"))
+    codes = dict.fromkeys(["en", LANGUAGE_CODE, *(code.replace("_", "-").lower() for code in shipped)])
+    return [(code, LANG_INFO.get(code, {}).get("name", code)) for code in codes]
+
+
+LANGUAGES = _languages()
 TIME_ZONE = env_str("PACS_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -317,6 +335,16 @@ if PACS_REDIS_URL:
     Q_CLUSTER["redis"] = PACS_REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+# The cache every web worker shares (the study list's archive totals, which a delete or restore
+# clears at once): Redis when the nodes share one, else files in the data folder, so that all
+# gunicorn workers of this node see the same entry (a per-process cache kept other workers'
+# totals up to a minute stale after a delete).
+if PACS_REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": PACS_REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(DATA_DIR / "web-cache")}}
 
 # Jobs (routing/jobs.py): a job runs in its own process (not inside a django-q2 task, whose
 # timeout would kill a long one), holding a lease it renews; a job whose lease ran out (its

@@ -22,7 +22,7 @@ from functools import lru_cache
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from .matching import PatternError, date_range_q, parse_date, person_name_q, wildcard_q
+from .matching import PatternError, date_range_q, dicom_date, parse_date, person_name_q, wildcard_q
 from .models import Series
 
 SEARCH_FIELDS = (
@@ -69,6 +69,15 @@ def _flag(params, name: str, problems: dict) -> bool | None:
         return False
     problems[name] = f"{name} must be true or false, not {raw!r}"
     return None
+
+
+def _reversed_range(value: str) -> bool:
+    """A DICOM range `A-B` whose end comes before its start (C-FIND finds nothing for it; a
+    person typing it made a mistake and is told so)."""
+    if parse_date(value) is not None:
+        return False  # one ISO date, its dashes are not a range
+    start, _, end = value.partition("-")
+    return bool(start.strip() and end.strip()) and dicom_date(start.strip()) > dicom_date(end.strip())
 
 
 def _modalities(params) -> list[str]:
@@ -209,6 +218,8 @@ def search_studies(studies: QuerySet, params) -> tuple[QuerySet, dict[str, str]]
     if value := _text(params, "study_date"):
         try:
             studies = studies.filter(date_range_q("study_date", value))
+            if _reversed_range(value):
+                problems["study_date"] = "The end date is before the start date."
         except ValueError as error:
             problems["study_date"] = str(error)
     days = {}

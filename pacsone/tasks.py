@@ -8,6 +8,7 @@ from audit.journal import Action, record
 from hl7 import events as hl7_events
 
 from .models import Study
+from .humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -69,5 +70,5 @@ def journal_store(study_pk: int, stored: int, sender: dict) -> None:
         address=sender.get("address", ""),
         patient_id=study.patient.patient_id,
         study_uid=study.study_instance_uid,
-        target=f"{stored} instance(s) via {sender.get('channel', 'unknown')}",
+        target=f"{count(stored, 'instance', 'instances')} via {sender.get('channel', 'unknown')}",
     )

@@ -3,12 +3,13 @@ study is removed only if every destination of the rule confirmed every instance 
 (routing.models.Delivery: C-STORE Success per instance, and the destination's Storage Commitment
 where it was asked: routing/commitment.py)
 and no job of the study is pending. The removal and its journal entry share one transaction
-(pacsone.deletion.delete_study, as do_delete_study uses it)."""
+(pacsone.deletion.delete_study, as do_empty_trash uses it)."""
 
 import logging
 
 from audit.journal import Action, record
 from pacsone.deletion import delete_study
+from pacsone.humanize import count
 from pacsone.models import Instance
 
 from .deliveries import all_confirmed
@@ -53,10 +54,10 @@ def do_auto_purge(study, rule) -> str:
     subject = {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
     names = ", ".join(d.ae_title for d in destinations)
 
-    def journal(count: int) -> None:
+    def journal(instances: int) -> None:
         record(Action.PURGE, username="routing", target=f"study, auto-purge of rule {rule.name}",
-               detail=f"{count} instance(s), every one confirmed by {names}", **subject)
+               detail=f"{count(instances, 'instance', 'instances')}, every one confirmed by {names}", **subject)
 
-    count = delete_study(study, journal)
-    log.info("auto-purged study_pk=%s rule=%s instances=%d", study.pk, rule.name, count)
-    return f"purged {count} instance(s)"
+    purged = delete_study(study, journal)
+    log.info("auto-purged study_pk=%s rule=%s instances=%d", study.pk, rule.name, purged)
+    return f"purged {count(purged, 'instance', 'instances')}"

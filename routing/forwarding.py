@@ -5,6 +5,7 @@ instances when its window closes and waits for the next one. Each run is journal
 
 from audit.journal import Action, Outcome, record
 from pacsone.forward import send_instances
+from pacsone.humanize import count
 from pacsone.models import Instance, RemoteAE, Study
 
 from . import clock
@@ -45,8 +46,8 @@ def route_job(progress, study_pk: int, destination_pk: int, rule_pk: int) -> str
     awaiting_commitment = destination.requests_storage_commitment
     if not pending:
         committing = request_after_routing(progress.job, destination, selected, study)
-        return "; ".join(filter(None, [f"all {total} instance(s) already confirmed by {destination.ae_title}",
-                                       committing]))
+        return "; ".join(filter(None, [f"all {count(total, 'instance', 'instances')} already confirmed by "
+                                       f"{destination.ae_title}", committing]))
 
     def confirmed(instance: Instance, code: int) -> None:
         confirm(instance, destination, progress.job, code, awaiting_commitment=awaiting_commitment)
@@ -66,7 +67,7 @@ def route_job(progress, study_pk: int, destination_pk: int, rule_pk: int) -> str
            patient_id=study.patient.patient_id, study_uid=study.study_instance_uid,
            target=f"rule {rule.name} to {destination.ae_title}", outcome=outcome,
            detail=f"{report.sent} sent now, {delivered} of {total} confirmed" + (f"; {reasons[0]}" if reasons else ""))
-    summary = f"{delivered} of {total} instance(s) confirmed by {destination.ae_title}"
+    summary = f"{delivered} of {count(total, 'instance', 'instances')} confirmed by {destination.ae_title}"
     if report.transient:
         raise TransientError("\n".join([summary, *reasons]))
     if report.failures:

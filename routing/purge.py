@@ -16,6 +16,7 @@ from typing import Callable
 from audit.journal import Action, record
 from pacsone import storage
 from pacsone.deletion import PurgeRefused, do_purge_study
+from pacsone.humanize import count
 from pacsone.models import Instance, StorageLocation, Study
 
 from .pending import has_pending_jobs, pending_among
@@ -104,7 +105,7 @@ def plan(location: StorageLocation, usage_of: UsageFunction | None = None, now=N
         if freed >= result.to_free_bytes:
             break
     result.summary = (f"{usage.percent_used:.1f}% in use, above the high watermark of {high}%: "
-                      f"{len(result.studies)} study(ies) would free {freed} of the {result.to_free_bytes} bytes "
+                      f"{count(len(result.studies), 'study', 'studies')} would free {freed} of the {result.to_free_bytes} bytes "
                       f"needed to fall below {low}%")
     if not result.reaches_low_mark:
         result.summary += " (not enough: the rest is protected or not in this location)"
@@ -155,7 +156,7 @@ def purge(location: StorageLocation, usage_of: UsageFunction | None = None, *, a
     before = result.plan.usage
     record(Action.PURGE, request=request, user=acting_user, username="" if acting_user else "system",
            target=f"storage {location.name}"[:255],
-           detail=f"{len(result.purged)} study(ies) purged, {freed} bytes freed; {before.percent_used:.1f}% in use before, {result.usage_after.percent_used:.1f}% "
+           detail=f"{count(len(result.purged), 'study', 'studies')} purged, {freed} bytes freed; {before.percent_used:.1f}% in use before, {result.usage_after.percent_used:.1f}% "
                   f"after (watermarks {location.high_watermark}%/{location.low_watermark}%)"
                   + (f"; {len(result.refused)} left: protected since the plan" if result.refused else ""))
     log.info("purge location=%s purged=%d refused=%d before=%.1f after=%.1f", location.name, len(result.purged),

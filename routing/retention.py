@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.journal import Action, record
+from pacsone.humanize import count
 from pacsone.models import RetentionRule, Study
 
 from .pending import pending_among
@@ -23,10 +24,10 @@ class Retention:
 
     def keep_until(self, study: Study) -> tuple[datetime.datetime, str]:
         """Until when the study must be kept, and the rule that says so ('' when none does)."""
-        days, why = self.minimum_days, f"minimum age {self.minimum_days} day(s)" if self.minimum_days else ""
+        days, why = self.minimum_days, f"minimum age {count(self.minimum_days, 'day', 'days')}" if self.minimum_days else ""
         for modality in filter(None, study.modalities_in_study.upper().split("\\")):
             if self.modality_days.get(modality, 0) > days:
-                days, why = self.modality_days[modality], f"{modality} kept {self.modality_days[modality]} day(s)"
+                days, why = self.modality_days[modality], f"{modality} kept {count(self.modality_days[modality], 'day', 'days')}"
         return study.received_at + datetime.timedelta(days=days), why
 
     def protected_because(self, study: Study, pending: set[int]) -> str:
@@ -68,4 +69,4 @@ def do_set_retention_rule(modality: str, keep_days: int | None, *, acting_user, 
             RetentionRule.objects.update_or_create(modality=modality, defaults={"keep_days": keep_days})
         record(Action.CONFIGURATION, request=request, user=acting_user,
                target=f"retention {modality or 'every study'}",
-               detail="removed" if keep_days is None else f"keep {keep_days} day(s)")
+               detail="removed" if keep_days is None else f"keep {count(keep_days, 'day', 'days')}")

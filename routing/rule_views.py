@@ -4,10 +4,12 @@ rule" (which recent studies it would have matched: only those the administrator 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
 from pacsone.access import studies_for
+from pacsone.humanize import count
 
 from .forms import RoutingRuleForm
 from .matching import RuleError
@@ -30,7 +32,7 @@ def _edit(request, rule: RoutingRule):
         except RuleError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"Routing rule {saved.name} saved.")
+            messages.success(request, gettext("Routing rule %(name)s saved.") % {"name": saved.name})
             return redirect("routing-rules:rule-list")
     return render(request, "routing/rule_form.html", {"form": form, "rule": rule})
 
@@ -51,7 +53,7 @@ def rule_remove(request, pk):
     rule = get_object_or_404(RoutingRule, pk=pk)
     name = rule.name
     cancelled = do_remove_rule(rule, acting_user=request.user, request=request)
-    messages.success(request, f"Routing rule {name} removed" + (f"; {cancelled} unfinished job(s) cancelled." if cancelled else "."))
+    messages.success(request, f"Routing rule {name} removed" + (f"; {count(cancelled, 'unfinished job', 'unfinished jobs')} cancelled." if cancelled else "."))
     return redirect("routing-rules:rule-list")
 
 
@@ -67,5 +69,5 @@ def rule_test(request, pk):
     except RuleError as problem:
         rows, error = [], str(problem)
     record(Action.SEARCH, request=request, target=f"routing rule test {rule.name}",
-           detail=f"last {days} days: {len(rows)} matching study(ies)")
+           detail=f"last {days} days: {count(len(rows), 'matching study', 'matching studies')}")
     return render(request, "routing/rule_test.html", {"rule": rule, "rows": rows, "days": days, "error": error})

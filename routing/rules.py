@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from audit.journal import Action, record
+from pacsone.humanize import count
 from pacsone.matching import PatternError, check_pattern
 from pacsone.models import RemoteAE
 
@@ -54,7 +55,7 @@ def _command_user(acting_user) -> str:
 
 def describe(rule: RoutingRule, destinations) -> str:
     flags = [f"priority {rule.priority}", "enabled" if rule.enabled else "disabled",
-             f"{rule.max_attempts} attempt(s)"] + (["auto-purge"] if rule.auto_purge else [])
+             f"{count(rule.max_attempts, 'attempt', 'attempts')}"] + (["auto-purge"] if rule.auto_purge else [])
     return (f"{rule.match_text()} -> {', '.join(d.ae_title for d in destinations)}, {rule.schedule_text()} "
             f"({', '.join(flags)})")
 
@@ -84,7 +85,7 @@ def do_remove_rule(rule: RoutingRule, *, acting_user, request=None) -> int:
             message=f"cancelled: routing rule {rule.name} was removed")
         record(Action.CONFIGURATION, request=request, user=acting_user, username=_command_user(acting_user),
                target=f"routing rule {rule.name} removed",
-               detail=describe(rule, rule.destinations.all()) + f"; {cancelled} unfinished job(s) cancelled")
+               detail=describe(rule, rule.destinations.all()) + f"; {count(cancelled, 'unfinished job', 'unfinished jobs')} cancelled")
         rule.delete()
     return cancelled
 

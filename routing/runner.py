@@ -30,6 +30,7 @@ from django.utils.module_loading import import_string
 from . import clock
 from .jobs import LeaseLost, Progress, Reschedule, TransientError, lease_end, retry_delay, shown_error
 from .models import Job
+from pacsone.humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def _transient(job: Job, token: str, exc: TransientError) -> str:
     if job.attempts >= job.max_attempts:
         log.warning("job failed after %d attempts id=%s error=%s", job.attempts, job.pk, error)
         _finish(job.pk, token, state=Job.State.FAILED, finished_at=now, last_error=error[:5000],
-                message=f"failed after {job.attempts} attempt(s): {error}"[:5000])
+                message=f"failed after {count(job.attempts, 'attempt', 'attempts')}: {error}"[:5000])
         return Job.State.FAILED
     when = now + retry_delay(job.attempts)
     log.info("job will retry id=%s attempt=%d at=%s error=%s", job.pk, job.attempts, when.isoformat(), error)
@@ -331,7 +332,7 @@ def dispatch(now: datetime.datetime | None = None) -> str:
             log.error("waiting job runner not started error=%s", error)
         else:
             return "started a runner for jobs due shortly"
-    return f"started {len(started)} job(s)" + (f": {started}" if started else "")
+    return f"started {count(len(started), 'job', 'jobs')}" + (f": {started}" if started else "")
 
 
 def wake(job: Job) -> None:

@@ -9,9 +9,12 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from audit.journal import Action, record
-from pacsone.access import access_job, access_job_result, job_contents_visible, jobs_for, shown_job
+from pacsone.access import (access_job, access_job_result, job_contents_visible, jobs_for, shown_job,
+                            with_shown_studies)
+from pacsone.humanize import count
 
 from .commitment import commitment_report
 from .control import do_cancel_jobs, do_retry_jobs
@@ -53,7 +56,7 @@ def filtered_jobs(request):
 def job_list(request):
     jobs, chosen = filtered_jobs(request)
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    page.object_list = [shown_job(request.user, job) for job in page.object_list]
+    page.object_list = with_shown_studies(request.user, [shown_job(request.user, job) for job in page.object_list])
     for job in page.object_list:
         job.shown_error = visible_error(request.user, job)
     return render(request, "routing/job_list.html", {
@@ -64,7 +67,7 @@ def job_list(request):
 
 @login_required
 def job_detail(request, pk):
-    job = access_job(request, pk)
+    job = with_shown_studies(request.user, [access_job(request, pk)])[0]
     return render(request, "routing/job_detail.html", {
         "job": job, "initial": job_json(job, request.user), "shown_error": visible_error(request.user, job),
         "can_retry": job.state in (Job.State.FAILED, Job.State.CANCELLED), "can_cancel": not job.finished,
@@ -94,12 +97,12 @@ def _apply(request, action: str, pks) -> None:
     jobs = _chosen_jobs(request, pks)
     if action == "retry":
         done = do_retry_jobs(jobs, acting_user=request.user, request=request)
-        messages.success(request, f"{len(done)} job(s) queued again." if done else "No failed or cancelled job chosen.")
+        messages.success(request, f"{count(len(done), 'job', 'jobs')} queued again." if done else "No failed or cancelled job chosen.")
     elif action == "cancel":
         done = do_cancel_jobs(jobs, acting_user=request.user, request=request)
-        messages.success(request, f"{len(done)} job(s) cancelled." if done else "No unfinished job chosen.")
+        messages.success(request, f"{count(len(done), 'job', 'jobs')} cancelled." if done else "No unfinished job chosen.")
     else:
-        messages.error(request, "Choose Retry or Cancel.")
+        messages.error(request, gettext("Choose Retry or Cancel."))
 
 
 @require_POST
@@ -114,7 +117,7 @@ def job_action(request, pk, action):
 def job_bulk(request):
     pks = request.POST.getlist("job")
     if not pks:
-        messages.error(request, "Tick the jobs first.")
+        messages.error(request, gettext("Tick the jobs first."))
     else:
         _apply(request, request.POST.get("action", ""), pks)
     back = request.POST.get("back", "")

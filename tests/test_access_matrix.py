@@ -119,6 +119,7 @@ ROUTES = {
     S + "instances/<str:sop_uid>/thumbnail": Route("get", "/studies/{uid}/instances/{sop}/thumbnail", study=True),
     S + "instances/<str:sop_uid>/frame": Route("get", "/studies/{uid}/instances/{sop}/frame", study=True),
     S + "instances/<str:sop_uid>/pixels": Route("get", "/studies/{uid}/instances/{sop}/pixels", study=True),
+    S + "series/<str:series_uid>/pixels": Route("get", "/studies/{uid}/series/{series}/pixels?f={sop}:0", study=True),
     S + "series/<str:series_uid>/viewer.json": Route("get", "/studies/{uid}/series/{series}/viewer.json",
                                                      study=True, journaled=True),
     S + "instances/<str:sop_uid>/header": Route("get", "/studies/{uid}/instances/{sop}/header", study=True,
@@ -264,7 +265,7 @@ ROUTES = {
     "hl7/worklist/": Route("get", "/hl7/worklist/", "system_admin", journaled=True),
     "hl7/merges/": Route("get", "/hl7/merges/", "system_admin", journaled=True),
     "hl7/merges/<int:pk>/undo/": Route("post", "/hl7/merges/{hl7_merge}/undo/", "system_admin", allowed=FOUND,
-                                       journaled=True),
+                                       journaled=True, data={"confirmed": "yes"}),
     "api/^hl7/messages/$": Route("get", "/api/hl7/messages/", "system_admin", journaled=True),
     "api/^hl7/messages/(?P<pk>[^/.]+)/$": Route("get", "/api/hl7/messages/{hl7_message}/", "system_admin",
                                                 journaled=True),
@@ -349,8 +350,8 @@ def world(tmp_path):
         instance = Instance.objects.select_related("series").get(series__study=study)
         note = do_add_note(study, "see the report", [SimpleUploadedFile("report.txt", b"normal")],
                            acting_user=root)
-        job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study(ies)", owner=root,
-                                 state=Job.State.DONE, message="1 instance(s) written",
+        job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study", owner=root,
+                                 state=Job.State.DONE, message="1 instance written",
                                  result_path=f"exports/{name}.zip")
         job.studies.set([study])
         (settings.DATA_DIR / "exports").mkdir(exist_ok=True)

@@ -19,6 +19,7 @@ from routing.models import Job
 from ..models import RemoteAE, RemoteSync, Study
 from . import query, scu
 from .net import status
+from ..humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def search(remote: RemoteAE, values: dict, user=None, request=None) -> list[Data
         studies = [s for s in studies[:MAX_SERIES_CHECKS] if _has_series(remote, s, series_values)]
     asked = ", ".join(f"{k}={v}" for k, v in values.items() if v and k != "remote") or "all"
     record(Action.QUERY, request=request, user=user, ae_title=remote.ae_title, target=f"remote AE {remote.ae_title}",
-           detail=f"{asked}; {len(studies)} stud(ies)")
+           detail=f"{asked}; {count(len(studies), 'study', 'studies')}")
     return studies
 
 
@@ -159,7 +160,7 @@ def sync_job(progress, remote_pk: int) -> str:
         received += result.completed
         failed += 0 if result.ok else 1
         progress.advance(done=1 if result.ok else 0, failed=0 if result.ok else 1)
-    summary = f"{len(missing)} stud(ies) lacking, {len(missing) - failed} pulled ({received} instances), {failed} failed"
+    summary = f"{count(len(missing), 'study', 'studies')} lacking, {len(missing) - failed} pulled ({received} instances), {failed} failed"
     RemoteSync.objects.filter(remote=remote).update(last_run_at=timezone.now(), last_result=summary)
     record(Action.RETRIEVE, username="(sync)", ae_title=remote.ae_title, target=f"sync with {remote.ae_title}",
            outcome=Outcome.SUCCESS if not failed else Outcome.FAILURE, detail=summary)

@@ -31,6 +31,7 @@ from .net import sending, status
 from .net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .qr import storage_contexts
 from .net.requestor import AssociationRefused, StoreAssociation
+from ..humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class MoveResult:
         return self.status == status.SUCCESS and not self.failed
 
     def summary(self) -> str:
-        return f"{self.completed} received, {self.warning} warning(s), {self.failed} failed (status 0x{self.status:04X})"
+        return f"{self.completed} received, {count(self.warning, 'warning', 'warnings')}, {self.failed} failed (status 0x{self.status:04X})"
 
 
 @dataclass

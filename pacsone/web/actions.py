@@ -8,6 +8,7 @@ from django.conf import settings
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action
@@ -38,7 +39,7 @@ def mark_study(request, study_uid):
     study = access_study(request, study_uid, action=Action.MARK)
     read = _posted_flag(request, "read")
     do_mark_study(study, read, acting_user=request.user, request=request)
-    messages.success(request, f"Marked {'read' if read else 'unread'}.")
+    messages.success(request, gettext("Marked %(read_if_read_else_unread)s.") % {"read_if_read_else_unread": 'read' if read else 'unread'})
     return back(request)
 
 
@@ -48,7 +49,7 @@ def study_visibility(request, study_uid):
     study = access_study(request, study_uid, action=Action.MODIFY)
     public = _posted_flag(request, "public")
     do_set_study_public(study, public, acting_user=request.user, request=request)
-    messages.success(request, f"The study is now {'public' if public else 'private'}.")
+    messages.success(request, gettext("The study is now %(public_if_public_else_private)s.") % {"public_if_public_else_private": 'public' if public else 'private'})
     return back(request)
 
 
@@ -58,7 +59,7 @@ def patient_visibility(request, patient_pk):
     patient = access_patient(request, patient_pk, action=Action.MODIFY)
     public = _posted_flag(request, "public")
     do_set_patient_public(patient, public, acting_user=request.user, request=request)
-    messages.success(request, f"The patient and all their studies are now {'public' if public else 'private'}.")
+    messages.success(request, gettext("The patient and all their studies are now %(public_if_public_else_private)s.") % {"public_if_public_else_private": 'public' if public else 'private'})
     return back(request)
 
 
@@ -88,7 +89,7 @@ def delete(request, study_uid):
                                   f"System Administration can restore it from there.")
         return redirect("home")
     if request.method == "POST":
-        messages.error(request, "Nothing was deleted: confirm on this page first.")
+        messages.error(request, gettext("Nothing was deleted: confirm on this page first."))
     elif request.method != "GET":
         return redirect("study", study_uid=study.study_instance_uid)
     return render(request, "pacsone/confirm_delete_study.html", {

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, has_privilege, privilege_required
 from audit.journal import Action, Outcome, record
@@ -39,7 +40,7 @@ def ae_edit(request, pk=None):
                       f"move_destination={saved.is_move_destination} queryable={saved.is_queryable} "
                       f"storage_commitment={saved.requests_storage_commitment} "
                       f"calls_from={saved.networks or saved.host} sees={saved.sees()}")
-        messages.success(request, f"Remote AE {saved.ae_title} {verb}.")
+        messages.success(request, gettext("Remote AE %(ae_title)s %(verb)s.") % {"ae_title": saved.ae_title, "verb": verb})
         return redirect("dicom:ae-list")
     return render(request, "pacsone/aes/form.html", {"form": form, "ae": ae})
 
@@ -50,7 +51,7 @@ def ae_delete(request, pk):
     if request.method == "POST":
         ae.delete()
         record(Action.CONFIGURATION, request=request, target=f"remote AE {ae.ae_title}", detail=f"deleted: {ae}")
-        messages.success(request, f"Remote AE {ae.ae_title} deleted.")
+        messages.success(request, gettext("Remote AE %(ae_title)s deleted.") % {"ae_title": ae.ae_title})
         return redirect("dicom:ae-list")
     return render(request, "pacsone/aes/confirm_delete.html", {"ae": ae})
 
@@ -62,10 +63,10 @@ def ae_echo(request, pk):
     try:
         code = scu.echo(ae)
     except scu.ScuError as error:
-        messages.error(request, f"C-ECHO to {ae.ae_title} failed: {error}")
+        messages.error(request, gettext("C-ECHO to %(ae_title)s failed: %(error)s") % {"ae_title": ae.ae_title, "error": error})
     else:
         if code == 0:
-            messages.success(request, f"{ae.ae_title} answered C-ECHO: success.")
+            messages.success(request, gettext("%(ae_title)s answered C-ECHO: success.") % {"ae_title": ae.ae_title})
         else:
             messages.error(request, f"{ae.ae_title} answered C-ECHO with status 0x{code:04X}.")
     return redirect("dicom:ae-list")
@@ -81,7 +82,7 @@ def ae_sync(request, pk):
         schedules.ensure_schedules()  # the hourly sync schedule, should it be missing
         record(Action.CONFIGURATION, request=request, target=f"sync of {ae.ae_title}",
                detail=f"enabled={saved.enabled} hours={saved.hours or '-'} days={saved.days or 'all'}")
-        messages.success(request, f"Synchronization with {ae.ae_title} saved.")
+        messages.success(request, gettext("Synchronization with %(ae_title)s saved.") % {"ae_title": ae.ae_title})
         return redirect("dicom:ae-list")
     return render(request, "pacsone/aes/sync.html", {"form": form, "ae": ae, "sync": sync})
 
@@ -91,7 +92,7 @@ def ae_sync(request, pk):
 def ae_sync_now(request, pk):
     ae = get_object_or_404(RemoteAE, pk=pk, is_queryable=True)
     job = remotes.start_sync(ae, request.user)
-    messages.success(request, f"Synchronization with {ae.ae_title} started.")
+    messages.success(request, gettext("Synchronization with %(ae_title)s started.") % {"ae_title": ae.ae_title})
     return redirect("routing:job-detail", job.pk)
 
 
@@ -140,11 +141,11 @@ def remote_retrieve(request):
     remote = get_object_or_404(RemoteAE, pk=request.POST.get("remote") or 0, is_queryable=True)
     study_uids = [uid for uid in request.POST.getlist("study") if uid and len(uid) <= 64]
     if not study_uids:
-        messages.error(request, "Select at least one study to retrieve.")
+        messages.error(request, gettext("Select at least one study to retrieve."))
     for study_uid in study_uids:
         remotes.start_retrieve(remote, study_uid, request.user)
     if study_uids:
-        messages.success(request, f"{count(len(study_uids), 'retrieve', 'retrieves')} from {remote.ae_title} queued.")
+        messages.success(request, gettext("%(count)s from %(ae_title)s queued.") % {"count": count(len(study_uids), 'retrieve', 'retrieves'), "ae_title": remote.ae_title})
     back = request.POST.get("back", "")  # the search's query string, to show the results again
     url = reverse("dicom:remote-search")
     return redirect(f"{url}?{back}" if back and url_has_allowed_host_and_scheme(f"{url}?{back}", None) else url)

@@ -12,6 +12,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
@@ -45,17 +46,17 @@ def _selected(request, action: str):
     """The selected studies, all of them visible to the user, or None (refused and journaled)."""
     uids = list(dict.fromkeys(request.POST.getlist("study")))
     if not uids:
-        messages.error(request, "Select one or more studies first.")
+        messages.error(request, gettext("Select one or more studies first."))
         return None
     if len(uids) > MAX_STUDIES:
-        messages.error(request, f"Select at most {MAX_STUDIES} studies at a time.")
+        messages.error(request, gettext("Select at most %(MAX_STUDIES)s studies at a time.") % {"MAX_STUDIES": MAX_STUDIES})
         return None
     studies = list(studies_for(request.user).filter(study_instance_uid__in=uids).order_by("pk"))
     if len(studies) != len(uids):
         journal_denial(request, action, "selected studies",
                        f"{len(uids) - len(studies)} of {len(uids)} selected studies do not exist or are not "
                        "visible to this user")
-        messages.error(request, "Some selected studies are no longer there or not visible to you: nothing was done.")
+        messages.error(request, gettext("Some selected studies are no longer there or not visible to you: nothing was done."))
         return None
     return studies
 
@@ -65,7 +66,7 @@ def _selected(request, action: str):
 def bulk_action(request):
     action = request.POST.get("action", "")
     if action not in ACTIONS:
-        messages.error(request, "Choose what to do with the selected studies.")
+        messages.error(request, gettext("Choose what to do with the selected studies."))
         return back(request)
     privilege, journal_action = ACTIONS[action]
     if not has_privilege(request.user, privilege):
@@ -87,15 +88,15 @@ def bulk_action(request):
         ae = request.POST.get("ae", "")
         remote = RemoteAE.objects.filter(pk=int(ae)).first() if ae.isdigit() else None
         if remote is None:
-            messages.error(request, "Choose a registered remote AE to forward to.")
+            messages.error(request, gettext("Choose a registered remote AE to forward to."))
             return back(request)
         for study in studies:
             do_forward_study(study, remote, acting_user=request.user, request=request)
-        messages.success(request, f"Forward of {done} to {remote.ae_title} queued: see Jobs.")
+        messages.success(request, gettext("Forward of %(done)s to %(ae_title)s queued: see Jobs.") % {"done": done, "ae_title": remote.ae_title})
     elif action in ("read", "unread"):
         for study in studies:
             do_mark_study(study, action == "read", acting_user=request.user, request=request)
-        messages.success(request, f"Marked {done} {action}.")
+        messages.success(request, gettext("Marked %(done)s %(action)s.") % {"done": done, "action": action})
     elif action in ("public", "private"):
         for study in studies:
             do_set_study_public(study, action == "public", acting_user=request.user, request=request)

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action
@@ -23,10 +24,10 @@ def export_studies(request):
         if uids:  # some study asked for does not exist or is hidden: refused, and journaled
             journal_denial(request, Action.EXPORT, "export", f"{len(uids) - len(studies)} of {len(uids)} "
                            "studies asked for do not exist or are not visible to this user")
-        messages.error(request, "Choose one or more studies you may see to export.")
+        messages.error(request, gettext("Choose one or more studies you may see to export."))
         return back(request)
     if len(studies) > MAX_STUDIES_PER_EXPORT:
-        messages.error(request, f"Export at most {MAX_STUDIES_PER_EXPORT} studies at a time.")
+        messages.error(request, gettext("Export at most %(MAX_STUDIES_PER_EXPORT)s studies at a time.") % {"MAX_STUDIES_PER_EXPORT": MAX_STUDIES_PER_EXPORT})
         return back(request)
     zipped = request.POST.get("zipped", "on") == "on"
     with_viewer = request.POST.get("viewer", "on") == "on"

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, Outcome, record
@@ -21,7 +22,7 @@ def forward_study(request, study_uid: str):
     remote = RemoteAE.objects.filter(pk=int(ae)).first() if ae.isdigit() else None
     if remote is None:
         record(Action.FORWARD, request=request, outcome=Outcome.FAILURE, detail="no such remote AE", **subject(study))
-        messages.error(request, "Choose a registered remote AE to forward to.")
+        messages.error(request, gettext("Choose a registered remote AE to forward to."))
         return redirect("study", study.study_instance_uid)
     job = do_forward_study(study, remote, acting_user=request.user, request=request)
     return redirect("routing:job-detail", job.pk)

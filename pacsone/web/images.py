@@ -5,6 +5,7 @@ header is journaled as a VIEW; the frames and thumbnails a page then loads are n
 one by one (the page's entry covers them).
 """
 
+import json
 from itertools import chain, islice
 
 import numpy as np
@@ -203,11 +204,27 @@ def _cine_rate(first: Instance | None) -> int | None:
     return max(1, min(60, round(fps))) if fps else None
 
 
+def _frame_values(instance: Instance, number: int) -> tuple[bytes, dict]:
+    """One grayscale frame's values in modality units and what the viewer needs to read them:
+    little-endian int16 when every value is a whole number in its range, else float32.
+    RenderError, InvalidDicomError or OSError when it cannot be sent so."""
+    values, inverted = rendering.modality_frame(rendering.read_instance(instance), number)
+    whole = np.all(np.mod(values, 1) == 0) and values.min() >= -32768 and values.max() <= 32767
+    data = values.astype("<i2" if whole else "<f4")
+    return data.tobytes(), {"type": "int16" if whole else "float32", "rows": data.shape[0],
+                            "columns": data.shape[1], "monochrome1": inverted}
+
+
+def _refusal(error: Exception) -> tuple[int, str]:
+    if isinstance(error, RenderError):
+        return (415 if "grayscale" in str(error) else 422), str(error)
+    return 422, "the file cannot be read"
+
+
 @login_required
 def pixels(request, study_uid: str, sop_uid: str):
-    """One grayscale frame's values in modality units, for the viewer to window in the browser:
-    little-endian int16 when every value is a whole number in its range, else float32, with
-    the frame's size in headers. 415 for colour images (the viewer asks for PNGs instead)."""
+    """One grayscale frame's values in modality units, for the viewer to window in the browser,
+    with the frame's size in headers. 415 for colour images (the viewer asks for PNGs instead)."""
     instance = access_instance(request, study_uid, sop_uid)
     try:
         number = int(request.GET.get("frame", "0"))
@@ -216,18 +233,59 @@ def pixels(request, study_uid: str, sop_uid: str):
     except ValueError:
         return HttpResponseBadRequest("frame must be a number from 0", content_type="text/plain")
     try:
-        values, inverted = rendering.modality_frame(rendering.read_instance(instance), number)
-    except RenderError as error:
-        status = 415 if "grayscale" in str(error) else 422
-        return HttpResponse(str(error), status=status, content_type="text/plain; charset=utf-8")
-    except (InvalidDicomError, OSError):
-        return HttpResponse("the file cannot be read", status=422, content_type="text/plain; charset=utf-8")
-    whole = np.all(np.mod(values, 1) == 0) and values.min() >= -32768 and values.max() <= 32767
-    data = values.astype("<i2" if whole else "<f4")
-    response = HttpResponse(data.tobytes(), content_type="application/octet-stream")
-    response["X-Pixel-Type"] = "int16" if whole else "float32"
-    response["X-Rows"], response["X-Columns"] = str(data.shape[0]), str(data.shape[1])
-    response["X-Monochrome1"] = "1" if inverted else "0"
+        data, about = _frame_values(instance, number)
+    except (RenderError, InvalidDicomError, OSError) as error:
+        status, reason = _refusal(error)
+        return HttpResponse(reason, status=status, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["X-Pixel-Type"] = about["type"]
+    response["X-Rows"], response["X-Columns"] = str(about["rows"]), str(about["columns"])
+    response["X-Monochrome1"] = "1" if about["monochrome1"] else "0"
+    response["Cache-Control"] = BROWSER_CACHE
+    return response
+
+
+MAX_BATCH_FRAMES = 32
+
+
+@login_required
+def series_pixels(request, study_uid: str, series_uid: str):
+    """Several frames of one series in one answer (`?f=<sop>:<frame>`, at most 32), so that a
+    scroll through a long stack costs one request per 16 or 32 images instead of one per image.
+    Body: a 4-byte little-endian length, that many bytes of JSON (one entry per frame asked, in
+    order: type, rows, columns, monochrome1, offset and length in the data that follows; or
+    status and reason for a frame that cannot be sent so), then the frames' values."""
+    series = access_series(request, study_uid, series_uid)
+    wanted = request.GET.getlist("f")
+    if not wanted or len(wanted) > MAX_BATCH_FRAMES:
+        return HttpResponseBadRequest(f"ask for 1 to {MAX_BATCH_FRAMES} frames (f=<sop>:<frame>)",
+                                      content_type="text/plain")
+    asked = []
+    for item in wanted:
+        sop, _, number = item.rpartition(":")
+        if not sop or not number.isdigit():
+            return HttpResponseBadRequest("each f is <SOP Instance UID>:<frame number from 0>", content_type="text/plain")
+        asked.append((sop, int(number)))
+    instances = {instance.sop_instance_uid: instance for instance in series.instances.filter(
+        sop_instance_uid__in={sop for sop, _ in asked}).select_related("storage_location")}
+    entries, chunks, offset = [], [], 0
+    for sop, number in asked:
+        instance = instances.get(sop)
+        if instance is None:
+            entries.append({"status": 404, "reason": "not an image of this series"})
+            continue
+        try:
+            data, about = _frame_values(instance, number)
+        except (RenderError, InvalidDicomError, OSError) as error:
+            status, reason = _refusal(error)
+            entries.append({"status": status, "reason": reason})
+            continue
+        entries.append({**about, "offset": offset, "length": len(data)})
+        chunks.append(data)
+        offset += len(data)
+    head = json.dumps(entries).encode()
+    response = HttpResponse(b"".join([len(head).to_bytes(4, "little"), head, *chunks]),
+                            content_type="application/octet-stream")
     response["Cache-Control"] = BROWSER_CACHE
     return response
 
@@ -261,6 +319,7 @@ def viewer_data(request, series) -> dict:
     return {"stack": stack, "presets": _presets(first, series.modality), "overlay": _overlay(first),
             "default_window": _default_window(first), "fps": _cine_rate(first),
             "series_uid": series.series_instance_uid, "modality": series.modality,
+            "pixels_batch": reverse("series-pixels", args=[study.study_instance_uid, series.series_instance_uid]),
             "url": reverse("viewer", args=[study.study_instance_uid, series.series_instance_uid]),
             "data_url": reverse("viewer-data", args=[study.study_instance_uid, series.series_instance_uid])}
 

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponseNotFound
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, Outcome, record
@@ -23,17 +24,17 @@ def study_notes(request, study_uid):
         uploads = request.FILES.getlist("attachments")
         if uploads and not may_attach:
             record(Action.UPLOAD, request=request, outcome=Outcome.DENIED, target="note attachment", **subject)
-            messages.error(request, "Attaching files needs the Upload privilege.")
+            messages.error(request, gettext("Attaching files needs the Upload privilege."))
         else:
             try:
                 note = do_add_note(study, request.POST.get("text", ""), uploads, instance,
                                    acting_user=request.user, request=request)
             except NoteError as error:
-                messages.error(request, f"Nothing was added: {error}.")
+                messages.error(request, gettext("Nothing was added: %(error)s.") % {"error": error})
             else:
-                messages.success(request, "Note added.")
+                messages.success(request, gettext("Note added."))
                 for reason in note.refused:
-                    messages.error(request, f"Not attached: {reason}.")
+                    messages.error(request, gettext("Not attached: %(reason)s.") % {"reason": reason})
                 anchor = f"?instance={instance.sop_instance_uid}" if instance else ""
                 return redirect(request.path + anchor)
     notes = study.notes.select_related("instance").prefetch_related("attachments")

@@ -6,6 +6,7 @@ Storage): moving selected studies to another location, as a job."""
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action
@@ -16,6 +17,7 @@ from ..change_storage import do_change_storage
 from ..models import RetentionRule, StorageLocation
 from ..storage_admin import LocationError, do_add_location, do_change_location, do_set_current
 from .actions import back
+from ..humanize import count
 
 MAX_STUDIES_PER_MOVE = 500
 
@@ -54,11 +56,11 @@ def storage_list(request):
             location = do_add_location(form["name"], form["path"], _percent(form["high"], "high"),
                                        _percent(form["low"], "low"), acting_user=request.user, request=request)
         except LocationError as error:
-            messages.error(request, f"Not added: {error}.")
+            messages.error(request, gettext("Not added: %(error)s.") % {"error": error})
         else:
             if request.POST.get("current") == "on":
                 do_set_current(location, acting_user=request.user, request=request)
-            messages.success(request, f"Storage location {location.name} added.")
+            messages.success(request, gettext("Storage location %(name)s added.") % {"name": location.name})
             return redirect("storage-list")
     rules = RetentionRule.objects.order_by("modality")
     return render(request, "pacsone/storage_list.html", {"rows": _rows(), "form": form, "rules": rules})
@@ -72,10 +74,10 @@ def storage_edit(request, pk: int):
             do_change_location(location, request.POST.get("name", ""), _percent(request.POST.get("high"), "high"),
                                _percent(request.POST.get("low"), "low"), acting_user=request.user, request=request)
         except LocationError as error:
-            messages.error(request, f"Not changed: {error}.")
+            messages.error(request, gettext("Not changed: %(error)s.") % {"error": error})
             location.refresh_from_db()
         else:
-            messages.success(request, f"Storage location {location.name} changed.")
+            messages.success(request, gettext("Storage location %(name)s changed.") % {"name": location.name})
             return redirect("storage-list")
     return render(request, "pacsone/storage_edit.html", {"location": location})
 
@@ -87,9 +89,9 @@ def storage_set_current(request, pk: int):
     try:
         do_set_current(location, acting_user=request.user, request=request)
     except LocationError as error:
-        messages.error(request, f"Not changed: {error}.")
+        messages.error(request, gettext("Not changed: %(error)s.") % {"error": error})
     else:
-        messages.success(request, f"New studies now go to {location.name}.")
+        messages.success(request, gettext("New studies now go to %(name)s.") % {"name": location.name})
     return redirect("storage-list")
 
 
@@ -103,11 +105,11 @@ def storage_purge(request, pk: int):
     if request.method == "POST":
         result = purge.purge(location, acting_user=request.user, request=request)
         if result.purged or result.refused:
-            messages.success(request, f"{len(result.purged)} study(ies) purged from {location.name}"
+            messages.success(request, f"{count(len(result.purged), 'study', 'studies')} purged from {location.name}"
                              + (f"; {len(result.refused)} left, protected since the dry run" if result.refused else "")
                              + ".")
         else:
-            messages.success(request, f"Nothing purged: {result.plan.summary}")
+            messages.success(request, gettext("Nothing purged: %(summary)s") % {"summary": result.plan.summary})
         return redirect("storage-purge", pk=location.pk)
     try:
         plan, problem = purge.plan(location), ""
@@ -127,13 +129,13 @@ def retention_rule(request):
     if not request.POST.get("remove"):
         text = request.POST.get("keep_days", "").strip()
         if not text.isdigit():
-            messages.error(request, "Not saved: keep days must be a whole number of days.")
+            messages.error(request, gettext("Not saved: keep days must be a whole number of days."))
             return redirect("storage-list")
         keep_days = int(text)
     try:
         do_set_retention_rule(modality, keep_days, acting_user=request.user, request=request)
     except ValueError as error:
-        messages.error(request, f"Not saved: {error}.")
+        messages.error(request, gettext("Not saved: %(error)s.") % {"error": error})
     else:
         messages.success(request, "Retention rule saved." if keep_days is not None else "Retention rule removed.")
     return redirect("storage-list")
@@ -163,10 +165,10 @@ def change_storage(request):
             journal_denial(request, Action.CHANGE_STORAGE, "change storage",
                            f"{len(uids) - len(studies)} of {len(uids)} studies asked for do not exist or are "
                            "not visible to this user")
-        messages.error(request, "Choose one or more studies you may see to move.")
+        messages.error(request, gettext("Choose one or more studies you may see to move."))
         return back(request)
     if len(studies) > MAX_STUDIES_PER_MOVE:
-        messages.error(request, f"Move at most {MAX_STUDIES_PER_MOVE} studies at a time.")
+        messages.error(request, gettext("Move at most %(MAX_STUDIES_PER_MOVE)s studies at a time.") % {"MAX_STUDIES_PER_MOVE": MAX_STUDIES_PER_MOVE})
         return back(request)
     target_pk = request.POST.get("target", "")
     if not target_pk.isdigit():

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, Outcome, record
@@ -117,7 +118,7 @@ def import_from_server(request):
         path = importable(path_text)
         if path is None:
             # The same words whether the path is missing or outside the roots: no existence oracle.
-            messages.error(request, f"The path {NOT_IMPORTABLE}.")
+            messages.error(request, gettext("The path %(NOT_IMPORTABLE)s.") % {"NOT_IMPORTABLE": NOT_IMPORTABLE})
             record(Action.IMPORT, request=request, outcome=Outcome.DENIED, detail=path_text[:500])
         else:
             job = start_job(Job.Kind.IMPORT, f"import of {path_text}", request.user, "pacsone.importer.import_job",

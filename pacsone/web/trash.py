@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django.utils.translation import gettext
 
 from accounts.privileges import Privilege, privilege_required
 from audit.journal import Action, record
@@ -48,10 +49,10 @@ def empty(request):
     if request.method == "POST" and request.POST.get("confirm_empty") == "empty":
         deleted = do_empty_trash(acting_user=request.user, request=request, expired_only=False)
         forget_archive_stats()
-        messages.success(request, f"The trash is empty: {count(deleted, 'study', 'studies')} deleted for good.")
+        messages.success(request, gettext("The trash is empty: %(count)s deleted for good.") % {"count": count(deleted, 'study', 'studies')})
         return redirect("trash")
     if request.method == "POST":
-        messages.error(request, "Nothing was deleted: confirm on this page first.")
+        messages.error(request, gettext("Nothing was deleted: confirm on this page first."))
     return render(request, "pacsone/confirm_empty_trash.html", {
         "studies": studies.count(),
         "images": sum(studies.values_list("number_of_instances", flat=True)),

@@ -34,6 +34,7 @@ urlpatterns = [
     path(SERIES, studies.series_page, name="series"),
     path(SERIES + "viewer", images.viewer, name="viewer"),
     path(SERIES + "viewer.json", images.viewer_json, name="viewer-data"),
+    path(SERIES + "pixels", images.series_pixels, name="series-pixels"),
     path(INSTANCE + "thumbnail", images.thumbnail, name="instance-thumbnail"),
     path(INSTANCE + "frame", images.frame, name="instance-frame"),
     path(INSTANCE + "pixels", images.pixels, name="instance-pixels"),

@@ -110,9 +110,9 @@ def test_an_idle_session_end_is_journaled(client):
 
     make_user("jane")
     log_in(client, "jane")
-    assert journal_expired_sessions() == "0 idle session(s) ended"
+    assert journal_expired_sessions() == "0 idle sessions ended"
     with later(minutes=11):
-        assert journal_expired_sessions() == "1 idle session(s) ended"
+        assert journal_expired_sessions() == "1 idle session ended"
     entry = Entry.objects.filter(action="logout", username="jane").get()
     assert entry.target == "idle timeout"
     assert client.get("/").status_code == 302  # the session is gone

@@ -1,6 +1,7 @@
 """The system journal: append-only, hash-chained, verifiable; its pages, CSV and e-mail settings (the monthly mail: tests/pacsone/core/test_mail.py)."""
 
 import datetime
+import re
 import threading
 
 import pytest
@@ -88,7 +89,7 @@ def test_journal_page_filters_and_csv(client):
     client.force_login(admin)
     page = client.get("/journal/?patient_id=PX")
     # Cells, not bare letters: the page's random CSRF token may contain "PY".
-    assert page.status_code == 200 and b"<td>PX</td>" in page.content and b"<td>PY</td>" not in page.content
+    assert page.status_code == 200 and b'<td class="who">PX</td>' in page.content and b'<td class="who">PY</td>' not in page.content
     bad = client.get("/journal/?date_from=31/12/2024")
     assert b"is not a date" in bad.content
     today = datetime.date.today().isoformat()
@@ -97,6 +98,8 @@ def test_journal_page_filters_and_csv(client):
     assert csv_response["Content-Disposition"].startswith("attachment")
     assert body.splitlines()[0].startswith("id,timestamp,username")
     assert "PX" in body and "PY" in body
+    # The time in the pages' one format (server time zone, seconds), not Python's repr in UTC.
+    assert re.match(r"^\d+,\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,", body.splitlines()[1]), body.splitlines()[1]
     assert Entry.objects.filter(action="export", target="journal CSV").exists()
 
 

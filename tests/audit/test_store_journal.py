@@ -27,7 +27,7 @@ def test_a_c_store_association_is_journaled_with_the_calling_ae(scp):
         time.sleep(0.1)  # the entry is written when the association ends
     entry = Entry.objects.get(action="store")
     assert (entry.ae_title, entry.patient_id, entry.study_uid) == ("CT_SCANNER", "JRNL1", study_uid)
-    assert entry.target == "3 instance(s) via dicom" and entry.address == "127.0.0.1"
+    assert entry.target == "3 instances via dicom" and entry.address == "127.0.0.1"
 
 
 @pytest.mark.django_db
@@ -35,7 +35,7 @@ def test_an_import_is_journaled(tmp_path):
     make_file(tmp_path, patient_id="JRNL2")
     call_command("importdicom", str(tmp_path), "--no-progress", stdout=StringIO())
     entry = Entry.objects.get(action="import")
-    assert entry.patient_id == "JRNL2" and entry.target == "1 instance(s) via import"
+    assert entry.patient_id == "JRNL2" and entry.target == "1 instance via import"
 
 
 @pytest.mark.django_db
@@ -47,4 +47,4 @@ def test_the_store_entry_is_written_even_when_the_post_ingest_task_fails(tmp_pat
     make_file(tmp_path, patient_id="JRNL3")
     call_command("importdicom", str(tmp_path), "--no-progress", stdout=StringIO())
     entry = Entry.objects.get(action="import")
-    assert entry.patient_id == "JRNL3" and entry.target == "1 instance(s) via import"
+    assert entry.patient_id == "JRNL3" and entry.target == "1 instance via import"

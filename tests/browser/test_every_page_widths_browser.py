@@ -33,17 +33,32 @@ def archive(tmp_path):
 
 
 def test_every_page_fits_every_width(live_server, archive):
-    make_user("root")
+    from audit.journal import Action, record
+    from hl7.models import PatientMerge
+    from routing.models import Job
+
+    root = make_user("root")
     study = archive
     series = study.series.get()
+    # A job and journal entries about the study: their pages name the patient and the study.
+    job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study to DICOM media (ZIP)", owner=root,
+                             state=Job.State.DONE, done=1, total=1)
+    job.studies.add(study)
+    record(Action.VIEW, username="root", target="study", patient_id=study.patient.patient_id,
+           study_uid=study.study_instance_uid)
+    merge = PatientMerge.objects.create(source_patient_id="OLD" + "9" * 40, target_patient_id=study.patient.patient_id,
+                                        study_pks=[study.pk])
     pages = {
         "list": "/", "study": f"/studies/{study.study_instance_uid}/", "patient": f"/patients/{study.patient_id}/",
         "series": f"/studies/{study.study_instance_uid}/series/{series.series_instance_uid}/",
         "notes": f"/notes/{study.study_instance_uid}/", "upload": "/upload/", "import": "/import/",
         "monitor": "/monitor/", "aes": "/aes/", "remote-search": "/remote/", "journal": "/journal/",
         "users": "/accounts/users/", "groups": "/accounts/groups/", "tokens": "/accounts/tokens/", "trash": "/trash/",
-        "jobs": "/jobs/", "not-found": "/no/such/page/", "printers": "/printers/", "printer": "/printers/add/",
-        "print": "/print/",
+        "jobs": "/jobs/", "job": f"/jobs/{job.pk}/", "edit": f"/actions/study/{study.study_instance_uid}/edit/",
+        "delete": f"/actions/study/{study.study_instance_uid}/delete/", "merges": "/hl7/merges/",
+        "merge-undo": f"/hl7/merges/{merge.pk}/undo/", "viewer": f"/studies/{study.study_instance_uid}/series/"
+        f"{series.series_instance_uid}/viewer", "storage": "/storage/", "routing": "/routing/", "not-found": "/no/such/page/",
+        "printers": "/printers/", "printer": "/printers/add/", "print": "/print/",
     }
     too_wide = []
     with browser_page(width=1440) as page:

@@ -28,15 +28,20 @@ def study(tmp_path):
     return Study.objects.get(study_instance_uid=STUDY)
 
 
+def click_on_the_study_page(page, live_server, label: str) -> None:
+    """As a power user; any dialog a script might open is dismissed: it must not count as a
+    confirmation."""
+    page.on("dialog", lambda dialog: dialog.dismiss())
+    log_in(page, live_server.url, "power", PASSWORD)
+    page.goto(f"{live_server.url}/studies/{STUDY}/")
+    page.click(f"text={label}")
+    page.wait_for_load_state("networkidle")
+
+
 def test_a_click_on_delete_without_confirming_deletes_nothing(live_server, study):
     make_user("power", ["view", "modify"])
     with browser_page() as page:
-        # Any dialog a script might open is dismissed: it must not count as a confirmation.
-        page.on("dialog", lambda dialog: dialog.dismiss())
-        log_in(page, live_server.url, "power", PASSWORD)
-        page.goto(f"{live_server.url}/studies/{STUDY}/")
-        page.click("text=Delete…")
-        page.wait_for_load_state("networkidle")
+        click_on_the_study_page(page, live_server, "Delete…")
         assert "Delete study CT CHEST of DOE, John" in page.inner_text("h1")
         assert "3 images" in page.inner_text("h1")
         study.refresh_from_db()
@@ -91,3 +96,34 @@ def test_a_confirmed_delete_goes_to_the_trash_and_is_restored(live_server, study
         assert "Restored study CT CHEST of DOE, John" in page.inner_text(".messages")
         study.refresh_from_db()
         assert study.trashed_at is None
+
+
+def test_an_edit_says_what_it_will_rewrite_and_runs_only_when_confirmed(live_server, study):
+    from routing.models import Job
+
+    make_user("power", ["view", "modify"])
+    with browser_page() as page:
+        click_on_the_study_page(page, live_server, "Edit")
+        page.fill("#id_patient_name", "DOE^JANE")
+        page.fill("#id_study_description", "CT THORAX")
+        page.click("text=Review changes…")
+        page.wait_for_load_state("networkidle")
+        text = page.inner_text("main")
+        assert "Confirm the edit" in text and "Rewrite 3 images in 1 study of DOE, John" in text
+        assert "DOE, Jane" in page.inner_text(".edit-plan") and "CT THORAX" in page.inner_text(".edit-plan")
+        assert not Job.objects.exists()  # one click on Save ran nothing
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 800})
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            screenshot(page, f"confirm-edit-{width}")
+        page.click("text=Back to the form")
+        page.wait_for_load_state("networkidle")
+        assert page.input_value("#id_patient_name") == "DOE^JANE" and not Job.objects.exists()
+        page.click("text=Review changes…")
+        page.wait_for_load_state("networkidle")
+        page.click("button:has-text('Rewrite 3 images')")
+        page.wait_for_load_state("networkidle")
+        job = Job.objects.get()
+        assert job.kind == Job.Kind.EDIT and f"/jobs/{job.pk}/" in page.url
+        # The job page names the patient and the study, not only the job's title.
+        assert "CT" in page.inner_text("main") and ("DOE, John" in page.inner_text("main") or "DOE, Jane" in page.inner_text("main"))

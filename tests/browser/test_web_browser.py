@@ -30,9 +30,8 @@ def phantom(number: int) -> bytes:
     return (hu + 1024).astype(np.int16).tobytes()
 
 
-@pytest.fixture
-def ct_study(tmp_path):
-    for number in range(1, SLICES + 1):
+def make_ct_study(tmp_path, slices: int) -> Study:
+    for number in range(1, slices + 1):
         ds = make_dataset(study_uid=STUDY, series_uid=SERIES, sop_uid=f"{SERIES}.{number}", rows=128,
                           patient_name="SMITH^ANNA", patient_id="MRN1001", InstanceNumber=number,
                           WindowCenter="40", WindowWidth="400", RescaleIntercept="-1024", RescaleSlope="1",
@@ -40,6 +39,17 @@ def ct_study(tmp_path):
         ds.PixelData = phantom(number)
         assert ingest_file(write_dataset(ds, tmp_path / f"{number}.dcm"), Origin("import")).outcome.accepted
     return Study.objects.get(study_instance_uid=STUDY)
+
+
+@pytest.fixture
+def ct_study(tmp_path):
+    return make_ct_study(tmp_path, SLICES)
+
+
+@pytest.fixture
+def long_ct_study(tmp_path):
+    """Longer than the viewer fetches ahead (48 slices), so its last slice needs the server."""
+    return make_ct_study(tmp_path, 70)
 
 
 def overlay(page, corner: str) -> str:
@@ -164,7 +174,7 @@ def test_an_undecodable_image_shows_its_reason_and_the_header_still_opens(live_s
         assert "Transfer Syntax UID" in page.inner_text("main")
 
 
-def test_an_ended_session_is_explained_in_the_viewer(live_server, ct_study):
+def test_an_ended_session_is_explained_in_the_viewer(live_server, long_ct_study):
     make_user("viewer", ["view"])
     with browser_page() as page:
         log_in(page, live_server.url, "viewer", PASSWORD)

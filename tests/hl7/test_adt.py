@@ -91,7 +91,7 @@ def test_an_a40_merges_several_studies_and_both_ids_find_them(scp, open_queries,
     patients = cfind(port, PatientRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="PATIENT",
                      PatientID="DUP", NumberOfPatientRelatedStudies="")
     assert ("KEEP", 5) in {(a.PatientID, int(a.NumberOfPatientRelatedStudies)) for a in patients}
-    assert Entry.objects.filter(target="HL7 ADT^A40 A40-1", detail__contains="3 study(ies) moved").exists()
+    assert Entry.objects.filter(target="HL7 ADT^A40 A40-1", detail__contains="3 studies moved").exists()
 
 
 def test_an_a37_undoes_a_merge_exactly(transactional_db, tmp_path):

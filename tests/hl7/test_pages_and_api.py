@@ -57,7 +57,11 @@ def test_a_merge_is_undone_from_the_page_by_someone_who_sees_its_studies(client,
     client.force_login(make_user("sysonly", ["system_admin"]))
     assert client.post(f"/hl7/merges/{merge.pk}/undo/").status_code == 403
     client.force_login(admin)
-    assert client.post(f"/hl7/merges/{merge.pk}/undo/").status_code == 302
+    # The Undo link and a POST without the confirmation say what will happen and change nothing.
+    for asked in (client.get(f"/hl7/merges/{merge.pk}/undo/"), client.post(f"/hl7/merges/{merge.pk}/undo/")):
+        assert asked.status_code == 200 and "Undo the merge of patient DUP into KEEP: move 1 study back" in asked.content.decode()
+    assert Study.objects.get().patient.patient_id == "KEEP"
+    assert client.post(f"/hl7/merges/{merge.pk}/undo/", {"confirmed": "yes"}).status_code == 302
     assert Study.objects.get().patient.patient_id == "DUP"
     assert Entry.objects.filter(username="admin", target=f"unmerge {merge.pk}").exists()
 

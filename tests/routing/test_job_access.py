@@ -28,7 +28,7 @@ def export_as_root(client, world, name="other"):
 def test_an_export_title_names_no_patient_and_its_result_is_the_owners(client, world):
     job = export_as_root(client, world)
     patient = world.studies["other"].patient
-    assert job.state == Job.State.DONE and job.title == "Export of 1 study(ies) to DICOM media (ZIP)"
+    assert job.state == Job.State.DONE and job.title == "Export of 1 study to DICOM media (ZIP)"
     assert client.get(f"/jobs/{job.pk}/result").status_code == 200
 
     client.force_login(world.users["sysadmin"])  # lists every job, but has no View
@@ -58,8 +58,21 @@ def test_forward_and_edit_titles_name_no_patient(client, world):
     client.post(f"/studies/{study.study_instance_uid}/forward", {"ae": remote.pk})
     client.post(f"/actions/study/{study.study_instance_uid}/edit/", {
         "patient_name": "OWN^PAT", "birth_date": "1970-01-01", "sex": "M", "study_description": "KNEE",
-        "accession_number": "ACC1", "referring_physician_name": "SMITH^JANE", "study_date": "2024-01-05"})
+        "accession_number": "ACC1", "referring_physician_name": "SMITH^JANE", "study_date": "2024-01-05",
+        "confirmed": "yes"})
     titles = dict(Job.objects.values_list("kind", "title"))
     assert titles["forward"] == "Forward of a study to NOWHERE"
     assert titles["edit"].startswith("Edit of ") and "OWN" not in titles["edit"]
     assert all(list(job.studies.all()) == [study] for job in Job.objects.all())
+
+
+def test_jobs_name_the_patient_and_study_to_those_who_may_see_them(client, world):
+    job = export_as_root(client, world, "other")
+    study = world.studies["other"]
+    for url in ("/jobs/", f"/jobs/{job.pk}/"):
+        body = client.get(url).content.decode()
+        # The title names no patient, the line under it does, as people write names.
+        assert "OTHER, Pat" in body and 'title="OTHER^PAT"' in body, url
+        assert f">{study.study_instance_uid}" not in body, url  # no bare UID shown
+    client.force_login(world.users["sysadmin"])  # may not see the study: no name, no description
+    assert "OTHER" not in client.get("/jobs/").content.decode()

@@ -139,7 +139,7 @@ def test_a_transient_failure_retries_with_exponential_back_off_then_fails(frozen
     assert run_due() == [job.pk]
     job.refresh_from_db()
     assert (job.state, job.attempts) == ("failed", 3)
-    assert job.message.startswith("failed after 3 attempt(s): STORESCP at 127.0.0.1:1 cannot be reached")
+    assert job.message.startswith("failed after 3 attempts: STORESCP at 127.0.0.1:1 cannot be reached")
 
 
 @pytest.mark.django_db

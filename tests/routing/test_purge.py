@@ -89,10 +89,10 @@ def test_above_the_high_mark_the_oldest_go_until_below_the_low_mark(tmp_path, lo
     assert sorted(e.study_uid for e in entries) == sorted(p.study.study_instance_uid for p in plan.studies)
     for planned in plan.studies:
         entry = entries.get(study_uid=planned.study.study_instance_uid)
-        assert f"1 instance(s), {sizes[planned.study_pk]} bytes freed" in entry.detail and entry.username == "system"
+        assert f"1 instance, {sizes[planned.study_pk]} bytes freed" in entry.detail and entry.username == "system"
     summary = Entry.objects.get(action=Action.PURGE, study_uid="")
     freed = sum(sizes[p.study_pk] for p in plan.studies)
-    assert f"{expected} study(ies) purged, {freed} bytes freed" in summary.detail
+    assert f"{expected} {'study' if expected == 1 else 'studies'} purged, {freed} bytes freed" in summary.detail
 
 
 def test_purged_files_are_removed_from_disk(tmp_path, location):
@@ -138,7 +138,7 @@ def test_legal_hold_retention_and_pending_jobs_are_passed_over(tmp_path, locatio
     plan = purge.plan(location, usage_of)
     reasons = {s.study.pk: s.reason for s in plan.skipped}
     assert reasons[held.pk] == "under legal hold"
-    assert reasons[young_ct.pk].startswith("retention: CT kept 37 day(s)")
+    assert reasons[young_ct.pk].startswith("retention: CT kept 37 days")
     assert reasons[pending.pk] == "has pending jobs"
     assert [p.study.pk for p in plan.studies] == [finished_job.pk, plain.pk, mr.pk]
     assert not plan.reaches_low_mark and "not enough" in plan.summary
@@ -152,7 +152,7 @@ def test_the_minimum_age_protects_every_modality(tmp_path, location):
     studies = make_studies(tmp_path, 2, days_old=5)
     RetentionRule.objects.create(modality="", keep_days=30)
     plan = purge.plan(location, simulated_usage(base_for(99, 2)))
-    assert plan.studies == [] and {s.reason.split(" (")[0] for s in plan.skipped} == {"retention: minimum age 30 day(s)"}
+    assert plan.studies == [] and {s.reason.split(" (")[0] for s in plan.skipped} == {"retention: minimum age 30 days"}
     assert len(plan.skipped) == len(studies)
 
 

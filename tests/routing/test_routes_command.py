@@ -64,7 +64,7 @@ def test_remove_cancels_the_rules_unfinished_jobs():
     routes("add", "gone", "--from-ae", "CT*", "--to", "STORESCP")
     rule = RoutingRule.objects.get(name="gone")
     job = Job.objects.create(kind="route", title="t", function="routing.forwarding.route_job", rule=rule)
-    assert routes("remove", "gone") == "removed gone; 1 unfinished job(s) cancelled\n"
+    assert routes("remove", "gone") == "removed gone; 1 unfinished job cancelled\n"
     job.refresh_from_db()
     assert job.state == "cancelled" and not RoutingRule.objects.exists()
     assert Entry.objects.filter(target="routing rule gone removed").count() == 1

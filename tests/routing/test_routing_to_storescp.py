@@ -189,7 +189,7 @@ def test_auto_purge_waits_until_every_destination_confirmed_every_instance(store
         late.stop()
     assert not Study.objects.filter(pk=study.pk).exists() and Study.objects.filter(pk=kept.pk).exists()
     purge = Entry.objects.get(action="purge")
-    assert purge.study_uid == "1.2.826.9.10" and "4 instance(s)" in purge.detail and "LATESCP" in purge.detail
+    assert purge.study_uid == "1.2.826.9.10" and "4 instances" in purge.detail and "LATESCP" in purge.detail
 
 
 def test_auto_purge_keeps_a_study_with_a_failed_instance(tmp_path):
@@ -206,7 +206,7 @@ def test_auto_purge_keeps_a_study_with_a_failed_instance(tmp_path):
     Job.objects.create(kind="route", title="pending", function="x").studies.set([study])
     assert do_auto_purge(study, made) == "kept: the study has pending jobs"
     Job.objects.all().update(state="done")
-    assert do_auto_purge(study, made) == "purged 2 instance(s)" and not Study.objects.filter(pk=study.pk).exists()
+    assert do_auto_purge(study, made) == "purged 2 instances" and not Study.objects.filter(pk=study.pk).exists()
 
 
 def test_a_person_forward_goes_over_one_association(storescp, tmp_path, client):

@@ -86,7 +86,7 @@ def test_two_workers_started_together_never_run_one_job(tmp_path, storescp, sett
     outputs = [worker.communicate(timeout=120) for worker in workers]
     assert all(worker.returncode == 0 for worker in workers), outputs
     ran = sorted(out.strip() for out, _err in outputs)
-    assert ran == ["ran 0 job(s)", "ran 1 job(s)"], outputs
+    assert ran == ["ran 0 jobs", "ran 1 job"], outputs
     job.refresh_from_db()
     assert (job.state, job.attempts) == ("done", 1)
     assert storescp.received() == {uid: 1 for uid in sop_uids("1.2.826.10.2", 60)}
@@ -96,7 +96,7 @@ def test_the_dispatcher_runs_a_job_in_a_process_of_its_own(tmp_path, storescp, s
     job = routed_later(tmp_path, storescp, settings, "1.2.826.10.3", 5)
     for name, value in server_env().items():
         monkeypatch.setenv(name, value)
-    assert dispatch() == f"started 1 job(s): [{job.pk}]"
+    assert dispatch() == f"started 1 job: [{job.pk}]"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -7,6 +7,7 @@ from tqdm import tqdm
 from audit import chain
 from audit.journal import verify_chain
 from audit.models import Entry
+from pacsone.humanize import count
 
 
 class Command(BaseCommand):
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             except chain.JournalKeyError as error:
                 raise CommandError(str(error)) from None
         if report.ok:
-            against = f"; {report.heads_checked} exported head(s) still in it" if heads else ""
+            against = f"; {count(report.heads_checked, 'exported head', 'exported heads')} still in it" if heads else ""
             self.stdout.write(self.style.SUCCESS(f"journal intact: {report.checked} entries, every link holds{against}"))
             return
         where = f"at entry id {report.broken_at}" if report.broken_at else "at the end"

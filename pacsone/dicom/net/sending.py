@@ -16,6 +16,7 @@ from typing import BinaryIO, Callable, Protocol
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 
 from . import coercion, commands, transcoding, wire
+from ...humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Tally:
             self.failed_uids.append(sop_instance)
 
     def summary(self) -> str:
-        return (f"{self.completed} of {self.total} sent, {self.warning} warning(s), "
+        return (f"{self.completed} of {self.total} sent, {count(self.warning, 'warning', 'warnings')}, "
                 f"{self.failed + self.remaining} failed")
 
 

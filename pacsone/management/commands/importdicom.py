@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from pacsone.humanize import count
 from pacsone.importer import count_candidates, import_paths
 from pacsone.ingest import Origin, Outcome
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             summary = import_paths(paths, origin, on_progress=bar.update)
         counts = summary.counts
         self.stdout.write(
-            f"Imported {summary.total} file(s): "
+            f"Imported {count(summary.total, 'file', 'files')}: "
             f"{counts[Outcome.STORED]} stored, {counts[Outcome.REPLACED]} replaced, "
             f"{counts[Outcome.IGNORED]} skipped as duplicates, "
             f"{counts[Outcome.UNREADABLE]} skipped as not DICOM, "
@@ -40,6 +41,6 @@ class Command(BaseCommand):
         for problem in summary.problems:
             self.stdout.write(f"  {problem}")
         if counts[Outcome.FAILED]:
-            raise CommandError(f"{counts[Outcome.FAILED]} file(s) could not be stored; see above")
+            raise CommandError(f"{count(counts[Outcome.FAILED], 'file', 'files')} could not be stored; see above")
         if summary.accepted == 0:
             raise CommandError("nothing could be imported; see above")

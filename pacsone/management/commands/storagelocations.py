@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pacsone import storage
 from pacsone.models import StorageLocation
 from pacsone.storage_admin import LocationError, describe, do_add_location, do_change_location, do_set_current
+from ...humanize import count
 
 USER = "manage.py"  # the journal's user for changes made here
 
@@ -57,7 +58,7 @@ class Command(BaseCommand):
         storage.default_location()  # the first start's location exists before anyone lists them
         for location in StorageLocation.objects.order_by("name"):
             self.stdout.write(f"{describe(location)}; {usage_text(location)}; "
-                              f"{location.instances.count()} file(s)")
+                              f"{count(location.instances.count(), 'file', 'files')}")
 
     def do_add(self, options):
         location = do_add_location(options["name"], options["path"], options["high"], options["low"], username=USER)

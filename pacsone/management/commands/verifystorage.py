@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from pacsone.verification import files_per_location, indexed_files_count, verify_storage
+from ...humanize import count
 
 
 class Command(BaseCommand):
@@ -24,5 +25,5 @@ class Command(BaseCommand):
         locations = ", ".join(f"{name}: {count}" for name, count in sorted(files_per_location().items()))
         self.stdout.write(f"Locations checked: {locations or 'none'}")
         if problems:
-            raise CommandError(f"{problems} problem(s) among {total} indexed file(s)")
-        self.stdout.write(f"All {total} indexed file(s) are present and intact.")
+            raise CommandError(f"{count(problems, 'problem', 'problems')} among {count(total, 'indexed file', 'indexed files')}")
+        self.stdout.write(f"All {count(total, 'indexed file', 'indexed files')} are present and intact.")

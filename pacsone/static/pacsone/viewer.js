@@ -18,6 +18,7 @@
   };
   let windowBase = null;
   let current = null; // what is shown: {kind: "pixels", frame} or {kind: "png"}
+  let shownIndex = -1; // the slice `current` belongs to
 
   // --- Frames: real values (typed arrays) or PNG object URLs, in a small LRU cache ------------
   const CACHE_SIZE = 160;
@@ -52,18 +53,55 @@
     return response;
   }
 
-  function pixelsOf(slice) {
-    return load(`${slice.item.pixels}?frame=${slice.frame}`, async () => {
-      const response = await answer(`${slice.item.pixels}?frame=${slice.frame}`);
-      if (response.status === 415) return { unsupported: true };
+  const pixelKey = (slice) => `${slice.item.pixels}?frame=${slice.frame}`;
+
+  function framePixels(about, buffer) {
+    const values = about.type === "int16" ? new Int16Array(buffer) : new Float32Array(buffer);
+    return { values, int16: about.type === "int16", monochrome1: Boolean(about.monochrome1), rows: about.rows, columns: about.columns };
+  }
+
+  // Frames ahead of the one asked for come in the same request (series pixels endpoint): one
+  // request per BATCH images while scrolling, instead of one per image.
+  const BATCH = 16;
+  function fetchBatch(index) {
+    const wanted = [];
+    for (let at = index; at < slices.length && wanted.length < BATCH; at++) {
+      const key = pixelKey(slices[at]);
+      if (!cache.has(key) && !pending.has(key)) wanted.push(slices[at]);
+      else if (at > index) break; // the rest is cached or on its way
+    }
+    if (wanted.length < 2 || !data.pixels_batch) return;
+    const query = wanted.map((slice) => `f=${encodeURIComponent(slice.item.sop)}:${slice.frame}`).join("&");
+    const arrived = answer(`${data.pixels_batch}?${query}`).then(async (response) => {
       if (!response.ok) throw new Error((await response.text()).slice(0, 300) || `The server answered ${response.status}.`);
       const buffer = await response.arrayBuffer();
-      const type = response.headers.get("X-Pixel-Type");
-      const values = type === "int16" ? new Int16Array(buffer) : new Float32Array(buffer);
-      return {
-        values, int16: type === "int16", monochrome1: response.headers.get("X-Monochrome1") === "1",
+      const headLength = new DataView(buffer).getUint32(0, true);
+      const entries = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, headLength)));
+      const start = 4 + headLength;
+      return entries.map((about) => about.status ? about : framePixels(about, buffer.slice(start + about.offset, start + about.offset + about.length)));
+    });
+    wanted.forEach((slice, position) => {
+      const key = pixelKey(slice);
+      pending.set(key, arrived.then((frames) => {
+        const frame = frames[position];
+        if (frame.status === 415) return remember(key, { unsupported: true });
+        if (frame.status) throw new Error(frame.reason);
+        return remember(key, frame);
+      }).finally(() => pending.delete(key)));
+    });
+  }
+
+  function pixelsOf(slice, index) {
+    const key = pixelKey(slice);
+    if (index !== undefined && !cache.has(key) && !pending.has(key)) fetchBatch(index);
+    return load(key, async () => {
+      const response = await answer(key);
+      if (response.status === 415) return { unsupported: true };
+      if (!response.ok) throw new Error((await response.text()).slice(0, 300) || `The server answered ${response.status}.`);
+      return framePixels({
+        type: response.headers.get("X-Pixel-Type"), monochrome1: response.headers.get("X-Monochrome1") === "1",
         rows: Number(response.headers.get("X-Rows")), columns: Number(response.headers.get("X-Columns")),
-      };
+      }, await response.arrayBuffer());
     });
   }
 
@@ -78,8 +116,8 @@
     });
   }
 
-  async function frameOf(slice) {
-    const frame = await pixelsOf(slice);
+  async function frameOf(slice, index) {
+    const frame = await pixelsOf(slice, index);
     if (!frame.unsupported) return { kind: "pixels", frame };
     return { kind: "png", png: await pngOf(slice) };
   }
@@ -165,9 +203,10 @@
     const request = ++latest;
     drawOverlay();
     try {
-      const shown = await frameOf(slices[state.index]);
+      const shown = await frameOf(slices[state.index], state.index);
       if (request !== latest) return; // the user has moved on
       current = shown;
+      shownIndex = state.index;
       message.hidden = true;
       if (shown.kind === "pixels") {
         paint(shown.frame);
@@ -180,6 +219,8 @@
         image.hidden = false;
       }
       drawOverlay();
+      // Tests and `make bench` wait for this (no polling, no frame-rate floor) to time a scroll.
+      viewport.dispatchEvent(new CustomEvent("pacs:shown", { detail: shownIndex }));
     } catch (error) {
       if (request !== latest) return;
       current = null;
@@ -191,10 +232,13 @@
 
   function hideAll() { image.hidden = true; canvas.hidden = true; }
 
+  // Slices fetched ahead of the one shown (three batches in flight), so that a scroll rarely
+  // waits for the server: a 1,000-image stack goes end to end in a few seconds.
+  const PRELOAD = 48;
   function preload() {
-    for (let step = 1; step <= 4; step++) {
+    for (let step = 1; step <= PRELOAD; step++) {
       const next = slices[state.index + step];
-      if (next) frameOf(next).catch(() => {});
+      if (next) frameOf(next, state.index + step).catch(() => {});
     }
   }
 
@@ -502,5 +546,7 @@
   viewport.focus();
   show();
   // For tests and the benchmark: how many frames have been painted, and what is shown.
-  window.pacsViewer = { state: state, slices: () => slices.length, shown: () => current && current.kind };
+  window.pacsViewer = {
+    state: state, slices: () => slices.length, shown: () => current && current.kind, shownIndex: () => shownIndex,
+  };
 })();

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from routing.matching import RuleError
 from routing.models import RoutingRule
 from routing.rules import describe, destinations_named, do_remove_rule, do_save_rule
+from pacsone.humanize import count
 
 
 def _time(text: str) -> datetime.time:
@@ -80,4 +81,4 @@ class Command(BaseCommand):
         if rule is None:
             raise CommandError(f"no routing rule named {options['name']!r}")
         cancelled = do_remove_rule(rule, acting_user=None)
-        self.stdout.write(f"removed {options['name']}" + (f"; {cancelled} unfinished job(s) cancelled" if cancelled else ""))
+        self.stdout.write(f"removed {options['name']}" + (f"; {count(cancelled, 'unfinished job', 'unfinished jobs')} cancelled" if cancelled else ""))

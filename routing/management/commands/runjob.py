@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from routing.models import Job
 from routing.runner import run_due, serve
+from pacsone.humanize import count
 
 
 class Command(BaseCommand):
@@ -17,14 +18,14 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["due"]:
             ran = run_due()
-            self.stdout.write(f"ran {len(ran)} job(s)")
+            self.stdout.write(f"ran {count(len(ran), 'job', 'jobs')}")
             return
         if options["serve"]:
-            self.stdout.write(f"ran {serve()} job(s)")
+            self.stdout.write(f"ran {count(serve(), 'job', 'jobs')}")
             return
         if not options["job"] or not options["token"]:
             raise CommandError("give a job number and its lease token, or --due")
         if not Job.objects.filter(pk=options["job"], claimed_by=options["token"]).exists():
             raise CommandError(f"job {options['job']} is not held by {options['token']}")
         ran = serve(options["job"], options["token"])
-        self.stdout.write(f"ran {ran} job(s)")
+        self.stdout.write(f"ran {count(ran, 'job', 'jobs')}")

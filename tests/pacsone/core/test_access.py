@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 from audit.models import Entry
 from pacsone import access
 from pacsone.actions import do_mark_study, do_set_patient_public, do_set_study_public
-from pacsone.deletion import do_delete_study
+from pacsone.deletion import do_empty_trash, do_trash_study
 from pacsone.editing import do_edit_study
 from pacsone.models import Instance, Series, Study
 from pacsone.notes import do_add_note
@@ -121,7 +121,7 @@ def test_access_job_and_its_result(world, settings):
     root, jane, sysadmin = world.users["root"], world.users["physician"], world.users["sysadmin"]
     (settings.DATA_DIR / "exports").mkdir(exist_ok=True)
     (settings.DATA_DIR / "exports" / "other.zip").write_bytes(b"zip")
-    job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study(ies)", owner=root, message="OTHER^PAT",
+    job = Job.objects.create(kind=Job.Kind.EXPORT, title="Export of 1 study", owner=root, message="OTHER^PAT",
                              result_path="exports/other.zip")
     job.studies.set([world.studies["other"]])
     assert access.access_job(root, job.pk).message == "OTHER^PAT"
@@ -181,7 +181,7 @@ def test_a_study_action_on_a_study_the_actor_may_not_see_is_refused(shared_patie
     jane, mine, theirs = shared_patient
     for act in (lambda: do_set_study_public(theirs, True, acting_user=jane),
                 lambda: do_mark_study(theirs, True, acting_user=jane),
-                lambda: do_delete_study(theirs, acting_user=jane),
+                lambda: do_trash_study(theirs, acting_user=jane),
                 lambda: do_add_note(theirs, "hello", acting_user=jane)):
         with pytest.raises(PermissionDenied):
             act()
@@ -195,10 +195,13 @@ def test_actions_write_their_entry_with_the_change(shared_patient):
     do_set_study_public(mine, True, acting_user=jane)
     do_mark_study(mine, True, acting_user=jane)
     do_add_note(mine, "seen", acting_user=jane)
-    assert do_delete_study(mine, acting_user=jane) == 0
+    assert do_trash_study(mine, acting_user=jane) == 0
     assert list(Entry.objects.order_by("id").values_list("action", "study_uid", "username")) == [
         ("modify", mine.study_instance_uid, "jane"), ("mark", mine.study_instance_uid, "jane"),
         ("modify", mine.study_instance_uid, "jane"), ("delete", mine.study_instance_uid, "jane")]
+    assert not access.studies_for(jane).filter(pk=mine.pk).exists()  # in the trash: hidden, kept
+    assert do_empty_trash(acting_user=make_user("admin", ["system_admin"]), expired_only=False) == 1
+    assert Entry.objects.order_by("id").last().detail.startswith("deleted for good: trash emptied")
     assert Study.objects.filter(pk=theirs.pk).exists() and not Study.objects.filter(pk=mine.pk).exists()
 
 
@@ -208,7 +211,7 @@ def test_an_edit_of_patient_attributes_needs_view_and_a_study_edit_does_not(shar
         do_edit_study(mine, {"patient_name": "RENAMED^X"}, acting_user=jane)
     assert not Job.objects.exists()
     job = do_edit_study(mine, {"study_description": "KNEE"}, acting_user=jane)
-    assert job.title == "Edit of study attributes (1 study(ies))" and list(job.studies.all()) == [mine]
+    assert job.title == "Edit of study attributes (1 study)" and list(job.studies.all()) == [mine]
     assert Entry.objects.filter(action="modify", username="jane", target=f"job {job.pk}").exists()
     assert do_edit_study(mine, {"study_description": mine.study_description}, acting_user=jane) is None
 

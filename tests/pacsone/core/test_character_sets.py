@@ -309,7 +309,7 @@ def test_an_edit_writes_new_text_in_a_character_set_that_holds_it(client, tmp_pa
         "patient_name": new_name, "birth_date": "", "sex": study.patient.sex,
         "study_description": study.study_description, "accession_number": study.accession_number,
         "referring_physician_name": study.referring_physician_name,
-        "reading_physician_name": study.reading_physician_name, "study_date": ""})
+        "reading_physician_name": study.reading_physician_name, "study_date": "", "confirmed": "yes"})
 
     assert response.status_code == 302
     instance = Instance.objects.select_related("series__study__patient", "storage_location").get()

@@ -34,7 +34,7 @@ def test_importdicom_walks_folders_and_zips_and_reports_each_outcome(tmp_path):
 
     call_command("importdicom", str(folder), str(archive), "--no-progress", stdout=out)
 
-    assert "Imported 5 file(s): 4 stored, 0 replaced, 0 skipped as duplicates, 1 skipped as not DICOM" in out.getvalue()
+    assert "Imported 5 files: 4 stored, 0 replaced, 0 skipped as duplicates, 1 skipped as not DICOM" in out.getvalue()
     assert Instance.objects.count() == 4
     assert Study.objects.get(study_instance_uid="1.2.3").number_of_instances == 2
     assert not (tmp_path / "evil").exists()
@@ -79,7 +79,7 @@ def test_verifystorage_passes_on_an_intact_archive(tmp_path):
     call_command("importdicom", str(tmp_path), "--no-progress", stdout=StringIO())
     out = StringIO()
     call_command("verifystorage", "--no-progress", stdout=out)
-    assert "All 1 indexed file(s) are present and intact." in out.getvalue()
+    assert "All 1 indexed file are present and intact." in out.getvalue()
 
 
 def test_verifystorage_finds_missing_and_damaged_files(tmp_path, capsys):
@@ -91,7 +91,7 @@ def test_verifystorage_finds_missing_and_damaged_files(tmp_path, capsys):
     damaged_path.write_bytes(damaged_path.read_bytes()[:-1] + b"X")
     storage.absolute_path(missing.storage_location, missing.file_path).unlink()
 
-    with pytest.raises(CommandError, match="2 problem\\(s\\) among 2 indexed file"):
+    with pytest.raises(CommandError, match="2 problems among 2 indexed files"):
         call_command("verifystorage", "--no-progress", stdout=StringIO())
 
     printed = capsys.readouterr().out

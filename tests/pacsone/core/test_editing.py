@@ -34,9 +34,29 @@ def stored_header(instance):
 def form(study, **changes):
     data = {"patient_name": study.patient.patient_name, "birth_date": "1970-01-01", "sex": "M",
             "study_description": "", "accession_number": study.accession_number,
-            "referring_physician_name": "", "reading_physician_name": "", "study_date": "2024-01-05"}
+            "referring_physician_name": "", "reading_physician_name": "", "study_date": "2024-01-05",
+            "confirmed": "yes"}  # as sent by the confirmation page's button
     data.update(changes)
     return data
+
+
+def test_saving_first_says_what_will_change_and_runs_nothing(client, studies):
+    first, _ = studies
+    client.force_login(make_user("power", ["view", "modify"]))
+    url = f"/actions/study/{first.study_instance_uid}/edit/"
+    unconfirmed = form(first, patient_name="RIGHT^NAME", accession_number="A2")
+    del unconfirmed["confirmed"]
+    page = client.post(url, unconfirmed)
+    body = page.content.decode()
+    assert page.status_code == 200 and "Confirm the edit" in body and not Job.objects.exists()
+    # Who, how much, and each change from what to what, as people read them.
+    assert "Rewrite <strong>3 images</strong> in <strong>2 studies</strong> of <strong>WRONG, Name</strong>" in body
+    assert "<td>Patient name</td><td>WRONG, Name</td><td><strong>RIGHT, Name</strong></td>" in body
+    assert 'name="confirmed" value="yes"' in body and 'type="hidden" name="accession_number" value="A2"' in body
+    back = client.post(url, {**unconfirmed, "confirmed": "yes", "back": "1"})  # back to the form, still nothing
+    assert "Confirm the edit" not in back.content.decode() and 'value="A2"' in back.content.decode()
+    assert not Job.objects.exists() and Patient.objects.get(patient_id="ED1").patient_name == "WRONG^NAME"
+    assert client.post(url, {**unconfirmed, "confirmed": "yes"}).status_code == 302 and Job.objects.count() == 1
 
 
 def test_patient_and_study_edits_rewrite_the_files(client, studies):

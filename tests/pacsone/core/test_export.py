@@ -56,7 +56,7 @@ def test_export_writes_a_zipped_dicomdir_with_an_index(archive, tmp_path):
     assert len(fileset) == 4
     assert {p.PatientID for p in fileset.find(PatientID="EXP1", load=True)} == {"EXP1"}
     index = (tmp_path / "media" / "index.html").read_text()
-    assert "EXPORT ME" in index and "class='stack'" in index
+    assert "EXPORT, Me" in index and "class='stack'" in index  # names as people write them (humanize)
     previews = list((tmp_path / "media" / "VIEWER").rglob("*.JPG"))
     assert len(previews) == 4 and all(p.read_bytes()[:2] == b"\xff\xd8" for p in previews)
 

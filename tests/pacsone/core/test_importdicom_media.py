@@ -60,7 +60,7 @@ def test_it_imports_every_file_a_dicomdir_references(tmp_path):
 
     out = importdicom(tmp_path / "cd" / "DICOMDIR")
 
-    assert "Imported 3 file(s): 3 stored, 0 replaced, 0 skipped as duplicates, 0 skipped as not DICOM" in out
+    assert "Imported 3 files: 3 stored, 0 replaced, 0 skipped as duplicates, 0 skipped as not DICOM" in out
     assert stored_uids() == set(uids)
 
 
@@ -70,7 +70,7 @@ def test_a_folder_holding_a_dicomdir_imports_what_it_lists_and_leaves_the_viewer
 
     out = importdicom(tmp_path / "upload")
 
-    assert "Imported 4 file(s): 4 stored, 0 replaced, 0 skipped as duplicates, 0 skipped as not DICOM" in out
+    assert "Imported 4 files: 4 stored, 0 replaced, 0 skipped as duplicates, 0 skipped as not DICOM" in out
     assert stored_uids() == {*uids, "1.2.826.0.1.3680043.99.1"}
 
 
@@ -85,7 +85,7 @@ def test_a_zip_of_a_cd_imports_what_its_dicomdir_lists(tmp_path):
 
     out = importdicom(archive)
 
-    assert "Imported 4 file(s): 4 stored, 0 replaced, 0 skipped as duplicates, 0 skipped as not DICOM" in out
+    assert "Imported 4 files: 4 stored, 0 replaced, 0 skipped as duplicates, 0 skipped as not DICOM" in out
     assert stored_uids() == {*uids, "1.2.826.0.1.3680043.99.2"}
 
 
@@ -145,7 +145,7 @@ def test_a_dicomdir_made_by_dcmmkdir_round_trips(tmp_path):
 
     out = importdicom(cd / "DICOMDIR")
 
-    assert "Imported 4 file(s): 4 stored" in out
+    assert "Imported 4 files: 4 stored" in out
     for source in sources:
         instance = Instance.objects.get(sop_instance_uid=dcmread(source).SOPInstanceUID)
         stored = storage.absolute_path(instance.storage_location, instance.file_path)
@@ -166,7 +166,7 @@ def test_a_dicomdir_exported_by_us_round_trips(tmp_path):
 
     out = importdicom(exported)
 
-    assert "Imported 3 file(s): 3 stored" in out  # the HTML index and JPEG previews are left alone
+    assert "Imported 3 files: 3 stored" in out  # the HTML index and JPEG previews are left alone
     assert stored_uids() == uids and Study.objects.get().patient.patient_id == "RT1"
 
 

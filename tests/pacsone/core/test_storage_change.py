@@ -53,7 +53,7 @@ def test_a_study_moves_with_each_file_checked_and_the_source_removed(tmp_path, s
         assert instance.storage_location_id == source.pk and storage.stored_exists(instance)
     moved = Entry.objects.get(action=Action.CHANGE_STORAGE, outcome=Outcome.SUCCESS, detail__contains="moved")
     assert moved.study_uid == study.study_instance_uid and moved.username == "mover"
-    assert "3 file(s)" in moved.detail and "SHA-256 checked" in moved.detail
+    assert "3 files" in moved.detail and "SHA-256 checked" in moved.detail
     queued = Entry.objects.get(action=Action.CHANGE_STORAGE, detail="queued")
     assert queued.target == f"job {job.pk} to second" and queued.study_uid == study.study_instance_uid
 
@@ -67,7 +67,7 @@ def test_a_damaged_file_leaves_the_study_where_it_was(tmp_path, second):
 
     job = Job.objects.get(pk=do_change_storage([study], second, acting_user=make_user("root")).pk)
 
-    assert job.state == Job.State.FAILED and "0 of 1 study(ies) moved" in job.message
+    assert job.state == Job.State.FAILED and "0 of 1 study moved" in job.message
     assert "does not match its indexed SHA-256" in job.message
     assert Study.objects.get(pk=study.pk).storage_location_id == source.pk
     for instance in Instance.objects.filter(series__study=study):
@@ -103,7 +103,7 @@ def test_verifystorage_checks_every_location(tmp_path, second, capsys):
     do_change_storage([second_study], second, acting_user=make_user("root"))
     out = StringIO()
     call_command("verifystorage", "--no-progress", stdout=out)
-    assert "All 2 indexed file(s) are present and intact." in out.getvalue()
+    assert "All 2 indexed files are present and intact." in out.getvalue()
     assert "default: 1" in out.getvalue() and "second: 1" in out.getvalue()
 
     moved = Instance.objects.get(series__study=second_study)

@@ -198,7 +198,7 @@ def test_sync_pulls_what_we_lack(remote):
     assert remotes.studies_we_lack(remote.ae, None) == [UID3]
     remotes.start_sync(remote.ae)
     assert Study.objects.filter(study_instance_uid=UID3).exists()
-    assert RemoteSync.objects.get(remote=remote.ae).last_result.startswith("1 stud(ies) lacking, 1 pulled")
+    assert RemoteSync.objects.get(remote=remote.ae).last_result.startswith("1 study lacking, 1 pulled")
     assert Entry.objects.filter(action="retrieve", target="sync with REMOTE").count() == 2
 
 

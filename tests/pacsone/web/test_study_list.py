@@ -89,6 +89,13 @@ def test_a_reversed_date_range_is_shown_next_to_its_field_with_no_results(viewer
     assert "<details class=\"detailed\" open>" in page  # the field with the problem is shown
 
 
+def test_a_reversed_dicom_date_range_in_the_url_is_refused_too(viewer, archive):
+    # The REST API and bookmarked URLs use study_date=A-B: reversed, it was 0 studies "in all".
+    page = viewer.get("/", {"study_date": "20261130-20261101"}).content.decode()
+    assert "The end date is before the start date." in page and "in all" not in page.split("<h1>")[1][:200]
+    assert "in all" in viewer.get("/", {"study_date": "2026-11-30"}).content.decode()  # one ISO date is no range
+
+
 def test_an_invalid_date_claims_no_results(viewer, archive):
     page = viewer.get("/", {"date_from": "30/11/2026"}).content.decode()
     assert "is not a date" in page and " found" not in page and "in all" not in page.split("<h1>")[1][:200]
@@ -161,6 +168,7 @@ def test_the_list_shows_names_ages_and_a_thumbnail_link(viewer, tmp_path):
 
 
 def test_bulk_download_needs_download_and_streams_one_zip_of_the_selected_studies(client, tmp_path):
+    import csv
     import io
     import zipfile
     from io import StringIO
@@ -179,5 +187,25 @@ def test_bulk_download_needs_download_and_streams_one_zip_of_the_selected_studie
     response = client.post("/actions/studies/", {"action": "download", "study": uids})
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
-    assert sorted(name.split("/")[0] for name in names) == sorted(uids)
+    assert sorted(name.split("/")[0] for name in names if name != "studies.csv") == sorted(uids)
     assert Entry.objects.filter(action="download", username="downloader").count() == 2
+    manifest = zipfile.ZipFile(io.BytesIO(b"".join(client.post("/actions/studies/", {"action": "download", "study": uids})
+                                                     .streaming_content))).read("studies.csv").decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(manifest)))
+    assert rows[0][:3] == ["Folder", "Patient", "Patient ID"] and sorted(row[0] for row in rows[1:]) == sorted(uids)
+    assert {row[2] for row in rows[1:]} == {"D0", "D1"} and all(row[1] and "^" not in row[1] for row in rows[1:])
+
+
+def test_the_archive_totals_are_cleared_for_every_web_worker(settings):
+    # gunicorn runs several worker processes: a per-process cache left the others' totals up to
+    # a minute stale after a delete. The cache lives in the data folder (or Redis) instead.
+    from django.core.cache import caches
+
+    from pacsone.web.studies import cached_archive_stats, forget_archive_stats
+
+    assert settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache")
+    cached_archive_stats()
+    other_worker = caches.create_connection("default")  # as another process would open it
+    assert other_worker.get("pacsone:archive-stats") is not None
+    forget_archive_stats()
+    assert other_worker.get("pacsone:archive-stats") is None

@@ -123,7 +123,7 @@ def test_an_uploaded_zip_of_a_cd_imports_what_its_dicomdir_lists(client, tmp_pat
     response = client.post("/upload/", {"files": [SimpleUploadedFile("cd.zip", zipped.getvalue())]})
 
     job = Job.objects.get(pk=response.json()["job"])
-    assert job.message.startswith("2 file(s): 2 stored"), job.message
+    assert job.message.startswith("2 files: 2 stored"), job.message
     assert Instance.objects.filter(series__study__patient__patient_id="CDZ").count() == 2
 
 

@@ -103,7 +103,7 @@ def test_emptying_the_trash_asks_then_deletes_for_good_and_journals_each_study(c
     assert not Study.objects.filter(pk=gone.pk).exists() and not Patient.objects.filter(patient_id="GONE").exists()
     assert Instance.objects.count() == 1 and len(stored_files()) == 1
     entry = Entry.objects.get(action="delete", study_uid=gone.study_instance_uid, detail__startswith="deleted for good")
-    assert entry.username == "admin" and "2 image(s)" in entry.detail
+    assert entry.username == "admin" and "2 images" in entry.detail
 
 
 def test_the_schedule_empties_only_what_was_kept_long_enough(two_studies, settings):

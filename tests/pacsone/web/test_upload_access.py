@@ -65,5 +65,5 @@ def test_the_images_of_one_new_upload_join_each_other(client, tmp_path, uploader
              for n, uid in enumerate(["1.2.826.7.5", "1.2.826.7.5", "1.2.826.7.6"])]
     response = client.post("/upload/", {"files": [SimpleUploadedFile(p.name, p.read_bytes()) for p in files]})
     job = Job.objects.get(pk=response.json()["job"])
-    assert job.message.startswith("3 file(s): 3 stored"), job.message
+    assert job.message.startswith("3 files: 3 stored"), job.message
     assert Study.objects.filter(patient__patient_id="NEW2").count() == 2

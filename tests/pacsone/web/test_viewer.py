@@ -4,6 +4,7 @@ visibility (404 for guessed or mismatched UIDs), bad parameters, undecodable ima
 import io
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -237,3 +238,29 @@ def test_the_study_opens_on_the_series_with_the_most_images_and_presets_are_list
     windows = [(p["wc"], p["ww"]) for p in data["presets"]]
     assert len(windows) == len(set(windows)) and (40.0, 400.0) in windows
     assert data["url"] == f"/studies/{STUDY}/series/{SERIES}/viewer" and len(data["stack"]) == 3
+
+
+def test_series_pixels_sends_several_frames_in_one_answer_and_refuses_bad_asks(client, tmp_path):
+    for number in range(3):
+        ingest(write_dataset(make_dataset(study_uid="1.2.826.17.9", series_uid="1.2.826.17.9.1",
+                                          sop_uid=f"1.2.826.17.9.1.{number}", patient_id="BATCH1"),
+                             tmp_path / f"{number}.dcm"))
+    study = Study.objects.get()
+    url = f"/studies/{study.study_instance_uid}/series/1.2.826.17.9.1/pixels"
+    client.force_login(make_user("outsider"))  # may not see the private study: 404 as for none
+    assert client.get(url, {"f": "1.2.826.17.9.1.0:0"}).status_code == 404
+    client.force_login(make_user("rad", ["view"]))
+    response = client.get(url, {"f": ["1.2.826.17.9.1.2:0", "1.2.826.17.9.1.0:0", "1.2.826.99:0"]})
+    assert response.status_code == 200
+    body = response.content
+    length = int.from_bytes(body[:4], "little")
+    entries = json.loads(body[4:4 + length])
+    assert [entry.get("status") for entry in entries] == [None, None, 404]
+    first = entries[0]
+    values = np.frombuffer(body[4 + length + first["offset"]:][:first["length"]],
+                           dtype="<i2" if first["type"] == "int16" else "<f4")
+    single = client.get(f"/studies/{study.study_instance_uid}/instances/1.2.826.17.9.1.2/pixels")
+    assert values.tobytes() == single.content  # the same values as the one-frame endpoint
+    assert client.get(url).status_code == 400
+    assert client.get(url, {"f": ["x:0"] * 33}).status_code == 400
+    assert client.get(url, {"f": "1.2.826.17.9.1.0:first"}).status_code == 400

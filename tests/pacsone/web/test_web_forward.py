@@ -79,7 +79,7 @@ def test_an_unreachable_remote_is_retried_then_fails_the_job_with_the_reason(cli
         assert run_due() == [job.pk]
     job.refresh_from_db()
     assert job.state == "failed" and job.attempts == 3 and job.failed == 3
-    assert "0 of 3 image(s) sent to GONE" in job.message and "cannot be reached" in job.last_error
+    assert "0 of 3 images sent to GONE" in job.message and "cannot be reached" in job.last_error
     assert Entry.objects.filter(action="forward", outcome="failure", study_uid=STUDY).exists()
 
 
