@@ -24,6 +24,16 @@ FILM_MM = {"A4": (210, 297), "A3": (297, 420)}
 FILM_SIZE = re.compile(r"^(\d+(?:_5)?)(IN|CM)X(\d+)(IN|CM)$")
 
 
+IMAGE_ORDER = ("series__series_number", "series_id", "instance_number", "pk")
+
+
+def printable_images():
+    """Instances with pixel rows (images, not reports) in print order; the print page narrows
+    it to the studies, series and images pacsone.access let the user reach."""
+    return Instance.objects.select_related("storage_location", "series__study__patient").filter(
+        header__has_key="00280010").defer("header").order_by(*IMAGE_ORDER)
+
+
 def sheets(items: list, layout: tuple[int, int]) -> list[list]:
     """`items` cut into sheets of columns x rows cells, in order (the last one may be part full)."""
     per_sheet = layout[0] * layout[1]

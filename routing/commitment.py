@@ -27,6 +27,7 @@ from pydicom.uid import generate_uid
 
 from audit.journal import Action, Outcome, record
 from pacsone.dicom import commitment as protocol
+from pacsone.humanize import count as counted
 
 from . import clock
 from .jobs import PermanentError, TransientError, finish_queued_job, start_job
@@ -72,14 +73,14 @@ def request_after_routing(job: Job, destination, instances, study) -> str:
     except protocol.CommitmentError as error:
         finish_queued_job(expiry_key(transaction_uid), f"not asked: {error}")
         raise (TransientError if error.transient else PermanentError)(f"storage commitment: {error}") from None
-    _journal(destination, transaction_uid, study, f"requested for {len(references)} instance(s)")
+    _journal(destination, transaction_uid, study, f"requested for {counted(len(references), 'instance', 'instances')}")
     if result is None:
-        return f"storage commitment requested for {len(references)} instance(s), report awaited"
+        return f"storage commitment requested for {counted(len(references), 'instance', 'instances')}, report awaited"
     committed, failures = record_result(result, destination)
     if failures:
         raise PermanentError("\n".join([f"storage commitment: {committed} committed, {len(failures)} failed",
                                         *failures[:MAX_REASONS]]))
-    return f"{committed} instance(s) committed"
+    return f"{counted(committed, 'instance', 'instances')} committed"
 
 
 def record_result(result: protocol.Result, destination) -> tuple[int, list[str]]:
@@ -153,9 +154,9 @@ def expire_job(progress, transaction_uid: str, destination_pk: int) -> str:
     ae_title = delivery.destination.ae_title if delivery else str(destination_pk)
     study = progress.job.studies.select_related("patient").first()
     _journal(None if delivery is None else delivery.destination, transaction_uid, study,
-             f"commitment not received within {waited} min for {count} instance(s)", Outcome.FAILURE)
+             f"commitment not received within {waited} min for {counted(count, 'instance', 'instances')}", Outcome.FAILURE)
     raise PermanentError("\n".join([f"commitment not received from {ae_title} within {waited} min for "
-                                    f"{count} instance(s) (auto-purge will not happen)", *sample]))
+                                    f"{counted(count, 'instance', 'instances')} (auto-purge will not happen)", *sample]))
 
 
 def _journal(destination, transaction_uid: str, study, detail: str, outcome=Outcome.SUCCESS) -> None:

@@ -26,7 +26,6 @@ from .forms import PrinterForm, PrintForm
 
 SESSION_KEY = "print_selection"
 MAX_CHOICES = 500  # studies, series or images posted at once
-IMAGE_ORDER = ("series__series_number", "series_id", "instance_number", "pk")
 
 # --- The printer registry ---------------------------------------------------------------------------------
 
@@ -105,8 +104,7 @@ def _selected_images(request, chosen: dict | None = None) -> list[Instance]:
     through pacsone.access; Http404 (journaled) when one is not visible. At most
     MAX_PRINT_IMAGES + 1 (one more says "too many")."""
     chosen = chosen if chosen is not None else request.session.get(SESSION_KEY) or {}
-    images = Instance.objects.select_related("storage_location", "series__study__patient").filter(
-        header__has_key="00280010").defer("header").order_by(*IMAGE_ORDER)  # images only (Rows): not a report
+    images = films.printable_images()  # narrowed below to what pacsone.access let through
     limit = films.MAX_PRINT_IMAGES + 1
     found: dict[int, Instance] = {}
 

@@ -55,6 +55,12 @@ class StoreScp:
             self.process.wait(timeout=10)
             self.process = None
 
+    def __enter__(self) -> "StoreScp":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def received(self, settle: float = 0.3) -> collections.Counter:
         """SOP Instance UID -> times received (the reception commands run just after each file)."""
         time.sleep(settle)

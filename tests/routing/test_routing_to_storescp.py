@@ -32,9 +32,8 @@ def no_quiet_time(settings):
 def storescp(tmp_path):
     peer = StoreScp(tmp_path / "storescp")
     peer.register()
-    peer.start()
-    yield peer
-    peer.stop()
+    with peer:
+        yield peer
 
 
 @pytest.fixture

@@ -57,11 +57,11 @@ def test_a_report_on_the_same_association_is_recorded_and_the_study_purged(tmp_p
     store_study(tmp_path, STUDY, 3)
     job = Job.objects.get(kind="route")
     assert job.state == "done", job.last_error
-    assert "3 instance(s) committed" in job.message
+    assert "3 instances committed" in job.message
     assert len(destination.actions) == 1 and destination.status == 0x0000
     assert not Study.objects.filter(study_instance_uid=STUDY).exists()  # purged: every instance committed
     purge = Entry.objects.get(action="purge")
-    assert "3 instance(s), every one confirmed by COMMITSCP" in purge.detail
+    assert "3 instances, every one confirmed by COMMITSCP" in purge.detail
     assert Entry.objects.filter(target=f"storage commitment {destination.actions[0]}", action="forward").exists()
 
 
@@ -87,7 +87,7 @@ def test_a_report_on_a_new_association_to_our_scp_is_matched_and_then_the_study_
     expiry.refresh_from_db()
     assert expiry.state == "done" and "3 committed, 0 failed" in expiry.message
     purge = Job.objects.get(kind="purge")
-    assert purge.state == "done" and "purged 3 instance(s)" in purge.message
+    assert purge.state == "done" and "purged 3 instances" in purge.message
     assert not Study.objects.filter(study_instance_uid=STUDY).exists()
 
 
@@ -122,7 +122,7 @@ def test_a_commitment_that_never_comes_shows_not_received_and_nothing_is_purged(
     run_due(clock.now() + datetime.timedelta(minutes=31))
     expiry = Job.objects.get(kind="commitment")
     assert expiry.state == "failed"
-    assert "commitment not received from COMMITSCP within 30 min for 2 instance(s)" in expiry.last_error
+    assert "commitment not received from COMMITSCP within 30 min for 2 instances" in expiry.last_error
     assert set(commitments().values()) == {"not_received"}
     assert Study.objects.filter(study_instance_uid=STUDY).exists()
     assert Entry.objects.filter(outcome="failure", detail__contains="commitment not received").exists()
@@ -138,7 +138,7 @@ def test_a_destination_without_the_sop_class_counts_c_store_success(tmp_path, de
     assert job.state == "done" and "does not accept Storage Commitment" in job.message
     assert set(commitments().values()) == {"unsupported"}
     assert sorted(destination.stored) == sorted(sop_uids(STUDY, 2))
-    assert do_auto_purge(study, rule) == "purged 2 instance(s)"
+    assert do_auto_purge(study, rule) == "purged 2 instances"
 
 
 def test_a_report_from_another_ae_or_for_an_unknown_transaction_is_refused(tmp_path, destination_factory):

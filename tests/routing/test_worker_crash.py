@@ -26,10 +26,8 @@ pytestmark = [pytest.mark.peers, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def storescp(tmp_path):
-    peer = StoreScp(tmp_path / "storescp")
-    peer.start()
-    yield peer
-    peer.stop()
+    with StoreScp(tmp_path / "storescp") as peer:
+        yield peer
 
 
 def routed_later(tmp_path, storescp, settings, study_uid: str, count: int) -> Job:

@@ -41,10 +41,8 @@ def nodes(transactional_db, tmp_path):
 
 @pytest.fixture
 def storescp(tmp_path):
-    peer = StoreScp(tmp_path / "storescp")
-    peer.start()
-    yield peer
-    peer.stop()
+    with StoreScp(tmp_path / "storescp") as peer:
+        yield peer
 
 
 def dcmtk(program: str, *args) -> subprocess.CompletedProcess:

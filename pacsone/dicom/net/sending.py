@@ -16,7 +16,6 @@ from typing import BinaryIO, Callable, Protocol
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 
 from . import coercion, commands, transcoding, wire
-from ...humanize import count
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +70,9 @@ class Tally:
             self.failed_uids.append(sop_instance)
 
     def summary(self) -> str:
-        return (f"{self.completed} of {self.total} sent, {count(self.warning, 'warning', 'warnings')}, "
-                f"{self.failed + self.remaining} failed")
+        # Plain English here: the engine imports nothing of Django (pacsone.humanize is Django's).
+        warnings = "1 warning" if self.warning == 1 else f"{self.warning} warnings"
+        return f"{self.completed} of {self.total} sent, {warnings}, {self.failed + self.remaining} failed"
 
 
 class Unsendable(Exception):

@@ -42,7 +42,7 @@ def test_backup_then_restore_into_an_empty_folder_passes_verifystorage(tmp_path)
     assert StorageLocation.objects.get(name="default").path == str(tmp_path / "new" / "default")
     checked = StringIO()
     call_command("verifystorage", "--no-progress", stdout=checked)
-    assert "All 6 indexed file(s) are present and intact." in checked.getvalue()
+    assert "All 6 indexed files are present and intact." in checked.getvalue()
     assert not any(p.is_relative_to(settings.STORAGE_DIR) for p in map(storage._path_of, Instance.objects.all()))
 
 

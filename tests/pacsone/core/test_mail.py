@@ -109,7 +109,7 @@ def test_the_monthly_journal_report_goes_through_the_same_module():
     assert result.startswith("sent") and "250" in result
     message = mailbox.messages[0]
     assert message["Subject"].startswith("PacsOne journal")
-    assert "configuration: 1" in message.get_body(("plain",)).get_content()  # the configure() entry
+    assert "Configuration change: 1" in message.get_body(("plain",)).get_content()  # the configure() entry
     attachment = next(message.iter_attachments())
     assert attachment.get_filename().endswith(".csv") and "id,timestamp,username" in attachment.get_content()
     configure(free_port())

@@ -150,7 +150,7 @@ def test_a_server_that_is_down_is_tried_again_then_the_job_fails(archive):
     run_due(now=later + datetime.timedelta(hours=1))
     job.refresh_from_db()
     assert job.state == Job.State.FAILED and job.attempts == 3
-    assert job.message.startswith("failed after 3 attempt(s): cannot connect to 127.0.0.1")
+    assert job.message.startswith("failed after 3 attempts: cannot connect to 127.0.0.1")
 
 
 def test_a_server_that_comes_back_gets_the_report(archive):

@@ -52,7 +52,7 @@ def test_a_real_client_stores_instances_and_gets_their_urls(live_server, world, 
     assert all(f"/dicomweb/studies/{study}/series/" in item.RetrieveURL for item in referenced)
     assert Instance.objects.filter(series__study__study_instance_uid=study).count() == 2
     stored = Entry.objects.filter(study_uid=study, action=Action.IMPORT)
-    assert stored.count() == 1 and "2 instance(s) via stow" in stored.get().target  # once per study
+    assert stored.count() == 1 and "2 instances via stow" in stored.get().target  # once per study
 
 
 def test_one_good_and_one_bad_part_is_202_with_the_reason(client, world, uploader):

@@ -154,7 +154,7 @@ def test_a_printer_that_is_down_is_retried_then_the_job_fails_with_the_reason(cl
         assert run_due() == [job.pk]
     job.refresh_from_db()
     assert job.state == Job.State.FAILED and job.attempts == 3
-    assert "failed after 3 attempt(s)" in job.message and "GONE at 127.0.0.1" in job.message
+    assert "failed after 3 attempts" in job.message and "GONE at 127.0.0.1" in job.message
 
 
 def test_a_retry_prints_only_the_sheets_the_printer_had_not_accepted(client, archive, colour_scp, monkeypatch):
