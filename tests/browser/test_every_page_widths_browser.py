@@ -27,7 +27,7 @@ def archive(tmp_path):
     RemoteAE.objects.create(ae_title="ORTHANC_LONG_AE", host="a-very-long-host-name.radiology.example.org", port=4242,
                             description="Orthanc in the basement " * 4)
     Printer.objects.create(ae_title="DRYVIEW_LONG_AE", host="a-very-long-printer-name.radiology.example.org",
-                           port=5040, description="Film printer on the second floor " * 4, color=True,
+                           port=5040, description="Film printer on the second floor " * 3, color=True,
                            medium_type="MAMMO CLEAR FILM", film_destination="PROCESSOR", magnification_type="BILINEAR")
     return Study.objects.get()
 

@@ -122,7 +122,7 @@ def test_a_schedule_runs_once_with_two_nodes(nodes):
     smtp.start()
     try:
         MailServer.objects.update_or_create(pk=1, defaults={"host": "127.0.0.1", "port": smtp.port,
-                                                            "recipient": "admin@example.org"})
+                                                            "administrators": "admin@example.org"})
         a, b = nodes("node-a", "node-b")
         from django_q.models import Schedule
 
