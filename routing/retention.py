@@ -11,7 +11,6 @@ from audit.journal import Action, record
 from pacsone.humanize import count
 from pacsone.models import RetentionRule, Study
 
-from .pending import pending_among
 
 class Retention:
     """The retention rules as they are now, read once for a whole purge plan."""

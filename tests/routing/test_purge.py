@@ -11,7 +11,7 @@ from pydicom.uid import generate_uid
 from audit.models import Action, Entry
 from pacsone import schedules, storage
 from pacsone.models import Instance, RetentionRule, StorageLocation, Study
-from routing import pending as pending_module, purge, retention
+from routing import pending as pending_module, purge
 from routing.models import Job
 from tests.helpers import ingest_instance, make_file
 from tests.people import make_user

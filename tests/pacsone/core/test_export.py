@@ -14,7 +14,7 @@ from pydicom.fileset import FileSet
 from pacsone.models import Study
 from routing.jobs import start_job
 from routing.models import Job
-from tests.helpers import COMPRESSED_TEST_FILES, dcmtk_program, make_file, pydicom_file
+from tests.helpers import dcmtk_program, make_file, pydicom_file
 from tests.people import make_user
 
 pytestmark = pytest.mark.django_db

@@ -99,7 +99,8 @@ def test_the_page_asks_where_to_then_starts_the_job(client, tmp_path, second):
 
 
 def test_verifystorage_checks_every_location(tmp_path, second, capsys):
-    first_study, second_study = make_study(tmp_path / "a", 1), make_study(tmp_path / "b", 1)
+    make_study(tmp_path / "a", 1)
+    second_study = make_study(tmp_path / "b", 1)
     do_change_storage([second_study], second, acting_user=make_user("root"))
     out = StringIO()
     call_command("verifystorage", "--no-progress", stdout=out)
