@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
-from . import rendering, storage
+from . import rendering, stats_rollup, storage
 from .humanize import count
 from .models import Instance, Patient, Study
 from .visibility import trashed_studies
@@ -36,6 +36,7 @@ def delete_study(study, journal=None, check=None) -> int:
     files = [(instance.storage_location_id, instance.file_path) for instance in instances]
     patient_pk = study.patient_id
     study_pk = study.pk
+    days = stats_rollup.study_days([study_pk])
     with transaction.atomic():
         if check is not None:
             check(study)
@@ -43,6 +44,7 @@ def delete_study(study, journal=None, check=None) -> int:
         Patient.objects.filter(pk=patient_pk, studies__isnull=True).delete()
         if journal is not None:
             journal(len(files))
+    stats_rollup.days_changed(days)
     locations = {}
     for location_pk, relative_path in files:
         if Instance.objects.filter(storage_location_id=location_pk, file_path=relative_path).exists():

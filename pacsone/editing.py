@@ -14,7 +14,7 @@ from pydicom import dcmread
 from accounts.privileges import Privilege, has_privilege
 from audit.journal import Action, record
 
-from . import rendering, storage
+from . import rendering, stats_rollup, storage
 from .dicom import charsets
 from .ingest import Origin, Outcome, PostIngestBatch, ingest_file
 from .models import Instance, Patient, Study
@@ -132,6 +132,7 @@ def edit_job(progress, study_pk: int, patient_changes: dict, study_changes: dict
             setattr(study, field, value)
         if study_changes:
             study.save()
+            stats_rollup.studies_changed([study.pk])  # its institution or physician, in the statistics
         changed = ", ".join(sorted([*patient_changes, *study_changes]))
         message = f"changed {changed} in {len(instances) - failures} of {count(len(instances), 'stored file', 'stored files')}"
         if failures:

@@ -414,3 +414,29 @@ class ScheduleRun(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["func", "intended"], name="one_run_per_schedule_time")]
+
+
+class StatsDay(models.Model):
+    """A past day of the statistics rollup (pacsone/stats_rollup.py): its figures are fresh when
+    they were rolled up in this time zone after the day's studies last changed."""
+
+    day = models.DateField(primary_key=True)
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    rolled_from = models.DateTimeField(null=True, blank=True)  # when that rollup began reading the index
+    changed_at = models.DateTimeField(null=True, blank=True)  # the last change to the day's studies or series
+
+
+class StatsFigure(models.Model):
+    """One day's figures for one label of one breakdown: `hour` (the local hour received, whose
+    rows add up to the day), `modality` (by series), `source_ae`, `institution`, `physician`."""
+
+    day = models.DateField()
+    dimension = models.CharField(max_length=16)
+    label = models.CharField(max_length=324, blank=True, default="")
+    studies = models.PositiveIntegerField(default=0)
+    series = models.PositiveIntegerField(default=0)
+    instances = models.PositiveBigIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "dimension", "label"], name="one_figure_per_day_label")]

@@ -64,6 +64,11 @@ def _tomorrow_early() -> datetime.datetime:
     return _local_at(timezone.localdate() + datetime.timedelta(days=1), 0, 30)
 
 
+def _tomorrow_rollup() -> datetime.datetime:
+    """Before the daily statistics report (00:30), which then reads a rolled-up yesterday."""
+    return _local_at(timezone.localdate() + datetime.timedelta(days=1), 0, 10)
+
+
 def _next_monday_early() -> datetime.datetime:
     today = timezone.localdate()
     return _local_at(today + datetime.timedelta(days=7 - today.weekday()), 0, 45)
@@ -81,6 +86,7 @@ ENTRIES = [
     Entry("remote-study-sync", "pacsone.dicom.remote.run_due_syncs", schedule_type="H", first_run=_next_hour),
     Entry("empty the trash", "pacsone.deletion.empty_expired_trash", schedule_type="D"),
     Entry("purge watermarks", "routing.purge.check_watermarks", minutes=5),
+    Entry("statistics rollup", "pacsone.stats_rollup.roll_up_recent", schedule_type="D", first_run=_tomorrow_rollup),
     Entry("monthly journal report", "audit.report.send_monthly_report", schedule_type="M",
           first_run=_first_of_next_month),
     # The statistics reports (each queues a job when its switch on the e-mail settings is on).

@@ -9,7 +9,7 @@ from django import forms
 
 from routing import clock
 
-from .stats import BY_CHOICES, Period, period_problems
+from .stats_days import BY_CHOICES, Period, period_problems
 
 PRESETS = {
     "today": ("Today", 0, "day"),

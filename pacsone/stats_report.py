@@ -20,7 +20,8 @@ from routing.jobs import PermanentError, TransientError, start_job
 from routing.models import Job
 
 from . import humanize
-from .stats import Period, period_figures
+from .stats import period_figures
+from .stats_days import Period
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from audit.journal import Action, record
 
 from hl7 import events as hl7_events
 
+from . import stats_rollup
 from .models import Study
 from .humanize import count
 
@@ -27,6 +28,7 @@ def after_ingest(study_pk: int, stored: int = 0, sender: dict | None = None) -> 
     thumbnails. (The study's counts are exact already: the ingest transaction keeps them,
     pacsone/study_counts.py; the STORE entry is written by PostIngestBatch.flush. `stored` and
     `sender` are accepted for tasks queued before that.)"""
+    stats_rollup.studies_changed([study_pk])  # an older study's day is rolled up again
     route(study_pk)
     warm_thumbnails(study_pk)
     hl7_events.study_received(study_pk)  # worklist step done, HL7 notifications (hl7/events.py)

@@ -6,7 +6,8 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from pacsone.mail import MailError
-from pacsone.stats import BY_CHOICES, Period, period_figures, period_problems
+from pacsone.stats import period_figures
+from pacsone.stats_days import BY_CHOICES, Period, period_problems
 from pacsone.stats_periods import report_period
 from pacsone.stats_report import REPORT_TITLES, figures_text, mail_report
 

@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from audit.journal import Action, Outcome, record
-from pacsone.stats import Period, period_figures, period_problems
+from pacsone.stats import period_figures
+from pacsone.stats_days import Period, period_problems
 from pacsone.stats_periods import PeriodForm, report_period
 from routing.models import Job
 from tests.stats_data import at, received
