@@ -7,7 +7,9 @@ The synthetic index (bench/synthetic_index.py) is built, then its received times
 over the last `--days` days (default 365: the whole index received within the year, the worst
 case for "a year by day"). Timed, through Django's test client in this process (URL routing,
 session, the queries, the template or JSON): /api/statistics/ for a year by day, by week and by
-month, the last 30 days, and the statistics page for a year by day. Target: p95 <= 300 ms.
+month, the last 30 days, and the statistics page for a year by day. Target: p95 <= 300 ms. The
+first request, which rolls the year's past days up (done nightly in a running archive), is
+reported on its own.
 
     .venv/bin/python bench/stats_figures.py [--studies N] [--days N] [--repeat N] [--backends sqlite,mariadb,postgresql]
 """
@@ -110,6 +112,12 @@ def inner(backend: str, studies: int, days: int, repeat: int) -> dict:
     ]
     client = Client()
     client.force_login(User.objects.create_user("monitor", password="x-bench-pass-1", privileges=["monitor"]))
+    # The first request rolls the year's past days up (pacsone/stats_rollup.py; the nightly
+    # schedule does it in a running archive); the timed requests then read the rollup.
+    t0 = time.perf_counter()
+    assert client.get(requests[0][1]).status_code == 200
+    rollup_ms = (time.perf_counter() - t0) * 1000
+    print(f"  [{backend}] first request, rolling up the year: {rollup_ms:.0f} ms", file=sys.stderr, flush=True)
     results = []
     for label, path in requests:
         for _ in range(2):
@@ -124,7 +132,7 @@ def inner(backend: str, studies: int, days: int, repeat: int) -> dict:
         print(f"  [{backend}] {label}: p95 {results[-1]['p95_ms']:.0f} ms", file=sys.stderr, flush=True)
     body = client.get(requests[0][1]).json()
     connection.close()
-    return {"backend": backend, "counts": counts, "build_seconds": build_seconds, "results": results,
+    return {"backend": backend, "counts": counts, "build_seconds": build_seconds, "results": results, "rollup_ms": rollup_ms,
             "year_instances": body["statistics"]["totals"]["instances"]}
 
 
@@ -164,7 +172,7 @@ def main() -> int:
         print(f"| {result['label']} | " + " | ".join(cells) + " |")
     for run in runs:
         print(f"{run['backend']}: {run['counts']['instances']:,} instances, {run['year_instances']:,} in the last year; "
-              f"built in {run['build_seconds']:.0f} s")
+              f"built in {run['build_seconds']:.0f} s; the first request rolled the year up in {run['rollup_ms']:.0f} ms")
     return 1 if failed else 0
 
 

@@ -95,12 +95,13 @@ class PostIngestBatch:
     def flush(self) -> None:
         """Journal what was stored (here, not in the queued task: the entry must exist even when
         the task queue is down or the task fails), then queue the rest of the follow-up."""
-        from .tasks import journal_store, queue_after_ingest
+        from .tasks import follow_up_due, journal_store, queue_after_ingest
 
         with self._flush_lock:
             study_pks, counts = self.study_pks, self.stored_counts
             self.study_pks, self.stored_counts = set(), {}
         sender = asdict(self.origin) if self.origin is not None else {}
+        follow_up_due(study_pks)
         for study_pk in sorted(study_pks):
             try:
                 journal_store(study_pk, counts.get(study_pk, 0), sender)

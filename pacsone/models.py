@@ -116,6 +116,9 @@ class Study(models.Model):
     # visibility rule until restored or until the trash is emptied PACS_TRASH_DAYS later.
     trashed_at = models.DateTimeField(null=True, blank=True, db_index=True)
     trashed_by = models.CharField(max_length=150, blank=True, default="")
+    # Set when ingest queued the study's follow-up (routing, thumbnails, HL7), cleared when it ran:
+    # a follow-up the task broker lost (a Redis restart) is queued again (pacsone/tasks.py).
+    follow_up_due = models.DateTimeField(null=True, blank=True, db_index=True)
 
     objects = StudyQuerySet.as_manager()
 

@@ -80,6 +80,7 @@ def _first_of_next_month_early() -> datetime.datetime:
 
 ENTRIES = [
     Entry("job dispatcher", "routing.runner.dispatch", minutes=1),
+    Entry("lost ingest follow-ups", "pacsone.tasks.requeue_lost_follow_ups", minutes=1),
     Entry("auto-scan import", "pacsone.autoscan.run_scheduled_scan",
           minutes=lambda: settings.PACS_AUTOSCAN_MINUTES, wanted=lambda: bool(settings.PACS_AUTOSCAN_DIR), prepare=_make_autoscan_folder),
     Entry("journal idle sessions", "accounts.sessions.journal_expired_sessions", minutes=1),
