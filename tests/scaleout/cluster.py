@@ -1,10 +1,13 @@
 """Nodes of one archive started by the tests as real processes on this machine: each a
 `manage.py runpacs --node NAME` with its own ports and data folder, all sharing the test
-database, the storage folder, the shared folder and the keys."""
+database, the storage folder, the shared folder and the keys; and a Redis database of their own
+as broker and cache when Redis runs here (required under PACS_REQUIRE_PEERS=1)."""
 
+import contextlib
 import http.cookiejar
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,8 +32,40 @@ def require_shared_database() -> None:
                     "(runpacs --node refuses SQLite)")
 
 
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+CLAIM_KEY = "pacsone-test-claim"
+
+
+def redis_available() -> bool:
+    try:
+        socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def claimed_redis_database():
+    """A Redis database (1-14) of its own for one test's nodes: their django-q2 queue and cache
+    meet no other test run's (CI runs three databases' suites side by side on one Redis). The
+    claim key expires, so a killed run frees its database within the hour; emptied after use."""
+    import redis
+
+    for number in range(1, 15):
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number)
+        if client.set(CLAIM_KEY, os.getpid(), nx=True, ex=3600):
+            client.flushdb()
+            client.set(CLAIM_KEY, os.getpid(), ex=3600)
+            try:
+                yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
+            finally:
+                client.flushdb()
+            return
+    raise AssertionError("every Redis database 1-14 is claimed by another test run")
+
+
 class PacsNode:
-    def __init__(self, name: str, root: Path, **extra_env: str):
+    def __init__(self, name: str, root: Path, redis_url: str = "", **extra_env: str):
         self.name = name
         self.data_dir = root / name
         self.web_port, self.dicom_port, self.hl7_port = free_port(), free_port(), free_port()
@@ -45,7 +80,9 @@ class PacsNode:
             **extra_env)
         env["PACS_DATA_DIR"] = str(self.data_dir)
         env["PACS_TASKS_SYNC"] = "false"  # a real django-q2 cluster, with its scheduler
-        env.pop("PACS_REDIS_URL", None)  # the ORM broker in the test database: no other test's queue
+        env.pop("PACS_REDIS_URL", None)
+        if redis_url:  # the nodes' broker and cache; else the ORM broker in the test database
+            env["PACS_REDIS_URL"] = redis_url
         self.env = env
         self.log_path = root / f"{name}.log"
         self.process: subprocess.Popen | None = None
