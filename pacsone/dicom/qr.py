@@ -36,6 +36,7 @@ from pynetdicom.sop_class import (
 from audit.journal import Action, Outcome, record
 
 from .. import storage
+from ..humanize import count as plural
 from . import policy, query, registry
 from .net import commands, sending, status, wire
 from .net.acceptor import AcceptedAssociation, AssociationEnded, Message
@@ -141,7 +142,7 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         for encoded in answers:
             if assoc.is_cancelled(message):
                 answer(status.CANCEL)
-                journal(found.describe(), f"cancelled after {count} answer(s)")
+                journal(found.describe(), f"cancelled after {plural(count, 'answer', 'answers')}")
                 return
             count += 1
             answer(status.PENDING, encoded)
@@ -150,7 +151,7 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         journal(error.reason, "refused", Outcome.FAILURE)
         return
     except (AssociationEnded, wire.ConnectionClosed, OSError):
-        _journal_find(peer, target, "", f"association ended after {count} answer(s)", Outcome.FAILURE)
+        _journal_find(peer, target, "", f"association ended after {plural(count, 'answer', 'answers')}", Outcome.FAILURE)
         raise
     except Exception as error:  # a database failure must not take the association down
         log.exception("c-find failed calling_ae=%s", peer.ae_title)
@@ -158,7 +159,7 @@ def handle_find(assoc: AcceptedAssociation, message: Message) -> None:
         answer(status.UNABLE_TO_PROCESS, reason=f"query failed: {error}")
         return
     answer(status.SUCCESS)
-    journal(found.describe(), f"{count} answer(s)")
+    journal(found.describe(), plural(count, 'answer', 'answers'))
 
 
 def _encoded_answers(identifier: Dataset, model: str, retrieve_ae_title: str, syntax, studies=None):

@@ -20,6 +20,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from audit.journal import Action, Outcome, record
 
 from .. import matching
+from ..humanize import count as plural
 from . import charsets, policy
 from .net import commands, status, wire
 from .net.acceptor import AcceptedAssociation, AssociationEnded, Message
@@ -200,7 +201,7 @@ def handle_worklist_find(assoc: AcceptedAssociation, message: Message) -> None:
         for step in list(matching_steps(identifier)):
             if assoc.is_cancelled(message):
                 answer(status.CANCEL)
-                journal(f"cancelled after {count} answer(s)")
+                journal(f"cancelled after {plural(count, 'answer', 'answers')}")
                 return
             encoded = encode(answer_for(identifier, step), syntax.is_implicit_VR, syntax.is_little_endian)
             if encoded is None:  # pynetdicom could not encode it (logged by pynetdicom)
@@ -219,7 +220,7 @@ def handle_worklist_find(assoc: AcceptedAssociation, message: Message) -> None:
         journal(f"failed: {error}", Outcome.FAILURE)
         return
     answer(status.SUCCESS)
-    journal(f"{count} answer(s)")
+    journal(plural(count, 'answer', 'answers'))
 
 
 SERVICES = {(commands.C_FIND_RQ, str(ModalityWorklistInformationFind)): handle_worklist_find}

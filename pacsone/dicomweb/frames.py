@@ -24,6 +24,7 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import UID
 
 from .. import storage
+from ..humanize import count
 from ..models import Instance
 
 NATIVE = "1.2.840.10008.1.2.1"
@@ -113,8 +114,8 @@ def locate_pixel_data(f, syntax: UID) -> PixelLocation:
         (length,), value_offset = struct.unpack(order + "L", tag[4:]), start + 8
     else:  # OB, OW, OF, OD: always the 4-byte length after two reserved bytes
         (length,), value_offset = struct.unpack(order + "L", f.read(4)), start + 12
-    count = max(int(header.get("NumberOfFrames") or 1), 1)
-    return PixelLocation(header, syntax, value_offset, length, count)
+    frames = max(int(header.get("NumberOfFrames") or 1), 1)
+    return PixelLocation(header, syntax, value_offset, length, frames)
 
 
 def frames(instance: Instance, numbers: list[int], as_stored: bool) -> list[Frame]:
@@ -126,7 +127,7 @@ def frames(instance: Instance, numbers: list[int], as_stored: bool) -> list[Fram
                 return _inflated_frames(f, numbers)
             where = locate_pixel_data(f, syntax)
             if max(numbers) > where.count:
-                raise FrameError(404, f"this instance has {where.count} frame(s)")
+                raise FrameError(404, f"this instance has {count(where.count, 'frame', 'frames')}")
             # Unbuffered from here: walking fragment items reads 8 bytes each, not a buffer's 8 kB.
             unbuffered = getattr(f, "raw", f)
             return [_frame(unbuffered, where, n - 1, as_stored) for n in numbers]
@@ -172,9 +173,9 @@ def _inflated_frames(f, numbers: list[int]) -> list[Frame]:
     ds = dcmread(f)
     if "PixelData" not in ds:
         raise FrameError(404, "this instance has no pixel data")
-    count = max(int(ds.get("NumberOfFrames") or 1), 1)
-    if max(numbers) > count:
-        raise FrameError(404, f"this instance has {count} frame(s)")
+    frames = max(int(ds.get("NumberOfFrames") or 1), 1)
+    if max(numbers) > frames:
+        raise FrameError(404, f"this instance has {count(frames, 'frame', 'frames')}")
     return [Frame(f"{OCTET}; transfer-syntax={NATIVE}", _little_endian_bytes(pixel_array(ds, index=n - 1, raw=True)))
             for n in numbers]
 

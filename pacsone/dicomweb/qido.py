@@ -23,6 +23,7 @@ from pydicom.multival import MultiValue
 from audit.journal import Action, Outcome, record
 
 from ..access import studies_for
+from ..humanize import count
 from ..dicom import query as cfind
 from .dicom_json import (DICOM_JSON, RETRIEVE_URL, BadRequest, absolute_url, attribute_tag, check_uid,
                          json_response, text_response, vr_of, wants)
@@ -230,7 +231,7 @@ def search(request, level: str, path_uids: dict[str, str]) -> HttpResponse:
     more = len(page) > limit
     body = [answer_json(request, level, answer, header, everything) for answer, header in page[:limit]]
     record(Action.SEARCH, request=request, target=f"dicomweb {level.lower()} search",
-           detail=f"{query.describe()} limit={limit} offset={offset}: {len(body)} answer(s)"[:1000])
+           detail=f"{query.describe()} limit={limit} offset={offset}: {count(len(body), 'answer', 'answers')}"[:1000])
     response = json_response(body)
     warnings = []
     if more:

@@ -20,6 +20,7 @@ from accounts.privileges import Privilege
 from audit.journal import Action
 
 from .. import rendering, storage
+from .. import humanize
 from . import frames as frame_access
 from . import multipart, part10
 from .dicom_json import DICOM_JSON, BadRequest, absolute_url, check_uid, text_response, wants
@@ -79,7 +80,7 @@ def retrieve(request, study_uid, series_uid=None, sop_uid=None):
     if not givable:
         return text_response(406, f"The instances cannot be given in transfer syntax {syntax}.")
     count = instances.filter(transfer_syntax_uid__in=givable).count()
-    journal(request, Action.DOWNLOAD, study, what, f"{count} instance(s), transfer syntax {syntax}")
+    journal(request, Action.DOWNLOAD, study, what, f"{humanize.count(count, 'instance', 'instances')}, transfer syntax {syntax}")
     boundary = multipart.new_boundary()
     body = multipart.stream(boundary, _dicom_parts(instances.filter(transfer_syntax_uid__in=givable), syntax))
     response = StreamingHttpResponse(body, content_type=multipart.content_type(boundary, DICOM))
@@ -229,7 +230,7 @@ def frames(request, study_uid, series_uid, sop_uid, frame_list):
     try:
         numbers = frame_access.parse_frame_list(frame_list)
         as_stored = frames_as_stored(request, instance.transfer_syntax_uid)
-        journal(request, Action.VIEW, study, "dicomweb frames", f"instance {sop_uid}, frame(s) {frame_list[:200]}")
+        journal(request, Action.VIEW, study, "dicomweb frames", f"instance {sop_uid}, frames {frame_list[:200]}")
         found = frame_access.frames(instance, numbers, as_stored)
     except frame_access.FrameError as error:
         return text_response(error.status, str(error))

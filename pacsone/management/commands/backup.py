@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from pacsone.backup import BackupError, backup
+from pacsone.humanize import count
 from pacsone.models import Instance
 
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
         for problem in result.problems:
             self.stderr.write(problem)
-        self.stdout.write(f"Backed up the index, {result.files} file(s) ({result.bytes} bytes) and "
-                          f"{result.attachments} attachment(s) into {dest}.")
+        self.stdout.write(f"Backed up the index, {count(result.files, 'file', 'files')} ({result.bytes} bytes) and "
+                          f"{count(result.attachments, 'attachment', 'attachments')} into {dest}.")
         if result.problems:
-            raise CommandError(f"{len(result.problems)} file(s) could not be backed up (listed above)")
+            raise CommandError(f"{count(len(result.problems), 'file', 'files')} could not be backed up (listed above)")

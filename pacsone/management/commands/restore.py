@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from pacsone.backup import BackupError, restore
+from pacsone.humanize import count
 
 
 class Command(BaseCommand):
@@ -25,5 +26,5 @@ class Command(BaseCommand):
                 result = restore(src, storage_dir or settings.STORAGE_DIR, progress=bar.update)
             except BackupError as error:
                 raise CommandError(str(error)) from None
-        self.stdout.write(f"Restored the index, {result.files} file(s) ({result.bytes} bytes) and "
-                          f"{result.attachments} attachment(s). Check them with: manage.py verifystorage")
+        self.stdout.write(f"Restored the index, {count(result.files, 'file', 'files')} ({result.bytes} bytes) and "
+                          f"{count(result.attachments, 'attachment', 'attachments')}. Check them with: manage.py verifystorage")

@@ -125,7 +125,7 @@ def test_pynetdicom_find_and_journal(archive_scp):
         assoc.release()
     assert {a.StudyInstanceUID for a in answers} == {STUDY_A, STUDY_B}
     entry = journaled(action="query", ae_title="PYFIND").latest("id")
-    assert entry.outcome == "success" and "PatientName=DOE*" in entry.detail and "2 answer(s)" in entry.detail
+    assert entry.outcome == "success" and "PatientName=DOE*" in entry.detail and "2 answers" in entry.detail
 
 
 @pytest.mark.parametrize("ds,expected", [
