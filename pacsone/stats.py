@@ -16,6 +16,7 @@ record of what happened).
 
 import datetime
 
+from django.core.cache import cache
 from django.db.models import Count, Sum
 
 from . import stats_rollup
@@ -25,6 +26,7 @@ from .stats_days import Period, bucket_start
 TOP = 20  # rows per breakdown (modality, AE, institution, physician); the rest are "others"
 NONE_LABEL = "(none)"
 REFUSED_ACTIONS = ("store", "import", "upload")
+ARCHIVE_TOTALS_SECONDS = 60  # whole-archive totals are counted at most this often
 
 
 def archive_stats() -> dict[str, int]:
@@ -33,6 +35,22 @@ def archive_stats() -> dict[str, int]:
     totals = Study.objects.aggregate(studies=Count("*"), series=Sum("number_of_series"),
                                      instances=Sum("number_of_instances"), bytes=Sum("size_bytes"))
     return {"patients": Patient.objects.count(), **{key: value or 0 for key, value in totals.items()}}
+
+
+def cached_archive_stats() -> dict[str, int]:
+    """Whole-archive figures for the study list's summary bar and the statistics API; counted
+    at most once a minute (the cache all web workers and nodes share)."""
+    return cache.get_or_set("pacsone:archive-stats", archive_stats, ARCHIVE_TOTALS_SECONDS)
+
+
+def forget_archive_stats() -> None:
+    """After a delete, restore or purge: the totals are counted again at once."""
+    cache.delete_many(["pacsone:archive-stats", "pacsone:indexed-bytes"])
+
+
+def _indexed_bytes_by_location() -> dict[int, int]:
+    return dict(Study.objects.values("storage_location").annotate(total=Sum("size_bytes")).order_by()
+                .values_list("storage_location", "total"))
 
 
 def _timeline(period: Period, by_day: dict[datetime.date, dict]) -> list[dict]:
@@ -59,8 +77,7 @@ def storage_figures() -> list[dict]:
     """Per storage location: what the index says it holds, and the filesystem's used and free space."""
     from . import storage
 
-    held = dict(Study.objects.values("storage_location").annotate(total=Sum("size_bytes")).order_by()
-                .values_list("storage_location", "total"))
+    held = cache.get_or_set("pacsone:indexed-bytes", _indexed_bytes_by_location, ARCHIVE_TOTALS_SECONDS)
     rows = []
     for location in StorageLocation.objects.order_by("name"):
         row = {"location": location.name, "indexed_bytes": held.get(location.pk) or 0,

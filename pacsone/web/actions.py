@@ -18,7 +18,7 @@ from ..actions import do_mark_study, do_set_patient_public, do_set_study_public
 from ..deletion import do_trash_study
 from ..humanize import count, person_name
 from ..study_search import TRUE_WORDS
-from .studies import forget_archive_stats
+from ..stats import forget_archive_stats
 
 
 def back(request, default="home"):

@@ -26,7 +26,7 @@ from ..humanize import count
 from ..models import RemoteAE
 from .actions import back, deletion_summary
 from .export import export_studies
-from .studies import forget_archive_stats
+from ..stats import forget_archive_stats
 
 MAX_STUDIES = 500
 # action -> (privilege, journal action)

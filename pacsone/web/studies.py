@@ -6,7 +6,6 @@ patient the user may not see is a 404, journaled. Each page view is journaled.
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import F
@@ -19,12 +18,11 @@ from audit.journal import Action, Outcome, record
 from ..access import access_patient, access_series, access_study, series_of, studies_for, with_first_images
 from ..models import Patient, RemoteAE, Study
 from ..query_limits import QueryTimeout, time_limited
-from ..stats import archive_stats
+from ..stats import cached_archive_stats
 from ..study_search import search_studies
 
 STUDIES_PER_PAGE = 50
 INSTANCES_PER_PAGE = 120
-STATS_SECONDS = 60
 # Sort keys of the study list -> columns, each ending in a tie-breaker that its index already
 # holds (an index carries the row id), so a page is read from the index in order instead of
 # sorting every study: the study's pk, or for patient columns the patient's (one patient's
@@ -66,11 +64,6 @@ def subject(study: Study) -> dict[str, str]:
     return {"patient_id": study.patient.patient_id, "study_uid": study.study_instance_uid}
 
 
-def cached_archive_stats() -> dict[str, int]:
-    """Whole-archive figures for the summary bar; counted at most once a minute."""
-    return cache.get_or_set("pacsone:archive-stats", archive_stats, STATS_SECONDS)
-
-
 def paged_studies(studies, number):
     """One page of studies. The ordered scan reads only ids (the sort's index covers it), then
     the page's 50 rows are fetched by primary key: far cheaper than sorting whole rows."""
@@ -86,11 +79,6 @@ def _patient_row() -> RawSQL:
     which no patient index holds, and sort every study."""
     quote = connection.ops.quote_name
     return RawSQL(f"{quote(Patient._meta.db_table)}.{quote(Patient._meta.pk.column)}", ())
-
-
-def forget_archive_stats() -> None:
-    """After a delete, restore or purge: the summary bar counts again at once."""
-    cache.delete("pacsone:archive-stats")
 
 
 def _chip_links(request, name: str, choices, *, several: bool) -> list[dict]:

@@ -15,7 +15,7 @@ from audit.journal import Action, record
 from ..access import trash_for
 from ..deletion import access_trashed_study, do_empty_trash, do_restore_study, trash_expiry
 from ..humanize import count, person_name
-from .studies import forget_archive_stats
+from ..stats import forget_archive_stats
 
 PER_PAGE = 50
 

@@ -201,7 +201,7 @@ def test_the_archive_totals_are_cleared_for_every_web_worker(settings):
     # a minute stale after a delete. The cache lives in the data folder (or Redis) instead.
     from django.core.cache import caches
 
-    from pacsone.web.studies import cached_archive_stats, forget_archive_stats
+    from pacsone.stats import cached_archive_stats, forget_archive_stats
 
     assert settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache")
     cached_archive_stats()
