@@ -1,22 +1,26 @@
 """Query/Retrieve benchmark (`make bench`, after the storage and web benchmarks).
 
 C-FIND latency at a large index (default 100,000 studies / 1,000,000 instances of synthetic
-rows, bench/synthetic_index.py), on SQLite and on MariaDB, for the queries of issue 4:
+rows, bench/synthetic_index.py), on SQLite, MariaDB and PostgreSQL, for the queries of issue 4:
 patient name prefix, patient ID exact, accession exact, one day, modality + date range, and the
 IMAGE level of one series. Each is timed (a) with dcmtk's findscu, the whole process as a
 workstation sees it, and (b) on one open pynetdicom association; median and p95 over --repeat
 runs after two warm-ups. Then C-MOVE (movescu to a local dcmtk storescp) and C-GET (getscu) of
 one 100-instance CT study: instances/s, best of three.
 
-Orthanc (/usr/sbin/Orthanc, SQLite, its defaults) runs the same with --orthanc-studies studies
-of one small image each (stored with storescu first; Orthanc indexes what it stores) and the
-same CT study.
+Orthanc (/usr/sbin/Orthanc, its defaults) runs the same with --orthanc-studies studies of one
+small image each (stored with storescu first; Orthanc indexes what it stores) and the same CT
+study: on its SQLite index, and on PostgreSQL through Debian's orthanc-postgresql index plugin
+when ours runs on PostgreSQL. Each of ours is compared with Orthanc on the matching index
+(servers.ORTHANC_INDEX_FOR: MariaDB with Orthanc's SQLite).
 
-Our server runs as in production: `manage.py runpacs --only dicom` on the populated data
-folder / database. Targets: selective queries p95 <= 50 ms with findscu; C-MOVE and C-GET at
-least Orthanc's instances/s.
+Our server runs as in production: servers.OurServer (`setuppacs` on a fresh data folder and
+database, then `runpacs --only dicom`), the index filled in between. On PostgreSQL the tables
+are ANALYZEd after the bulk load, as autovacuum would do within a minute. Targets: selective
+queries p95 <= 50 ms with findscu; C-MOVE and C-GET at least Orthanc's instances/s.
 
-    .venv/bin/python bench/qr.py [--studies N] [--repeat N] [--orthanc-studies N] [--skip-mariadb] [--skip-orthanc]
+    .venv/bin/python bench/qr.py [--studies N] [--repeat N] [--orthanc-studies N]
+                                 [--skip-mariadb] [--skip-postgresql] [--skip-orthanc]
 """
 
 import argparse
@@ -39,11 +43,13 @@ sys.path[:0] = [str(ROOT), str(BENCH_DIR)]
 import servers  # noqa: E402
 import synth  # noqa: E402
 from sending import dcmtk_tool  # noqa: E402
-from web import mariadb_reachable, percentile  # noqa: E402
+from synthetic_index import uid  # noqa: E402
+from web import percentile  # noqa: E402
 
 OUT_DIR = BENCH_DIR / "out"
 LOG_DIR = OUT_DIR / "logs"
-MARIADB_URL = "mysql://root@127.0.0.1:3306/pacsone_qrbench"
+DATABASE = "pacsone_qrbench"  # ours, on MariaDB and PostgreSQL
+ORTHANC_DATABASE = "pacsone_qrbench_orthanc"  # Orthanc's PostgreSQL index
 TARGET_SELECTIVE_P95_MS = 50
 CT_STUDY = synth.DataSetSpec("ct", 100, 1, 512)
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -51,10 +57,10 @@ RETURN_KEYS = ["PatientName", "PatientID", "PatientBirthDate", "StudyDate", "Stu
                "StudyDescription", "ModalitiesInStudy", "NumberOfStudyRelatedInstances", "StudyInstanceUID"]
 
 
-def queries(uid_of_study, orthanc: bool) -> list[tuple[str, bool, list[str]]]:
+def queries(one: int) -> list[tuple[str, bool, list[str]]]:
     """(label, selective, keys). The synthetic index's values (bench/synthetic_index.py); Orthanc
-    holds fewer studies made to the same pattern (see orthanc_files)."""
-    one = 4242 if not orthanc else 424
+    holds fewer studies made to the same pattern (see orthanc_files). `one`: the study (and
+    patient) number the exact queries ask for (probe_study)."""
     return [
         ("patient name prefix SMI*", False, ["QueryRetrieveLevel=STUDY", "PatientName=SMI*"]),
         ("patient ID exact", True, ["QueryRetrieveLevel=STUDY", f"PatientID=SYN{one:08d}"]),
@@ -62,10 +68,16 @@ def queries(uid_of_study, orthanc: bool) -> list[tuple[str, bool, list[str]]]:
         ("study date, one day", True, ["QueryRetrieveLevel=STUDY", "StudyDate=20200101"]),
         ("modality MR + date range (1 month)", False, ["QueryRetrieveLevel=STUDY", "ModalitiesInStudy=MR",
                                                        "StudyDate=20200101-20200131"]),
-        ("IMAGE level of one series", True, ["QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={uid_of_study(one)}",
-                                             f"SeriesInstanceUID={uid_of_study(one)}.1", "SOPInstanceUID",
+        ("IMAGE level of one series", True, ["QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={uid(1, one)}",
+                                             f"SeriesInstanceUID={uid(1, one)}.1", "SOPInstanceUID",
                                              "InstanceNumber"]),
     ]
+
+
+def probe_study(studies: int, orthanc: bool) -> int:
+    """The study the exact queries ask for: 4242 (ours) or 424 (Orthanc) as ever, or one in the
+    middle when fewer studies are held (short runs), so that they still find it."""
+    return min(424 if orthanc else 4242, studies // 2)
 
 
 def with_return_keys(keys: list[str]) -> list[str]:
@@ -167,9 +179,9 @@ def start_storescp(folder: Path) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
-def measure(ae_title: str, port: int, uid_of_study, study_uid: str, repeat: int, work: Path, orthanc=False) -> dict:
+def measure(ae_title: str, port: int, one: int, study_uid: str, repeat: int, work: Path) -> dict:
     results = []
-    for label, selective, keys in queries(uid_of_study, orthanc):
+    for label, selective, keys in queries(one):
         keys = with_return_keys(keys)
         per_process = time_findscu(ae_title, port, keys, repeat)
         try:
@@ -191,61 +203,57 @@ def measure(ae_title: str, port: int, uid_of_study, study_uid: str, repeat: int,
 
 
 def inner(backend: str, studies: int, repeat: int) -> dict:
-    """Runs in a child process: one backend, a fresh database, populated, then served by runpacs."""
-    data_dir = Path(tempfile.mkdtemp(prefix=f"qrbench-{backend}-", dir=OUT_DIR))
-    env = {"PACS_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "pacsone.settings",
-           "PACS_LOG_LEVEL": "WARNING", "PACS_TASKS_SYNC": "true"}
-    os.environ.update(env)
-    if backend == "mariadb":
-        os.environ["DATABASE_URL"] = MARIADB_URL
-        subprocess.run(["mariadb", "-h127.0.0.1", "-uroot", "-e", "DROP DATABASE IF EXISTS pacsone_qrbench; "
-                        "CREATE DATABASE pacsone_qrbench CHARACTER SET utf8mb4"], check=True)
-    else:
-        os.environ.pop("DATABASE_URL", None)
+    """Runs in a child process (Django set up here on the server's database): our server on a
+    fresh data folder and database, filled by fill_index, then served by runpacs."""
+    work = Path(tempfile.mkdtemp(prefix=f"qrbench-{backend}-", dir=OUT_DIR))
+    storescp, storescp_port = start_storescp(work / "storescp")
+    filled = {}
+
+    def fill(server: servers.OurServer) -> None:
+        filled.update(fill_index(server, studies, storescp_port))
+
+    try:
+        with servers.OurServer(backend, work, LOG_DIR, f"qr-{backend}", database=DATABASE, fill=fill) as server:
+            measured = measure(server.ae_title, server.port, probe_study(studies, orthanc=False),
+                               filled["ct_study_uid"], repeat, work)
+    finally:
+        servers.stop_process(storescp)
+        shutil.rmtree(work, ignore_errors=True)
+    return {"target": f"ours ({backend})", "ours": True, "backend": backend, "studies": filled["studies"],
+            "instances": filled["instances"], "populate_seconds": filled["populate_seconds"], **measured}
+
+
+def fill_index(server: servers.OurServer, studies: int, storescp_port: int) -> dict:
+    """In this process, through Django on the server's data folder and database: the synthetic
+    index, one CT study ingested from its files (for C-MOVE/C-GET), the benchmark's AEs."""
+    os.environ.update(server.env(), DJANGO_SETTINGS_MODULE="pacsone.settings", PACS_LOG_LEVEL="WARNING",
+                      PACS_TASKS_SYNC="true")
     import django
 
     django.setup()
-    from django.core.management import call_command
+    from django.db import connection, connections
+    from pydicom import dcmread
 
     from pacsone.ingest import Origin, ingest_file
     from pacsone.models import RemoteAE
-    from synthetic_index import populate, uid
+    from synthetic_index import populate
 
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
-    counts = populate(studies, progress=lambda m: print(f"  [{backend}] {m}", file=sys.stderr, flush=True))
+    counts = populate(studies, progress=lambda m: print(f"  [{server.backend}] {m}", file=sys.stderr, flush=True))
+    if server.backend == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     populate_seconds = time.perf_counter() - started
     ct = synth.ensure(CT_STUDY, OUT_DIR / "data")
     for path in ct.files:
         if not ingest_file(path, Origin("import")).outcome.accepted:
             raise RuntimeError(f"could not ingest {path}")
-    from pydicom import dcmread
-
-    ct_study_uid = dcmread(ct.files[0], stop_before_pixels=True).StudyInstanceUID
-    work = data_dir / "work"
-    storescp, storescp_port = start_storescp(work / "storescp")
     RemoteAE.objects.create(ae_title="STORESCP", host="127.0.0.1", port=storescp_port)
     for calling in ("BENCHFIND", "BENCHMOVE", "BENCHGET"):  # only registered AEs may query (README "DICOM access")
         RemoteAE.objects.get_or_create(ae_title=calling, defaults={"host": "127.0.0.1", "port": 104})
-    from django.db import connections
-
     connections.close_all()
-    port = servers.free_port()
-    server_env = {**os.environ, "PACS_DICOM_PORT": str(port), "PACS_AE_TITLE": "PACSONE", "PACS_TASKS_SYNC": "false"}
-    log_file = LOG_DIR / f"qr-ours-{backend}.log"
-    with open(log_file, "w") as log:
-        server = subprocess.Popen([str(servers.PYTHON), "manage.py", "runpacs", "--only", "dicom"], cwd=ROOT,
-                                  env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        servers.wait_for_echo("PACSONE", port, server, log_file)
-        time.sleep(2)  # every SCP worker up
-        measured = measure("PACSONE", port, lambda s: uid(1, s), ct_study_uid, repeat, work)
-    finally:
-        servers.stop_process(server)
-        servers.stop_process(storescp)
-        shutil.rmtree(data_dir, ignore_errors=True)
-    return {"target": f"ours ({backend})", "studies": counts["studies"], "instances": counts["instances"],
-            "populate_seconds": populate_seconds, **measured}
+    return {"studies": counts["studies"], "instances": counts["instances"], "populate_seconds": populate_seconds,
+            "ct_study_uid": dcmread(ct.files[0], stop_before_pixels=True).StudyInstanceUID}
 
 
 # --- Orthanc ------------------------------------------------------------------------------------------------
@@ -259,7 +267,7 @@ def orthanc_files(folder: Path, studies: int) -> list[Path]:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
-    from synthetic_index import DAYS, FIRST_DAY, FIRST_NAMES, LAST_NAMES, MODALITIES, uid
+    from synthetic_index import DAYS, FIRST_DAY, FIRST_NAMES, LAST_NAMES, MODALITIES
 
     rng = random.Random(1137)
     folder.mkdir(parents=True, exist_ok=True)
@@ -286,16 +294,18 @@ def orthanc_files(folder: Path, studies: int) -> list[Path]:
     return files
 
 
-def orthanc_run(studies: int, repeat: int) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="qrbench-orthanc-", dir=OUT_DIR))
+def orthanc_run(index: str, small: Path, studies: int, repeat: int) -> dict:
+    """Orthanc on its `index` ("sqlite" or "postgresql"), given the `studies` small studies of
+    folder `small` and the CT study by storescu, then measured."""
+    work = Path(tempfile.mkdtemp(prefix=f"qrbench-orthanc-{index}-", dir=OUT_DIR))
+    ct = synth.ensure(CT_STUDY, OUT_DIR / "data")
+    storescp, storescp_port = start_storescp(work / "storescp")
     try:
-        small = orthanc_files(work / "small", studies)
-        ct = synth.ensure(CT_STUDY, OUT_DIR / "data")
-        storescp, storescp_port = start_storescp(work / "storescp")
-        with servers.OrthancServer(work, LOG_DIR, "qr") as orthanc:
-            for folder in (work / "small", ct.folder):
-                result = subprocess.run([dcmtk_tool("storescu"), "+sd", "+r", "+sp", "*.dcm", "-aec", orthanc.ae_title, "127.0.0.1",
-                                         str(orthanc.port), str(folder)], env=DCMTK_ENV, capture_output=True, text=True)
+        with servers.OrthancServer(work, LOG_DIR, f"qr-{index}", index=index, database=ORTHANC_DATABASE) as orthanc:
+            for folder in (small, ct.folder):
+                result = subprocess.run([dcmtk_tool("storescu"), "+sd", "+r", "+sp", "*.dcm", "-aec", orthanc.ae_title,
+                                         "127.0.0.1", str(orthanc.port), str(folder)],
+                                        env=DCMTK_ENV, capture_output=True, text=True)
                 if result.returncode != 0:
                     raise RuntimeError(f"storescu to Orthanc failed: {result.stderr[-500:]}")
             # Orthanc serves C-FIND/C-MOVE/C-GET to the modalities it knows: the benchmark's
@@ -306,14 +316,14 @@ def orthanc_run(studies: int, repeat: int) -> dict:
             from pydicom import dcmread
 
             ct_study_uid = dcmread(ct.files[0], stop_before_pixels=True).StudyInstanceUID
-            from synthetic_index import uid
-
-            measured = measure(orthanc.ae_title, orthanc.port, lambda s: uid(1, s), ct_study_uid, repeat, work,
-                               orthanc=True)
-        servers.stop_process(storescp)
-        return {"target": "Orthanc", "studies": len(small) + 1, "instances": len(small) + ct.count, **measured}
+            measured = measure(orthanc.ae_title, orthanc.port, probe_study(studies, orthanc=True), ct_study_uid,
+                               repeat, work)
+            stored = orthanc.rest("/statistics")
     finally:
+        servers.stop_process(storescp)
         shutil.rmtree(work, ignore_errors=True)
+    return {"target": f"Orthanc ({index})", "ours": False, "backend": index,
+            "studies": stored["CountStudies"], "instances": stored["CountInstances"], **measured}
 
 
 def add_orthanc_modality(http_port: int, ae_title: str, port: int) -> None:
@@ -325,31 +335,72 @@ def add_orthanc_modality(http_port: int, ae_title: str, port: int) -> None:
 # --- Report ---------------------------------------------------------------------------------------------------
 
 
-def report(runs: list[dict], repeat: int) -> bool:
-    print(f"\nC-FIND latency, median / p95 ms over {repeat} runs (findscu: whole process; assoc: one open "
-          f"association). Target: selective queries p95 <= {TARGET_SELECTIVE_P95_MS} ms with findscu.")
-    for run in runs:
-        print(f"\n{run['target']}: {run['studies']:,} studies, {run['instances']:,} instances")
-        print("| query | answers | findscu median | findscu p95 | assoc median | assoc p95 |")
-        print("|---|---|---|---|---|---|")
-        for q in run["queries"]:
-            flag = " (!)" if q["selective"] and run["target"].startswith("ours") and \
-                q["findscu_p95_ms"] > TARGET_SELECTIVE_P95_MS else ""
-            print(f"| {q['label']} | {q['answers']} | {q['findscu_median_ms']:.1f} | {q['findscu_p95_ms']:.1f}{flag} | "
-                  f"{q['assoc_median_ms']:.1f} | {q['assoc_p95_ms']:.1f} |")
+def matching_orthanc(run: dict, runs: list[dict]) -> dict | None:
+    """The Orthanc run one of ours is compared with: on the matching index (servers.ORTHANC_INDEX_FOR)."""
+    index = servers.ORTHANC_INDEX_FOR[run["backend"]]
+    return next((r for r in runs if not r["ours"] and r["backend"] == index), None)
+
+
+def print_latencies(run: dict) -> None:
+    """One target's C-FIND table: answers, findscu and one-association median and p95."""
+    print(f"\n{run['target']}: {run['studies']:,} studies, {run['instances']:,} instances")
+    print("| query | answers | findscu median | findscu p95 | assoc median | assoc p95 |")
+    print("|---|---|---|---|---|---|")
+    for q in run["queries"]:
+        flag = " (!)" if run["ours"] and q["selective"] and q["findscu_p95_ms"] > TARGET_SELECTIVE_P95_MS else ""
+        print(f"| {q['label']} | {q['answers']} | {q['findscu_median_ms']:.1f} | {q['findscu_p95_ms']:.1f}{flag} | "
+              f"{q['assoc_median_ms']:.1f} | {q['assoc_p95_ms']:.1f} |")
+
+
+def print_comparison(runs: list[dict], key: str, title: str) -> None:
+    """One figure of every target side by side, and ours over Orthanc's on the matching index."""
+    ours = [run for run in runs if run["ours"]]
+    pairs = [(run, matching_orthanc(run, runs)) for run in ours]
+    pairs = [(run, orthanc) for run, orthanc in pairs if orthanc]
+    print(f"\n{title}; ours/Orthanc: ours over Orthanc's on the matching index (below 1: ours answers sooner)")
+    print("| query | " + " | ".join(run["target"] for run in runs) + "".join(
+        f" | {run['target']} / {orthanc['target']}" for run, orthanc in pairs) + " |")
+    print("|---|" + "---|" * (len(runs) + len(pairs)))
+    for i, q in enumerate(runs[0]["queries"]):
+        cells = [f"{run['queries'][i][key]:.1f}" for run in runs]
+        cells += [f"{run['queries'][i][key] / orthanc['queries'][i][key]:.2f}" for run, orthanc in pairs]
+        print(f"| {q['label']} | " + " | ".join(cells) + " |")
+
+
+def print_retrieves(runs: list[dict]) -> None:
     print(f"\nRetrieve of one {CT_STUDY.slices}-instance CT study (512x512), instances/s, best of 3")
     print("| target | C-MOVE to storescp | C-GET |")
     print("|---|---|---|")
     for run in runs:
         print(f"| {run['target']} | {run['retrieve']['C-MOVE']:.0f} | {run['retrieve']['C-GET']:.0f} |")
-    orthanc = next((r for r in runs if r["target"] == "Orthanc"), None)
-    if orthanc:
-        for run in runs:
-            if run is not orthanc:
-                ratio = {k: run["retrieve"][k] / orthanc["retrieve"][k] for k in ("C-MOVE", "C-GET")}
-                print(f"{run['target']} / Orthanc: C-MOVE {ratio['C-MOVE']:.2f}x, C-GET {ratio['C-GET']:.2f}x")
+    for run in (run for run in runs if run["ours"]):
+        orthanc = matching_orthanc(run, runs)
+        if orthanc:
+            ratio = {k: run["retrieve"][k] / orthanc["retrieve"][k] for k in ("C-MOVE", "C-GET")}
+            print(f"{run['target']} / {orthanc['target']}: C-MOVE {ratio['C-MOVE']:.2f}x, C-GET {ratio['C-GET']:.2f}x")
+
+
+def report(runs: list[dict], repeat: int) -> bool:
+    """Print every table; True if every selective query of ours is within the target."""
+    print(f"\nC-FIND latency, median / p95 ms over {repeat} runs (findscu: whole process; assoc: one open "
+          f"association). Target: selective queries p95 <= {TARGET_SELECTIVE_P95_MS} ms with findscu.")
+    for run in runs:
+        print_latencies(run)
+    print_comparison(runs, "findscu_median_ms", "C-FIND findscu median ms")
+    print_comparison(runs, "assoc_median_ms", "C-FIND median ms on one association")
+    print_retrieves(runs)
     return not any(q["selective"] and q["findscu_p95_ms"] > TARGET_SELECTIVE_P95_MS
-                   for run in runs if run["target"].startswith("ours") for q in run["queries"])
+                   for run in runs if run["ours"] for q in run["queries"])
+
+
+def run_ours(backend: str, studies: int, repeat: int) -> dict | None:
+    """inner() in a child process (its own Django on its own database); None if it failed."""
+    print(f"== Q/R benchmark on ours ({backend}): building {studies:,} studies", file=sys.stderr, flush=True)
+    out = subprocess.run([sys.executable, __file__, "--inner", backend, "--studies", str(studies),
+                          "--repeat", str(repeat)], stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -358,6 +409,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--orthanc-studies", type=int, default=20_000)
     parser.add_argument("--skip-mariadb", action="store_true")
+    parser.add_argument("--skip-postgresql", action="store_true", help="neither ours nor Orthanc on PostgreSQL")
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -366,19 +418,26 @@ def main() -> int:
     if args.inner:
         print(json.dumps(inner(args.inner, args.studies, args.repeat)))
         return 0
+    backends = servers.available_backends({b for b in ("mariadb", "postgresql") if getattr(args, f"skip_{b}")})
     runs = []
-    backends = ["sqlite"] + ([] if args.skip_mariadb or not mariadb_reachable() else ["mariadb"])
     for backend in backends:
-        print(f"== Q/R benchmark on {backend}: building {args.studies:,} studies", file=sys.stderr, flush=True)
-        out = subprocess.run([sys.executable, __file__, "--inner", backend, "--studies", str(args.studies),
-                              "--repeat", str(args.repeat)], stdout=subprocess.PIPE, text=True)
-        if out.returncode != 0:
+        run = run_ours(backend, args.studies, args.repeat)
+        if run is None:
             print(f"!!! FAILED on {backend}", file=sys.stderr)
             return 1
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    if not args.skip_orthanc and Path(servers.ORTHANC_BINARY).exists():
-        print(f"== Q/R benchmark on Orthanc: {args.orthanc_studies:,} studies", file=sys.stderr, flush=True)
-        runs.append(orthanc_run(args.orthanc_studies, args.repeat))
+        runs.append(run)
+    indexes = [] if args.skip_orthanc or not Path(servers.ORTHANC_BINARY).exists() else \
+        servers.available_orthanc_indexes(backends)
+    if indexes:
+        small = Path(tempfile.mkdtemp(prefix="qrbench-orthanc-files-", dir=OUT_DIR))
+        try:
+            orthanc_files(small, args.orthanc_studies)
+            for index in indexes:
+                print(f"== Q/R benchmark on Orthanc ({index}): {args.orthanc_studies:,} studies", file=sys.stderr,
+                      flush=True)
+                runs.append(orthanc_run(index, small, args.orthanc_studies, args.repeat))
+        finally:
+            shutil.rmtree(small, ignore_errors=True)
     (OUT_DIR / "qr-results.json").write_text(json.dumps(runs, indent=2))
     ok = report(runs, args.repeat)
     print("every selective query within the target" if ok else "(!) marks a selective query above the target")

@@ -11,21 +11,28 @@ Data sets (generated once, cached in bench/out/data/; see synth.py)
     MR: 600 slices of 256x256, 16-bit, 3 studies of 3 patients (--quick: 100).
 
 Targets and how each measurement runs
-    - ours: `manage.py setuppacs` + `manage.py runpacs --only dicom` on a fresh data folder, with
-      SQLite and, when the mysqlclient driver imports, MariaDB (database pacsone_bench or $BENCH_MARIADB_DATABASE, dropped
-      and created for each measurement). PACS_SCP_WORKERS as the settings default it unless
+    - ours: `manage.py setuppacs` + `manage.py runpacs --only dicom` on a fresh data folder, on
+      SQLite, on MariaDB (when the mysqlclient driver imports and the server answers; database
+      pacsone_bench or $BENCH_MARIADB_DATABASE) and on PostgreSQL (when psycopg imports and the
+      server answers; database pacsone_bench or $BENCH_POSTGRES_DATABASE); each database dropped
+      and created for each measurement. PACS_SCP_WORKERS as the settings default it unless
       --scp-workers is given.
-    - Orthanc (/usr/sbin/Orthanc, SQLite index, no plugins, its defaults otherwise) on a fresh
-      folder with its own configuration, measured once and compared with both our backends.
+    - Orthanc (/usr/sbin/Orthanc, its defaults otherwise) on a fresh folder with its own
+      configuration, with its SQLite index (no plugins) and, when ours runs on PostgreSQL, with
+      its index on PostgreSQL through Debian's orthanc-postgresql plugin (its own database,
+      <ours>_orthanc, dropped and created for each measurement; files still on disk).
+    Each of our backends is compared with Orthanc on the matching index: SQLite with SQLite,
+    PostgreSQL with PostgreSQL; MariaDB with Orthanc's SQLite (Debian has no Orthanc MySQL plugin).
     Each (data set, number of associations, target) starts a fresh server on free loopback
     ports with an empty archive, sends over 1 association (one storescu) or 4 (the file list
     cut in 4 contiguous parts, 4 storescu at once), then checks that the archive counts every
     instance (ours: `manage.py archivestats --json`; Orthanc: GET /statistics), reads the peak
     resident memory (VmHWM) of our SCP worker processes (summed) or of Orthanc, and stops it.
 
---rounds N measures each target N times, interleaved (ours SQLite, ours MariaDB, Orthanc, ours
-SQLite, ...), and the table keeps each one's fastest round: on a machine shared with other work
-the least disturbed round of each, both sides treated alike (every round's rate is printed too).
+--rounds N measures each target N times, interleaved (ours SQLite, ours MariaDB, ours
+PostgreSQL, Orthanc SQLite, Orthanc PostgreSQL, ours SQLite, ...), and the table keeps each
+one's fastest round: on a machine shared with other work the least disturbed round of each,
+both sides treated alike (every round's rate is printed too).
 
 --profile (or --profile-only) also sends the CT set over 1 association to our server (SQLite,
 one SCP worker) while py-spy samples that worker, and prints where its threads spend their time
@@ -72,7 +79,7 @@ WARNING_LINE = re.compile(r" WARNING |^W: ")
 @dataclass
 class Measurement:
     target: str  # "ours" or "orthanc"
-    backend: str  # "sqlite" or "mariadb" (ours); "sqlite" (Orthanc's index)
+    backend: str  # "sqlite", "mariadb" or "postgresql" (ours); "sqlite" or "postgresql" (Orthanc's index)
     dataset: str
     associations: int
     instances_sent: int
@@ -120,9 +127,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="measure each target this many times, interleaved (ours, Orthanc, ours, ...); the "
                              "table shows each target's fastest round (on a shared machine, the least disturbed)")
     parser.add_argument("--skip-orthanc", action="store_true", help="do not measure Orthanc")
-    parser.add_argument("--skip-mariadb", action="store_true", help="measure our server on SQLite only")
+    parser.add_argument("--skip-mariadb", action="store_true", help="do not measure our server on MariaDB")
     parser.add_argument("--require-mariadb", action="store_true",
                         help="fail instead of skipping MariaDB when its driver or server is missing")
+    parser.add_argument("--skip-postgresql", action="store_true",
+                        help="do not measure our server, nor Orthanc, on PostgreSQL")
+    parser.add_argument("--require-postgresql", action="store_true",
+                        help="fail instead of skipping PostgreSQL when its driver, server or Orthanc's plugin is missing")
     parser.add_argument("--scp-workers", type=int, help="PACS_SCP_WORKERS for our server (default: its own)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one SCP worker receiving the CT set over 1 association")
@@ -130,6 +141,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.skip_mariadb and args.require_mariadb:
         parser.error("--skip-mariadb and --require-mariadb contradict each other")
+    if args.skip_postgresql and args.require_postgresql:
+        parser.error("--skip-postgresql and --require-postgresql contradict each other")
     return args
 
 
@@ -149,15 +162,15 @@ def check_tools(args: argparse.Namespace) -> None:
 
 
 def our_backends(args: argparse.Namespace) -> list[str]:
-    if args.skip_mariadb:
-        return ["sqlite"]
-    reason = servers.mariadb_unavailable_reason()
-    if reason:
-        if args.require_mariadb:
-            sys.exit(f"bench: MariaDB is required but {reason}")
-        print(f"*** Skipping MariaDB: {reason}")
-        return ["sqlite"]
-    return ["sqlite", "mariadb"]
+    skip = {backend for backend in ("mariadb", "postgresql") if getattr(args, f"skip_{backend}")}
+    require = {backend for backend in ("mariadb", "postgresql") if getattr(args, f"require_{backend}")}
+    return servers.available_backends(skip, require)
+
+
+def orthanc_indexes(args: argparse.Namespace, backends: list[str]) -> list[str]:
+    if args.skip_orthanc:
+        return []
+    return servers.available_orthanc_indexes(backends, {"postgresql"} if args.require_postgresql else set())
 
 
 def git_commit() -> str:
@@ -218,15 +231,15 @@ def measure_ours(dataset: synth.DataSet, associations: int, backend: str, scp_wo
     return measurement
 
 
-def measure_orthanc(dataset: synth.DataSet, associations: int) -> Measurement:
-    label = f"{dataset.name}-{associations}assoc"
+def measure_orthanc(dataset: synth.DataSet, associations: int, index: str) -> Measurement:
+    label = f"{index}-{dataset.name}-{associations}assoc"
     storescu_log = LOG_DIR / f"storescu-orthanc-{label}.log"
-    with servers.OrthancServer(WORK_DIR, LOG_DIR, label) as server:
+    with servers.OrthancServer(WORK_DIR, LOG_DIR, label, index=index) as server:
         cpu_before = server.cpu_seconds()
         result = sending.send(dataset, server.ae_title, server.port, associations, storescu_log)
         cpu = server.cpu_seconds() - cpu_before
         measurement = Measurement(
-            "orthanc", "sqlite", dataset.name, associations, dataset.count, dataset.total_bytes,
+            "orthanc", index, dataset.name, associations, dataset.count, dataset.total_bytes,
             result.seconds, server.stored_instances(), server.peak_rss_mib(), cpu,
         )
     verify(measurement, result, storescu_log)
@@ -236,7 +249,7 @@ def measure_orthanc(dataset: synth.DataSet, associations: int) -> Measurement:
 
 def report(measurement: Measurement) -> None:
     m = measurement
-    print(f"  {m.target:<7} {m.backend:<7} {m.dataset} x{m.instances_sent} over {m.associations} assoc: "
+    print(f"  {m.target:<7} {m.backend:<10} {m.dataset} x{m.instances_sent} over {m.associations} assoc: "
           f"{m.seconds:6.1f} s  {m.instances_per_second:6.1f} inst/s  {m.mb_per_second:6.1f} MB/s  "
           f"CPU {m.cpu_ms_per_instance:5.2f} ms/inst  peak RSS {m.peak_rss_mb:.0f} MB", flush=True)
     for problem in m.problems:
@@ -245,15 +258,14 @@ def report(measurement: Measurement) -> None:
         print(f"  (warning) {warning}", flush=True)
 
 
-def run_measurements(datasets, backends, args) -> tuple[list[Measurement], list[str]]:
+def run_measurements(datasets, backends, indexes, args) -> tuple[list[Measurement], list[str]]:
     """All measurements; a server that fails to start or answer is reported and skipped."""
     measurements, errors = [], []
     for dataset in datasets:
         for associations in ASSOCIATIONS:
             runs = [(f"ours {backend}", measure_ours, (dataset, associations, backend, args.scp_workers))
                     for backend in backends]
-            if not args.skip_orthanc:
-                runs.append(("orthanc", measure_orthanc, (dataset, associations)))
+            runs += [(f"orthanc {index}", measure_orthanc, (dataset, associations, index)) for index in indexes]
             for name, measure, arguments in runs * args.rounds:
                 try:
                     measurements.append(measure(*arguments))
@@ -308,17 +320,19 @@ def rounds_summary(measurements: list[Measurement]) -> str:
 
 
 def table(measurements: list[Measurement]) -> str:
+    """One row per measurement of ours, beside Orthanc's on the matching index (servers.ORTHANC_INDEX_FOR)."""
     measurements = fastest_rounds(measurements)
-    orthanc = {(m.dataset, m.associations): m for m in measurements if m.target == "orthanc"}
-    header = ("dataset", "assoc", "backend", "ours inst/s", "ours MB/s", "Orthanc inst/s", "Orthanc MB/s",
-              "ours/Orthanc", "ours peak RSS MB", "Orthanc peak RSS MB",
+    orthanc = {(m.dataset, m.associations, m.backend): m for m in measurements if m.target == "orthanc"}
+    header = ("dataset", "assoc", "backend", "Orthanc index", "ours inst/s", "ours MB/s", "Orthanc inst/s",
+              "Orthanc MB/s", "ours/Orthanc", "ours peak RSS MB", "Orthanc peak RSS MB",
               "ours CPU ms/inst", "Orthanc CPU ms/inst", "ours assoc/worker", "status")
     rows = []
     for m in (m for m in measurements if m.target == "ours"):
-        o = orthanc.get((m.dataset, m.associations))
+        index = servers.ORTHANC_INDEX_FOR[m.backend]
+        o = orthanc.get((m.dataset, m.associations, index))
         status = "ok" if m.ok and (o is None or o.ok) else "FAILED"
         rows.append((
-            m.dataset, str(m.associations), m.backend,
+            m.dataset, str(m.associations), m.backend, index if o else "-",
             f"{m.instances_per_second:.1f}", f"{m.mb_per_second:.1f}",
             f"{o.instances_per_second:.1f}" if o else "-", f"{o.mb_per_second:.1f}" if o else "-",
             f"{m.instances_per_second / o.instances_per_second:.2f}" if o else "-",
@@ -337,14 +351,15 @@ def orthanc_version() -> str:
     return (result.stdout.splitlines() or ["?"])[0]
 
 
-def write_results(args, datasets, measurements, profile, errors) -> Path:
+def write_results(args, datasets, indexes, measurements, profile, errors) -> Path:
     results = {
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_at_end": os.getloadavg()[0]},
         "options": vars(args),
-        "orthanc": orthanc_version() if not args.skip_orthanc else None,
+        "orthanc": orthanc_version() if indexes else None,
+        "orthanc_indexes": indexes,
         "datasets": [{"name": d.name, "folder": str(d.folder), "instances": d.count, "bytes": d.total_bytes}
                      for d in datasets],
         "measurements": [m.as_dict() for m in measurements],
@@ -365,16 +380,18 @@ def main(argv: list[str]) -> int:
     for folder in (DATA_DIR, LOG_DIR, WORK_DIR):
         folder.mkdir(parents=True, exist_ok=True)
     backends = [] if args.profile_only else our_backends(args)
+    indexes = [] if args.profile_only else orthanc_indexes(args, backends)
     datasets = [synth.ensure(spec, DATA_DIR) for spec in (QUICK_SETS if args.quick else FULL_SETS)
                 if args.only in (None, spec.name)]
     measurements, errors = [], []
     if not args.profile_only:
-        print(f"\nMeasuring (backends: {', '.join(backends)}; Orthanc: {'no' if args.skip_orthanc else 'yes'})")
-        measurements, errors = run_measurements(datasets, backends, args)
+        orthanc = f"Orthanc on {', '.join(indexes)}" if indexes else "Orthanc skipped"
+        print(f"\nMeasuring (ours on {', '.join(backends)}; {orthanc})")
+        measurements, errors = run_measurements(datasets, backends, indexes, args)
     profile = run_profile(datasets[0]) if args.profile or args.profile_only else None
     errors += [f"{m.target} {m.backend} {m.dataset} over {m.associations} assoc: {'; '.join(m.problems)}"
                for m in measurements if not m.ok]
-    results = write_results(args, datasets, measurements, profile, errors)
+    results = write_results(args, datasets, indexes, measurements, profile, errors)
     if measurements:
         summary = rounds_summary(measurements)
         if summary:

@@ -1,8 +1,10 @@
 """The two storage targets, each started privately on free loopback ports with an empty archive.
 
-`OurServer`: `manage.py setuppacs` then `manage.py runpacs --only dicom` in a fresh data folder
-(and, for MariaDB, a freshly created database). `OrthancServer`: /usr/sbin/Orthanc with its own
-JSON configuration in a fresh folder (SQLite index, no plugins, any calling AE accepted).
+`OurServer`: `manage.py setuppacs` then `manage.py runpacs --only dicom` in a fresh data folder,
+on SQLite or on a freshly created MariaDB or PostgreSQL database. `OrthancServer`:
+/usr/sbin/Orthanc with its own JSON configuration in a fresh folder (any calling AE accepted),
+its index on SQLite (no plugins) or on a freshly created PostgreSQL database through Debian's
+orthanc-postgresql index plugin (files still in its storage folder).
 Both are context managers: entering starts the server and waits until C-ECHO succeeds,
 leaving stops it with SIGTERM (and SIGKILL if it does not stop in time).
 """
@@ -13,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -23,10 +26,17 @@ from sending import dcmtk_tool
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
-# Its own database, dropped and created per measurement (BENCH_MARIADB_DATABASE: so that two
-# checkouts benchmarking on one MariaDB server do not drop each other's).
+ORTHANC_POSTGRESQL_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"  # orthanc-postgresql
+# Our server's own databases, dropped and created per measurement (BENCH_MARIADB_DATABASE,
+# BENCH_POSTGRES_DATABASE: so that two checkouts benchmarking on one database server do not
+# drop each other's); Orthanc's PostgreSQL index has its own beside ours.
 MARIADB_DATABASE = os.environ.get("BENCH_MARIADB_DATABASE", "pacsone_bench")
-MARIADB_URL = f"mysql://root@127.0.0.1:3306/{MARIADB_DATABASE}"
+POSTGRES_DATABASE = os.environ.get("BENCH_POSTGRES_DATABASE", "pacsone_bench")
+ORTHANC_POSTGRES_DATABASE = f"{POSTGRES_DATABASE}_orthanc"
+OUR_DATABASES = {"mariadb": MARIADB_DATABASE, "postgresql": POSTGRES_DATABASE}
+BACKEND_NAMES = {"sqlite": "SQLite", "mariadb": "MariaDB", "postgresql": "PostgreSQL"}
+# Our backend -> the index of the Orthanc it is compared with (Debian has no Orthanc MySQL plugin).
+ORTHANC_INDEX_FOR = {"sqlite": "sqlite", "mariadb": "sqlite", "postgresql": "postgresql"}
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -101,26 +111,65 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
-# --- MariaDB -------------------------------------------------------------------------------------
+# --- MariaDB and PostgreSQL ---------------------------------------------------------------------
+# Both local, as CI runs them: MariaDB's root and PostgreSQL's postgres, no password.
 
 
-def mariadb_unavailable_reason() -> str:
-    """Empty if the driver imports and the server answers; else why MariaDB cannot be used."""
+def database_url(backend: str, database: str) -> str:
+    """DATABASE_URL for our server on MariaDB or PostgreSQL."""
+    if backend == "mariadb":
+        return f"mysql://root@127.0.0.1:3306/{database}"
+    if backend == "postgresql":
+        return f"postgres://postgres@127.0.0.1:5432/{database}"
+    raise ValueError(f"no database server for {backend!r}")
+
+
+def backend_unavailable_reason(backend: str) -> str:
+    """Empty if the backend's driver imports and its server answers; else why it cannot be used."""
+    if backend == "sqlite":
+        return ""
     try:
-        import MySQLdb  # noqa: F401  (mysqlclient, from requirements-mysql.txt)
+        if backend == "mariadb":
+            import MySQLdb  # noqa: F401  (mysqlclient, from requirements-mysql.txt)
+        else:
+            import psycopg  # noqa: F401  (from requirements-postgres.txt)
     except ImportError as exc:
-        return f"the mysqlclient driver is not importable ({exc}); pip install -r requirements-mysql.txt"
+        requirements = "requirements-mysql.txt" if backend == "mariadb" else "requirements-postgres.txt"
+        return f"its driver is not importable ({exc}); pip install -r {requirements}"
     try:
-        run_mariadb_sql("SELECT 1")
+        run_sql(backend, "SELECT 1")
     except Exception as exc:
-        return f"MariaDB at 127.0.0.1:3306 does not answer: {exc}"
+        port = 3306 if backend == "mariadb" else 5432
+        return f"the server at 127.0.0.1:{port} does not answer: {exc}"
     return ""
 
 
-def run_mariadb_sql(*statements: str) -> None:
-    import MySQLdb
+def available_backends(skip: set[str] = frozenset(), require: set[str] = frozenset()) -> list[str]:
+    """SQLite, then MariaDB and PostgreSQL unless skipped or unavailable (said; exit if required)."""
+    backends = ["sqlite"]
+    for backend in ("mariadb", "postgresql"):
+        if backend in skip:
+            continue
+        reason = backend_unavailable_reason(backend)
+        if reason and backend in require:
+            sys.exit(f"bench: {BACKEND_NAMES[backend]} is required but {reason}")
+        if reason:
+            print(f"*** Skipping {BACKEND_NAMES[backend]}: {reason}", flush=True)
+            continue
+        backends.append(backend)
+    return backends
 
-    connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
+
+def run_sql(backend: str, *statements: str) -> None:
+    """Statements outside any database (autocommit: CREATE/DROP DATABASE)."""
+    if backend == "mariadb":
+        import MySQLdb
+
+        connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
+    else:
+        import psycopg
+
+        connection = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
     try:
         cursor = connection.cursor()
         for statement in statements:
@@ -129,11 +178,24 @@ def run_mariadb_sql(*statements: str) -> None:
         connection.close()
 
 
-def recreate_mariadb_database() -> None:
-    run_mariadb_sql(
-        f"DROP DATABASE IF EXISTS {MARIADB_DATABASE}",
-        f"CREATE DATABASE {MARIADB_DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-    )
+def recreate_database(backend: str, database: str) -> None:
+    """Drop the database and create it empty: MariaDB in utf8mb4; PostgreSQL in UTF-8 with the C
+    collation, as `setuppacs` creates it."""
+    if backend == "mariadb":
+        run_sql(backend, f"DROP DATABASE IF EXISTS `{database}`",
+                f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    else:
+        run_sql(backend, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
+                f"CREATE DATABASE \"{database}\" ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0")
+
+
+def postgres_tables(database: str) -> list[str]:
+    """The tables of a PostgreSQL database's public schema."""
+    import psycopg
+
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as connection:
+        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        return [name for (name,) in rows]
 
 
 # --- Our server ----------------------------------------------------------------------------------
@@ -163,16 +225,21 @@ class ManagedServer:
 
 
 class OurServer(ManagedServer):
-    """runpacs (DICOM only) on a fresh data folder, and a fresh database for MariaDB."""
+    """runpacs (DICOM only) on a fresh data folder, and a fresh database for MariaDB and PostgreSQL.
+
+    `fill`, if given, is called with the server once its database is set up and before runpacs
+    starts (bench/qr.py fills the index there)."""
 
     ae_title = "PACSONE"
 
     def __init__(self, backend: str, work_root: Path, log_dir: Path, label: str,
-                 scp_workers: int | None = None):
-        self.backend = backend  # "sqlite" or "mariadb"
+                 scp_workers: int | None = None, database: str | None = None, fill=None):
+        self.backend = backend  # "sqlite", "mariadb" or "postgresql"
+        self.database = database or OUR_DATABASES.get(backend)  # MariaDB's or PostgreSQL's
         self.work_root = work_root
         self.log_file = log_dir / f"ours-{label}.log"
         self.scp_workers = scp_workers
+        self.fill = fill
         self.port = 0
         self.data_dir: Path | None = None
         self.process: subprocess.Popen | None = None
@@ -186,11 +253,12 @@ class OurServer(ManagedServer):
             PACS_AE_TITLE=self.ae_title,
             PACS_TASKS_SYNC="false",
             PACS_ROOT_PASSWORD="bench-root-password-not-used",
+            PACS_LOG_LEVEL="INFO",  # wait_for_workers reads the workers' INFO lines
             PYTHONUNBUFFERED="1",
         )
         env.pop("PACS_DICOM_INSTANCES", None)
-        if self.backend == "mariadb":
-            env["DATABASE_URL"] = MARIADB_URL
+        if self.backend != "sqlite":
+            env["DATABASE_URL"] = database_url(self.backend, self.database)
         if self.scp_workers:
             env["PACS_SCP_WORKERS"] = str(self.scp_workers)
         return env
@@ -204,10 +272,20 @@ class OurServer(ManagedServer):
         self.port = free_port()
 
     def start(self) -> None:
-        if self.backend == "mariadb":
-            recreate_mariadb_database()
+        self.set_up()
+        if self.fill is not None:
+            self.fill(self)
+        self.launch()
+
+    def set_up(self) -> None:
+        """A fresh database (MariaDB, PostgreSQL), then `setuppacs` on it and the data folder."""
+        if self.backend != "sqlite":
+            recreate_database(self.backend, self.database)
         with open(self.log_file, "w") as log:
             self.manage("setuppacs", log=log)
+
+    def launch(self) -> None:
+        """runpacs --only dicom, waiting until every SCP worker serves."""
         with open(self.log_file, "a") as log:
             self.process = subprocess.Popen(
                 [str(PYTHON), "manage.py", "runpacs", "--only", "dicom"],
@@ -277,13 +355,53 @@ def orthanc_config(folder: Path, dicom_port: int, http_port: int) -> dict:
     }
 
 
+def with_postgresql_index(config: dict, database: str) -> dict:
+    """The configuration with Orthanc's index in a PostgreSQL database through Debian's plugin
+    (orthanc-postgresql 4.0; the keys are those of the Orthanc Book's "PostgreSQL plugins"
+    page). The DICOM files stay in StorageDirectory. The other options keep the plugin's
+    defaults, among them one connection to the database, as Orthanc's SQLite index has."""
+    return {
+        **config,
+        "Plugins": [*config.get("Plugins", []), ORTHANC_POSTGRESQL_PLUGIN],
+        "PostgreSQL": {
+            "EnableIndex": True,
+            "EnableStorage": False,
+            "Host": "127.0.0.1",
+            "Port": 5432,
+            "Database": database,
+            "Username": "postgres",
+            "Password": "",
+            "EnableSsl": False,
+            "Lock": False,  # no advisory lock held on the database (a fresh one per run anyway)
+            "IndexConnectionsCount": 1,  # the default, written out: Orthanc logs "will use 1 connection(s)"
+        },
+    }
+
+
+def available_orthanc_indexes(backends: list[str], require: set[str] = frozenset()) -> list[str]:
+    """The indexes of the Orthancs our backends are compared with (ORTHANC_INDEX_FOR), those
+    whose plugin is installed (a missing one is said; exit if required)."""
+    indexes = [index for index in ("sqlite", "postgresql") if index in map(ORTHANC_INDEX_FOR.get, backends)]
+    if "postgresql" in indexes and not Path(ORTHANC_POSTGRESQL_PLUGIN).exists():
+        reason = f"{ORTHANC_POSTGRESQL_PLUGIN} is missing (apt-get install orthanc-postgresql)"
+        if "postgresql" in require:
+            sys.exit(f"bench: Orthanc on PostgreSQL is required but {reason}")
+        print(f"*** Skipping Orthanc on PostgreSQL: {reason}", flush=True)
+        indexes.remove("postgresql")
+    return indexes
+
+
 class OrthancServer(ManagedServer):
-    """A private Orthanc with its own configuration, storage and index (SQLite) folders."""
+    """A private Orthanc with its own configuration and storage folder, its index on SQLite (in
+    its folder) or on a fresh PostgreSQL database (index="postgresql")."""
 
     ae_title = "ORTHANC"
 
-    def __init__(self, work_root: Path, log_dir: Path, label: str):
+    def __init__(self, work_root: Path, log_dir: Path, label: str, index: str = "sqlite",
+                 database: str = ORTHANC_POSTGRES_DATABASE):
         self.work_root = work_root
+        self.index = index  # "sqlite" or "postgresql"
+        self.database = database  # PostgreSQL's
         self.log_file = log_dir / f"orthanc-{label}.log"
         self.folder: Path | None = None
         self.port = self.http_port = 0
@@ -294,8 +412,12 @@ class OrthancServer(ManagedServer):
         self.port, self.http_port = free_port(), free_port()
 
     def start(self) -> None:
+        settings = orthanc_config(self.folder, self.port, self.http_port)
+        if self.index == "postgresql":
+            recreate_database("postgresql", self.database)
+            settings = with_postgresql_index(settings, self.database)
         config = self.folder / "orthanc.json"
-        config.write_text(json.dumps(orthanc_config(self.folder, self.port, self.http_port), indent=2))
+        config.write_text(json.dumps(settings, indent=2))
         # Orthanc's DICOM server is Debian's DCMTK, which leaves Nagle's algorithm on (about
         # 40 ms per C-STORE response) unless TCP_NODELAY is set in its environment.
         env = dict(os.environ, TCP_NODELAY="1")
@@ -303,6 +425,17 @@ class OrthancServer(ManagedServer):
             self.process = subprocess.Popen([ORTHANC_BINARY, str(config)], cwd=self.folder, env=env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
+        if self.index == "postgresql":
+            self.check_postgresql_index()
+
+    def check_postgresql_index(self) -> None:
+        """That Orthanc really runs on the plugin: it names the plugin as its database backend
+        (GET /system), and the plugin's tables are in the database."""
+        plugin = self.rest("/system").get("DatabaseBackendPlugin")
+        tables = postgres_tables(self.database)
+        if not plugin or "resources" not in tables:
+            raise RuntimeError(f"Orthanc is not on its PostgreSQL index (backend plugin {plugin}, tables of "
+                               f"{self.database}: {tables}); see {self.log_file}")
 
     def __exit__(self, *exc_info) -> None:
         if self.process is not None:
