@@ -1,9 +1,10 @@
-"""A 1,000-image series scrolls end to end in at most 10 seconds (issue 17), in headless
-Chromium against a loopback server: every slice is fetched (its real values), windowed and
-painted before the next key press. Timed inside the page (from the first key press to the last
-slice painted), so the figure is the viewer's and the server's, not the test driver's.
-`make bench` runs this test and reports the figure (bench/web.py); PACS_BENCH_OUT names the
-JSON file it is written to."""
+"""A 1,000-image series scrolls end to end (issue 17), in headless Chromium against a loopback
+server: every slice is fetched (its real values), windowed and painted before the next key
+press. Timed inside the page (from the first key press to the last slice painted), so the
+figure is the viewer's and the server's, not the test driver's. The test checks that every
+slice is shown; the time is judged by `make bench` (bench/web.py: target 10 s for 1,000 images),
+which runs this test with PACS_BENCH_OUT naming the JSON file the figure is written to: a
+timed assertion here would fail on a busy machine and prove nothing about speed."""
 
 import json
 import os
@@ -22,7 +23,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.peers]
 
 STUDY, SERIES = "1.2.826.17.8", "1.2.826.17.8.1"
 IMAGES = int(os.environ.get("PACS_SCROLL_IMAGES", "1000"))
-TARGET_SECONDS = 10
 
 # Press ArrowDown on the viewer, wait for the viewer's `pacs:shown` event of that slice, repeat.
 SCROLL = """async (count) => {
@@ -57,7 +57,7 @@ def long_series(tmp_path):
     batch.flush()
 
 
-def test_a_thousand_image_series_scrolls_end_to_end_within_ten_seconds(live_server, long_series):
+def test_a_thousand_image_series_scrolls_end_to_end(live_server, long_series):
     make_user("rad", ["view"])
     with browser_page(width=1440) as page:
         log_in(page, live_server.url, "rad", PASSWORD)
@@ -72,9 +72,8 @@ def test_a_thousand_image_series_scrolls_end_to_end_within_ten_seconds(live_serv
         assert f"({IMAGES}/{IMAGES})" in page.inner_text("#ov-bl")
         screenshot(page, "viewer-scrolled-to-the-end")
     figure = {"images": IMAGES, "seconds": round(seconds, 2), "ms_per_image": round(milliseconds / (IMAGES - 1), 1),
-              "first_image_seconds": round(first_image, 2), "target_seconds": TARGET_SECONDS}
+              "first_image_seconds": round(first_image, 2)}
     print(f"\n{IMAGES}-image series scrolled end to end in {seconds:.1f} s "
           f"({figure['ms_per_image']} ms an image; first image {first_image:.2f} s after opening)")
     if os.environ.get("PACS_BENCH_OUT"):
         Path(os.environ["PACS_BENCH_OUT"]).write_text(json.dumps(figure))
-    assert seconds <= TARGET_SECONDS * IMAGES / 1000
