@@ -81,6 +81,27 @@ def test_search_chips_and_layout_at_three_widths(live_server, archive):
         screenshot(page, "menu-open-390")
 
 
+def test_the_administrators_menu_fits_one_line_and_folds_its_pages(live_server, archive):
+    make_user("root")
+    with browser_page(width=1280) as page:
+        log_in(page, live_server.url, "root", PASSWORD)
+        header = page.locator("header")
+        assert header.bounding_box()["height"] < 60, "the menu bar wraps at 1280 px"
+        assert not page.is_visible("header nav >> text=Remote AEs")
+        page.click("header nav >> text=Administration")
+        for name in ("Remote AEs", "Routing", "Storage", "Printers", "HL7", "Journal", "E-mail", "Trash", "Users", "Groups"):
+            assert page.is_visible(f"header nav >> text={name}"), name
+        screenshot(page, "menu-administration-1280")
+        page.click("header nav >> text=Journal")
+        assert page.url.endswith("/journal/")
+    # Someone without System Administration sees no such menu.
+    make_user("rad", ["view", "monitor"])
+    with browser_page(width=1280) as page:
+        log_in(page, live_server.url, "rad", PASSWORD)
+        assert page.is_visible("header nav >> text=Statistics")
+        assert page.locator("header nav >> text=Administration").count() == 0
+
+
 def test_invalid_input_is_shown_next_to_its_field(live_server, archive):
     make_user("rad", ["view"])
     with browser_page(width=768) as page:
