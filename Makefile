@@ -30,6 +30,7 @@ fuzz: $(VENV)/.installed-test
 	$(PY) -m pytest -p no:cacheprovider -q tests/fuzz/fuzz_engine.py
 
 # The benchmark measures SQLite, MariaDB and PostgreSQL (bench/nodes.py: two nodes against one), so it needs both drivers.
+# Orthanc is compared on the same database servers where Debian's orthanc-mysql and orthanc-postgresql are installed (bench/README.md).
 bench: $(VENV)/.installed-bench $(VENV)/.installed-mysql $(VENV)/.installed-postgres
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/web.py $(WEB_BENCH_ARGS)

@@ -10,9 +10,10 @@ one 100-instance CT study: instances/s, best of three.
 
 Orthanc (/usr/sbin/Orthanc, its defaults) runs the same with --orthanc-studies studies of one
 small image each (stored with storescu first; Orthanc indexes what it stores) and the same CT
-study: on its SQLite index, and on PostgreSQL through Debian's orthanc-postgresql index plugin
-when ours runs on PostgreSQL. Each of ours is compared with Orthanc on the matching index
-(servers.ORTHANC_INDEX_FOR: MariaDB with Orthanc's SQLite).
+study: on its SQLite index, on MariaDB through Debian's orthanc-mysql index plugin when ours
+runs on MariaDB, and on PostgreSQL through Debian's orthanc-postgresql index plugin when ours
+runs on PostgreSQL. Each of ours is compared with Orthanc on the matching index
+(servers.orthanc_index_for: MariaDB with Orthanc's SQLite where orthanc-mysql is not installed).
 
 Our server runs as in production: servers.OurServer (`setuppacs` on a fresh data folder and
 database, then `runpacs --only dicom`), the index filled in between. On PostgreSQL the tables
@@ -49,7 +50,7 @@ from web import percentile  # noqa: E402
 OUT_DIR = BENCH_DIR / "out"
 LOG_DIR = OUT_DIR / "logs"
 DATABASE = "pacsone_qrbench"  # ours, on MariaDB and PostgreSQL
-ORTHANC_DATABASE = "pacsone_qrbench_orthanc"  # Orthanc's PostgreSQL index
+ORTHANC_DATABASE = "pacsone_qrbench_orthanc"  # Orthanc's MySQL or PostgreSQL index
 TARGET_SELECTIVE_P95_MS = 50
 CT_STUDY = synth.DataSetSpec("ct", 100, 1, 512)
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -295,8 +296,8 @@ def orthanc_files(folder: Path, studies: int) -> list[Path]:
 
 
 def orthanc_run(index: str, small: Path, studies: int, repeat: int) -> dict:
-    """Orthanc on its `index` ("sqlite" or "postgresql"), given the `studies` small studies of
-    folder `small` and the CT study by storescu, then measured."""
+    """Orthanc on its `index` ("sqlite", "mysql" or "postgresql"), given the `studies` small
+    studies of folder `small` and the CT study by storescu, then measured."""
     work = Path(tempfile.mkdtemp(prefix=f"qrbench-orthanc-{index}-", dir=OUT_DIR))
     ct = synth.ensure(CT_STUDY, OUT_DIR / "data")
     storescp, storescp_port = start_storescp(work / "storescp")
@@ -336,8 +337,8 @@ def add_orthanc_modality(http_port: int, ae_title: str, port: int) -> None:
 
 
 def matching_orthanc(run: dict, runs: list[dict]) -> dict | None:
-    """The Orthanc run one of ours is compared with: on the matching index (servers.ORTHANC_INDEX_FOR)."""
-    index = servers.ORTHANC_INDEX_FOR[run["backend"]]
+    """The Orthanc run one of ours is compared with: on the matching index (servers.orthanc_index_for)."""
+    index = servers.orthanc_index_for(run["backend"])
     return next((r for r in runs if not r["ours"] and r["backend"] == index), None)
 
 
@@ -408,7 +409,7 @@ def main() -> int:
     parser.add_argument("--studies", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--orthanc-studies", type=int, default=20_000)
-    parser.add_argument("--skip-mariadb", action="store_true")
+    parser.add_argument("--skip-mariadb", action="store_true", help="neither ours nor Orthanc on MariaDB")
     parser.add_argument("--skip-postgresql", action="store_true", help="neither ours nor Orthanc on PostgreSQL")
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--inner", help=argparse.SUPPRESS)

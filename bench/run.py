@@ -18,11 +18,13 @@ Targets and how each measurement runs
       and created for each measurement. PACS_SCP_WORKERS as the settings default it unless
       --scp-workers is given.
     - Orthanc (/usr/sbin/Orthanc, its defaults otherwise) on a fresh folder with its own
-      configuration, with its SQLite index (no plugins) and, when ours runs on PostgreSQL, with
-      its index on PostgreSQL through Debian's orthanc-postgresql plugin (its own database,
-      <ours>_orthanc, dropped and created for each measurement; files still on disk).
+      configuration, with its SQLite index (no plugins); when ours runs on MariaDB, with its
+      index on the same MariaDB server through Debian's orthanc-mysql plugin; when ours runs on
+      PostgreSQL, on PostgreSQL through Debian's orthanc-postgresql plugin (each its own
+      database, <ours>_orthanc, dropped and created for each measurement; files still on disk).
     Each of our backends is compared with Orthanc on the matching index: SQLite with SQLite,
-    PostgreSQL with PostgreSQL; MariaDB with Orthanc's SQLite (Debian has no Orthanc MySQL plugin).
+    MariaDB with MySQL (on MariaDB), PostgreSQL with PostgreSQL; where orthanc-mysql is not
+    installed, MariaDB with Orthanc's SQLite, and the run says so.
     Each (data set, number of associations, target) starts a fresh server on free loopback
     ports with an empty archive, sends over 1 association (one storescu) or 4 (the file list
     cut in 4 contiguous parts, 4 storescu at once), then checks that the archive counts every
@@ -30,9 +32,9 @@ Targets and how each measurement runs
     resident memory (VmHWM) of our SCP worker processes (summed) or of Orthanc, and stops it.
 
 --rounds N measures each target N times, interleaved (ours SQLite, ours MariaDB, ours
-PostgreSQL, Orthanc SQLite, Orthanc PostgreSQL, ours SQLite, ...), and the table keeps each
-one's fastest round: on a machine shared with other work the least disturbed round of each,
-both sides treated alike (every round's rate is printed too).
+PostgreSQL, Orthanc SQLite, Orthanc MySQL, Orthanc PostgreSQL, ours SQLite, ...), and the table
+keeps each one's fastest round: on a machine shared with other work the least disturbed round of
+each, both sides treated alike (every round's rate is printed too).
 
 --profile (or --profile-only) also sends the CT set over 1 association to our server (SQLite,
 one SCP worker) while py-spy samples that worker, and prints where its threads spend their time
@@ -79,7 +81,7 @@ WARNING_LINE = re.compile(r" WARNING |^W: ")
 @dataclass
 class Measurement:
     target: str  # "ours" or "orthanc"
-    backend: str  # "sqlite", "mariadb" or "postgresql" (ours); "sqlite" or "postgresql" (Orthanc's index)
+    backend: str  # "sqlite", "mariadb" or "postgresql" (ours); "sqlite", "mysql" or "postgresql" (Orthanc's index)
     dataset: str
     associations: int
     instances_sent: int
@@ -127,7 +129,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="measure each target this many times, interleaved (ours, Orthanc, ours, ...); the "
                              "table shows each target's fastest round (on a shared machine, the least disturbed)")
     parser.add_argument("--skip-orthanc", action="store_true", help="do not measure Orthanc")
-    parser.add_argument("--skip-mariadb", action="store_true", help="do not measure our server on MariaDB")
+    parser.add_argument("--skip-mariadb", action="store_true",
+                        help="do not measure our server, nor Orthanc, on MariaDB")
     parser.add_argument("--require-mariadb", action="store_true",
                         help="fail instead of skipping MariaDB when its driver or server is missing")
     parser.add_argument("--skip-postgresql", action="store_true",
@@ -320,7 +323,7 @@ def rounds_summary(measurements: list[Measurement]) -> str:
 
 
 def table(measurements: list[Measurement]) -> str:
-    """One row per measurement of ours, beside Orthanc's on the matching index (servers.ORTHANC_INDEX_FOR)."""
+    """One row per measurement of ours, beside Orthanc's on the matching index (servers.orthanc_index_for)."""
     measurements = fastest_rounds(measurements)
     orthanc = {(m.dataset, m.associations, m.backend): m for m in measurements if m.target == "orthanc"}
     header = ("dataset", "assoc", "backend", "Orthanc index", "ours inst/s", "ours MB/s", "Orthanc inst/s",
@@ -328,7 +331,7 @@ def table(measurements: list[Measurement]) -> str:
               "ours CPU ms/inst", "Orthanc CPU ms/inst", "ours assoc/worker", "status")
     rows = []
     for m in (m for m in measurements if m.target == "ours"):
-        index = servers.ORTHANC_INDEX_FOR[m.backend]
+        index = servers.orthanc_index_for(m.backend)
         o = orthanc.get((m.dataset, m.associations, index))
         status = "ok" if m.ok and (o is None or o.ok) else "FAILED"
         rows.append((
@@ -351,7 +354,7 @@ def orthanc_version() -> str:
     return (result.stdout.splitlines() or ["?"])[0]
 
 
-def write_results(args, datasets, indexes, measurements, profile, errors) -> Path:
+def write_results(args, datasets, backends, indexes, measurements, profile, errors) -> Path:
     results = {
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "git_commit": git_commit(),
@@ -360,6 +363,7 @@ def write_results(args, datasets, indexes, measurements, profile, errors) -> Pat
         "options": vars(args),
         "orthanc": orthanc_version() if indexes else None,
         "orthanc_indexes": indexes,
+        "orthanc_index_for": {backend: servers.orthanc_index_for(backend) for backend in backends} if indexes else {},
         "datasets": [{"name": d.name, "folder": str(d.folder), "instances": d.count, "bytes": d.total_bytes}
                      for d in datasets],
         "measurements": [m.as_dict() for m in measurements],
@@ -391,12 +395,14 @@ def main(argv: list[str]) -> int:
     profile = run_profile(datasets[0]) if args.profile or args.profile_only else None
     errors += [f"{m.target} {m.backend} {m.dataset} over {m.associations} assoc: {'; '.join(m.problems)}"
                for m in measurements if not m.ok]
-    results = write_results(args, datasets, indexes, measurements, profile, errors)
+    results = write_results(args, datasets, backends, indexes, measurements, profile, errors)
     if measurements:
         summary = rounds_summary(measurements)
         if summary:
             print(f"\nEach round (inst/s):\n{summary}")
         print(f"\n{table(measurements)}\n")
+        if "mariadb" in backends and indexes and servers.orthanc_index_for("mariadb") == "sqlite":
+            print(f"(ours on MariaDB against Orthanc on SQLite: {servers.ORTHANC_MYSQL_PLUGIN} is not installed)")
     for error in errors:
         print(f"!!! FAILED: {error}")
     print(f"Results: {results}; logs: {LOG_DIR}")

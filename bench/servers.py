@@ -3,8 +3,8 @@
 `OurServer`: `manage.py setuppacs` then `manage.py runpacs --only dicom` in a fresh data folder,
 on SQLite or on a freshly created MariaDB or PostgreSQL database. `OrthancServer`:
 /usr/sbin/Orthanc with its own JSON configuration in a fresh folder (any calling AE accepted),
-its index on SQLite (no plugins) or on a freshly created PostgreSQL database through Debian's
-orthanc-postgresql index plugin (files still in its storage folder).
+its index on SQLite (no plugins) or on a freshly created MariaDB or PostgreSQL database through
+Debian's orthanc-mysql or orthanc-postgresql index plugin (files still in its storage folder).
 Both are context managers: entering starts the server and waits until C-ECHO succeeds,
 leaving stops it with SIGTERM (and SIGKILL if it does not stop in time).
 """
@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from sending import dcmtk_tool
@@ -26,17 +27,21 @@ from sending import dcmtk_tool
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
-ORTHANC_POSTGRESQL_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"  # orthanc-postgresql
+ORTHANC_PLUGIN_DIR = "/usr/share/orthanc/plugins"
+ORTHANC_MYSQL_PLUGIN = f"{ORTHANC_PLUGIN_DIR}/libOrthancMySQLIndex.so"  # Debian's orthanc-mysql
+ORTHANC_POSTGRESQL_PLUGIN = f"{ORTHANC_PLUGIN_DIR}/libOrthancPostgreSQLIndex.so"  # orthanc-postgresql
 # Our server's own databases, dropped and created per measurement (BENCH_MARIADB_DATABASE,
 # BENCH_POSTGRES_DATABASE: so that two checkouts benchmarking on one database server do not
-# drop each other's); Orthanc's PostgreSQL index has its own beside ours.
+# drop each other's); Orthanc's MySQL and PostgreSQL indexes have their own beside ours.
 MARIADB_DATABASE = os.environ.get("BENCH_MARIADB_DATABASE", "pacsone_bench")
 POSTGRES_DATABASE = os.environ.get("BENCH_POSTGRES_DATABASE", "pacsone_bench")
+ORTHANC_MARIADB_DATABASE = f"{MARIADB_DATABASE}_orthanc"
 ORTHANC_POSTGRES_DATABASE = f"{POSTGRES_DATABASE}_orthanc"
 OUR_DATABASES = {"mariadb": MARIADB_DATABASE, "postgresql": POSTGRES_DATABASE}
 BACKEND_NAMES = {"sqlite": "SQLite", "mariadb": "MariaDB", "postgresql": "PostgreSQL"}
-# Our backend -> the index of the Orthanc it is compared with (Debian has no Orthanc MySQL plugin).
-ORTHANC_INDEX_FOR = {"sqlite": "sqlite", "mariadb": "sqlite", "postgresql": "postgresql"}
+# Our backend -> the index of the Orthanc it is compared with: the same database server. Ours on
+# MariaDB falls back to Orthanc's SQLite where orthanc-mysql is not installed (orthanc_index_for).
+ORTHANC_INDEX_FOR = {"sqlite": "sqlite", "mariadb": "mysql", "postgresql": "postgresql"}
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -189,8 +194,19 @@ def recreate_database(backend: str, database: str) -> None:
                 f"CREATE DATABASE \"{database}\" ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0")
 
 
-def postgres_tables(database: str) -> list[str]:
-    """The tables of a PostgreSQL database's public schema."""
+def database_tables(backend: str, database: str) -> list[str]:
+    """The tables of a MariaDB database, or of a PostgreSQL database's public schema."""
+    if backend == "mariadb":
+        import MySQLdb
+
+        connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
+                           (database,))
+            return [name for (name,) in cursor.fetchall()]
+        finally:
+            connection.close()
     import psycopg
 
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as connection:
@@ -355,33 +371,71 @@ def orthanc_config(folder: Path, dicom_port: int, http_port: int) -> dict:
     }
 
 
-def with_postgresql_index(config: dict, database: str) -> dict:
-    """The configuration with Orthanc's index in a PostgreSQL database through Debian's plugin
-    (orthanc-postgresql 4.0; the keys are those of the Orthanc Book's "PostgreSQL plugins"
-    page). The DICOM files stay in StorageDirectory. The other options keep the plugin's
-    defaults, among them one connection to the database, as Orthanc's SQLite index has."""
+@dataclass(frozen=True)
+class IndexPlugin:
+    """One of Debian's Orthanc index plugins: its library and package, the database server it
+    uses (run_sql's backend), its configuration section and connection settings."""
+
+    library: str
+    package: str
+    backend: str  # "mariadb" or "postgresql"
+    section: str  # the configuration's key
+    connection: dict
+
+
+INDEX_PLUGINS = {
+    # orthanc-mysql 4.3 (the Orthanc Book's "MySQL/MariaDB plugins" page): TCP to the server
+    # ours uses, as ours connects; an empty UnixSocket makes the plugin use Host and Port.
+    "mysql": IndexPlugin(ORTHANC_MYSQL_PLUGIN, "orthanc-mysql", "mariadb", "MySQL", {
+        "Host": "127.0.0.1", "Port": 3306, "UnixSocket": "", "Username": "root", "Password": "",
+        "EnableSsl": False,
+    }),
+    # orthanc-postgresql 4.0 (the Orthanc Book's "PostgreSQL plugins" page).
+    "postgresql": IndexPlugin(ORTHANC_POSTGRESQL_PLUGIN, "orthanc-postgresql", "postgresql", "PostgreSQL", {
+        "Host": "127.0.0.1", "Port": 5432, "Username": "postgres", "Password": "", "EnableSsl": False,
+    }),
+}
+ORTHANC_DATABASES = {"mysql": ORTHANC_MARIADB_DATABASE, "postgresql": ORTHANC_POSTGRES_DATABASE}
+
+
+def with_plugin_index(config: dict, index: str, database: str) -> dict:
+    """The configuration with Orthanc's index in a MariaDB or PostgreSQL database through
+    Debian's plugin (INDEX_PLUGINS). The DICOM files stay in StorageDirectory. The other options
+    keep the plugin's defaults, among them one connection to the database, as Orthanc's SQLite
+    index has."""
+    plugin = INDEX_PLUGINS[index]
     return {
         **config,
-        "Plugins": [*config.get("Plugins", []), ORTHANC_POSTGRESQL_PLUGIN],
-        "PostgreSQL": {
+        "Plugins": [*config.get("Plugins", []), plugin.library],
+        plugin.section: {
             "EnableIndex": True,
             "EnableStorage": False,
-            "Host": "127.0.0.1",
-            "Port": 5432,
+            **plugin.connection,
             "Database": database,
-            "Username": "postgres",
-            "Password": "",
-            "EnableSsl": False,
-            "Lock": False,  # no advisory lock held on the database (a fresh one per run anyway)
+            "Lock": False,  # no lock held on the database (a fresh one per run anyway)
             "IndexConnectionsCount": 1,  # the default, written out: Orthanc logs "will use 1 connection(s)"
         },
     }
 
 
+def orthanc_index_for(backend: str) -> str:
+    """The index of the Orthanc our `backend` is compared with (ORTHANC_INDEX_FOR): MariaDB's is
+    Orthanc's SQLite when orthanc-mysql is not installed."""
+    index = ORTHANC_INDEX_FOR[backend]
+    if index == "mysql" and not Path(ORTHANC_MYSQL_PLUGIN).exists():
+        return "sqlite"
+    return index
+
+
 def available_orthanc_indexes(backends: list[str], require: set[str] = frozenset()) -> list[str]:
-    """The indexes of the Orthancs our backends are compared with (ORTHANC_INDEX_FOR), those
-    whose plugin is installed (a missing one is said; exit if required)."""
-    indexes = [index for index in ("sqlite", "postgresql") if index in map(ORTHANC_INDEX_FOR.get, backends)]
+    """The indexes of the Orthancs our backends are compared with (orthanc_index_for), those
+    whose plugin is installed (a missing one is said; exit if required). Without orthanc-mysql,
+    ours on MariaDB is compared with Orthanc's SQLite, and said so."""
+    if "mariadb" in backends and orthanc_index_for("mariadb") == "sqlite":
+        print(f"*** {ORTHANC_MYSQL_PLUGIN} is missing (apt-get install orthanc-mysql): ours on MariaDB is "
+              f"compared with Orthanc on SQLite", flush=True)
+    wanted = {orthanc_index_for(backend) for backend in backends}
+    indexes = [index for index in ("sqlite", "mysql", "postgresql") if index in wanted]
     if "postgresql" in indexes and not Path(ORTHANC_POSTGRESQL_PLUGIN).exists():
         reason = f"{ORTHANC_POSTGRESQL_PLUGIN} is missing (apt-get install orthanc-postgresql)"
         if "postgresql" in require:
@@ -393,15 +447,16 @@ def available_orthanc_indexes(backends: list[str], require: set[str] = frozenset
 
 class OrthancServer(ManagedServer):
     """A private Orthanc with its own configuration and storage folder, its index on SQLite (in
-    its folder) or on a fresh PostgreSQL database (index="postgresql")."""
+    its folder) or on a fresh database through a plugin: on MariaDB (index="mysql") or on
+    PostgreSQL (index="postgresql"); `database` defaults to ORTHANC_DATABASES'."""
 
     ae_title = "ORTHANC"
 
     def __init__(self, work_root: Path, log_dir: Path, label: str, index: str = "sqlite",
-                 database: str = ORTHANC_POSTGRES_DATABASE):
+                 database: str | None = None):
         self.work_root = work_root
-        self.index = index  # "sqlite" or "postgresql"
-        self.database = database  # PostgreSQL's
+        self.index = index  # "sqlite", "mysql" or "postgresql"
+        self.database = database or ORTHANC_DATABASES.get(index)  # the plugin's
         self.log_file = log_dir / f"orthanc-{label}.log"
         self.folder: Path | None = None
         self.port = self.http_port = 0
@@ -413,9 +468,10 @@ class OrthancServer(ManagedServer):
 
     def start(self) -> None:
         settings = orthanc_config(self.folder, self.port, self.http_port)
-        if self.index == "postgresql":
-            recreate_database("postgresql", self.database)
-            settings = with_postgresql_index(settings, self.database)
+        plugin = INDEX_PLUGINS.get(self.index)
+        if plugin:
+            recreate_database(plugin.backend, self.database)
+            settings = with_plugin_index(settings, self.index, self.database)
         config = self.folder / "orthanc.json"
         config.write_text(json.dumps(settings, indent=2))
         # Orthanc's DICOM server is Debian's DCMTK, which leaves Nagle's algorithm on (about
@@ -425,17 +481,18 @@ class OrthancServer(ManagedServer):
             self.process = subprocess.Popen([ORTHANC_BINARY, str(config)], cwd=self.folder, env=env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
-        if self.index == "postgresql":
-            self.check_postgresql_index()
+        if plugin:
+            self.check_plugin_index(plugin)
 
-    def check_postgresql_index(self) -> None:
+    def check_plugin_index(self, plugin: IndexPlugin) -> None:
         """That Orthanc really runs on the plugin: it names the plugin as its database backend
-        (GET /system), and the plugin's tables are in the database."""
-        plugin = self.rest("/system").get("DatabaseBackendPlugin")
-        tables = postgres_tables(self.database)
-        if not plugin or "resources" not in tables:
-            raise RuntimeError(f"Orthanc is not on its PostgreSQL index (backend plugin {plugin}, tables of "
-                               f"{self.database}: {tables}); see {self.log_file}")
+        (GET /system), and the plugin's tables are in the database (MariaDB keeps the case of
+        their names, PostgreSQL folds it)."""
+        backend_plugin = self.rest("/system").get("DatabaseBackendPlugin")
+        tables = database_tables(plugin.backend, self.database)
+        if not backend_plugin or "resources" not in {table.lower() for table in tables}:
+            raise RuntimeError(f"Orthanc is not on its {plugin.section} index (backend plugin {backend_plugin}, "
+                               f"tables of {self.database}: {tables}); see {self.log_file}")
 
     def __exit__(self, *exc_info) -> None:
         if self.process is not None:
