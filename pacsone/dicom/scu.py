@@ -8,6 +8,7 @@ one ingest path (pacsone.ingest.ingest_file): nothing retrieved bypasses it.
 
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -88,10 +89,20 @@ def no_delay(event) -> None:
     event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _wait_for_rejection_flag(assoc, seconds: float = 1.0) -> None:
+    """pynetdicom's associate() may return when the peer closed the connection after its
+    A-ASSOCIATE-RJ, before its own thread has set is_rejected (seen on a loaded machine): give
+    that thread a moment, so that a rejection is not reported as an unreachable peer."""
+    deadline = time.monotonic() + seconds
+    while not assoc.is_rejected and time.monotonic() < deadline and assoc.is_alive():
+        time.sleep(0.02)
+
+
 def _associate(ae: AE, remote: RemoteAE):
     assoc = ae.associate(remote.host, remote.port, ae_title=remote.ae_title, max_pdu=settings.PACS_MAX_PDU,
                          evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)])
     if not assoc.is_established:
+        _wait_for_rejection_flag(assoc)
         if assoc.is_rejected:
             raise ScuError(f"{remote.ae_title} rejected the association (AE titles or contexts not accepted)")
         raise ScuError(f"{remote.ae_title} at {remote.host}:{remote.port} cannot be reached")

@@ -85,6 +85,7 @@ def test_a_confirmed_delete_goes_to_the_trash_and_is_restored(live_server, study
 
     with browser_page() as page:
         log_in(page, live_server.url, "admin", PASSWORD)
+        page.click("header >> text=Administration")  # the administration pages are folded into one menu
         page.click("header >> text=Trash")
         page.wait_for_load_state("networkidle")
         for width in WIDTHS:
