@@ -94,6 +94,13 @@ def test_the_administrators_menu_fits_one_line_and_folds_its_pages(live_server, 
         screenshot(page, "menu-administration-1280")
         page.click("header nav >> text=Journal")
         assert page.url.endswith("/journal/")
+        # On a phone the group opens inside the folded menu.
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.click("text=Menu")
+        page.click("header nav >> text=Administration")
+        assert page.is_visible("header nav >> text=Trash")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        screenshot(page, "menu-administration-390")
     # Someone without System Administration sees no such menu.
     make_user("rad", ["view", "monitor"])
     with browser_page(width=1280) as page:
