@@ -108,6 +108,11 @@ class ColourPrintSCP:
                     (evt.EVT_N_DELETE, self._delete), (evt.EVT_C_ECHO, lambda event: 0x0000)]
         self.server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=handlers)
 
+    def forget(self) -> None:
+        """Forget what was received (before a job's retry is checked on its own)."""
+        with self.lock:
+            self.requests, self.images, self.layouts = [], [], []
+
     def _note(self, text: str) -> None:
         with self.lock:
             self.requests.append(text)
