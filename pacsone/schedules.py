@@ -60,13 +60,8 @@ def _local_at(day: datetime.date, hour: int, minute: int) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time(hour, minute)))
 
 
-def _tomorrow_early() -> datetime.datetime:
-    return _local_at(timezone.localdate() + datetime.timedelta(days=1), 0, 30)
-
-
-def _tomorrow_rollup() -> datetime.datetime:
-    """Before the daily statistics report (00:30), which then reads a rolled-up yesterday."""
-    return _local_at(timezone.localdate() + datetime.timedelta(days=1), 0, 10)
+def _tomorrow_at(hour: int, minute: int) -> Callable[[], datetime.datetime]:
+    return lambda: _local_at(timezone.localdate() + datetime.timedelta(days=1), hour, minute)
 
 
 def _next_monday_early() -> datetime.datetime:
@@ -87,12 +82,12 @@ ENTRIES = [
     Entry("remote-study-sync", "pacsone.dicom.remote.run_due_syncs", schedule_type="H", first_run=_next_hour),
     Entry("empty the trash", "pacsone.deletion.empty_expired_trash", schedule_type="D"),
     Entry("purge watermarks", "routing.purge.check_watermarks", minutes=5),
-    Entry("statistics rollup", "pacsone.stats_rollup.roll_up_recent", schedule_type="D", first_run=_tomorrow_rollup),
+    Entry("statistics rollup", "pacsone.stats_rollup.roll_up_recent", schedule_type="D", first_run=_tomorrow_at(0, 10)),  # before the daily report (00:30)
     Entry("monthly journal report", "audit.report.send_monthly_report", schedule_type="M",
           first_run=_first_of_next_month),
     # The statistics reports (each queues a job when its switch on the e-mail settings is on).
     Entry("daily statistics report", "pacsone.stats_report.queue_daily_report", schedule_type="D",
-          first_run=_tomorrow_early),
+          first_run=_tomorrow_at(0, 30)),
     Entry("weekly statistics report", "pacsone.stats_report.queue_weekly_report", schedule_type="W",
           first_run=_next_monday_early),
     Entry("monthly statistics report", "pacsone.stats_report.queue_monthly_report", schedule_type="M",

@@ -3,7 +3,7 @@ statistics of a period (the statistics page, /api/statistics/, the e-mailed repo
 
 Everything comes from the index, never from the stored files: aggregate queries (COUNT, SUM,
 GROUP BY the local day or hour) that SQLite, MariaDB and PostgreSQL all run in plain SQL (see
-LocalPart); days are then gathered into weeks (ISO, from Monday) and months. Days and hours are
+LocalPart in pacsone/stats_days.py); days are then gathered into weeks (ISO, from Monday) and months. Days and hours are
 those of the server's time zone (PACS_TIME_ZONE), summer time included.
 
 Studies, series, instances and bytes are counted by the time their study was first received,

@@ -37,8 +37,8 @@ def requeue_lost_follow_ups(now=None) -> str:
     """The minute schedule: queue again the follow-ups due for FOLLOW_UP_LOST_MINUTES."""
     before = (now or timezone.now()) - datetime.timedelta(minutes=FOLLOW_UP_LOST_MINUTES)
     lost = list(Study.objects.filter(follow_up_due__lt=before).order_by("follow_up_due").values_list("pk", flat=True)[:500])
+    Study.objects.filter(pk__in=lost).update(follow_up_due=timezone.now())
     for study_pk in lost:
-        Study.objects.filter(pk=study_pk).update(follow_up_due=timezone.now())
         log.warning("follow-up of study_pk=%s lost (broker restarted?): queued again", study_pk)
         queue_after_ingest(study_pk)
     return f"{count(len(lost), 'follow-up', 'follow-ups')} queued again"

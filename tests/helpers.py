@@ -95,6 +95,17 @@ def echo_status(port: int, ae_title: str = "PACSONE", timeout: float = 10) -> in
         assoc.release()
 
 
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379  # the Redis server of this machine and of CI
+
+
+def redis_available() -> bool:
+    try:
+        socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,6 @@ import contextlib
 import http.cookiejar
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from audit.chain import journal_key
-from tests.helpers import echo_status, free_port, server_env
+from tests.helpers import REDIS_HOST, REDIS_PORT, echo_status, free_port, server_env
 
 START_TIMEOUT = 90
 
@@ -32,16 +31,7 @@ def require_shared_database() -> None:
                     "(runpacs --node refuses SQLite)")
 
 
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 CLAIM_KEY = "pacsone-test-claim"
-
-
-def redis_available() -> bool:
-    try:
-        socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from audit.journal import verify_chain
 from audit.models import MailServer
 from pacsone.models import Instance, Node, RemoteAE, ScheduleRun
 from routing.models import Delivery, Job, RoutingRule
-from tests.helpers import dcmtk_program, free_port, make_dataset, write_dataset
+from tests.helpers import dcmtk_program, free_port, make_dataset, redis_available, write_dataset
 from tests.people import PASSWORD
 from tests.routing.peers import DCMTK_ENV, StoreScp
 from tests.scaleout.cluster import (
@@ -26,7 +26,6 @@ from tests.scaleout.cluster import (
     claimed_redis_database,
     logged_in,
     node_user,
-    redis_available,
     require_shared_database,
     wait_until,
 )

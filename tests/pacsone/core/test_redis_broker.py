@@ -4,19 +4,18 @@ through Redis reaches a worker's dequeue intact. Skips without a Redis server un
 PACS_REQUIRE_PEERS=1 (CI), which turns the skip into a failure."""
 
 import os
-import socket
 import uuid
 
 import pytest
 from django.test import override_settings
 
+from tests.helpers import redis_available
+
 REDIS_URL = os.environ.get("PACS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def redis_or_skip() -> None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
+    if not redis_available():
         reason = "no Redis server on 127.0.0.1:6379"
         if os.environ.get("PACS_REQUIRE_PEERS") == "1":
             pytest.fail(f"PACS_REQUIRE_PEERS=1 but {reason}")
