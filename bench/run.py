@@ -58,6 +58,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import durability
 import profiling
 import sending
 import servers
@@ -91,6 +92,7 @@ class Measurement:
     peak_rss_mb: float  # MiB; ours: summed over the SCP workers
     cpu_seconds: float  # the server's CPU time (user + system) during the send; ours: all workers
     scp_workers: int = 0
+    durable: bool = False  # Orthanc made as durable as ours (durability.py); False: as shipped
     associations_per_worker: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # any of them fails the measurement
     warnings: list[str] = field(default_factory=list)  # reported, not failing
@@ -137,6 +139,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="do not measure our server, nor Orthanc, on PostgreSQL")
     parser.add_argument("--require-postgresql", action="store_true",
                         help="fail instead of skipping PostgreSQL when its driver, server or Orthanc's plugin is missing")
+    parser.add_argument("--orthanc-as-shipped-only", action="store_true",
+                        help="measure Orthanc as shipped only, not also made as durable as ours (durability.py)")
+    parser.add_argument("--skip-durability-check", action="store_true",
+                        help="do not count each server's syncs per instance with strace first")
     parser.add_argument("--scp-workers", type=int, help="PACS_SCP_WORKERS for our server (default: its own)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one SCP worker receiving the CT set over 1 association")
@@ -174,6 +180,22 @@ def orthanc_indexes(args: argparse.Namespace, backends: list[str]) -> list[str]:
     if args.skip_orthanc:
         return []
     return servers.available_orthanc_indexes(backends, {"postgresql"} if args.require_postgresql else set())
+
+
+def orthanc_durabilities(args: argparse.Namespace) -> list[bool]:
+    """Orthanc made as durable as ours first (the comparison the benchmark judges by), then as shipped."""
+    return [False] if args.orthanc_as_shipped_only else [True, False]
+
+
+def check_durable_orthanc(args: argparse.Namespace) -> None:
+    """Build the library that makes Orthanc durable; without a compiler, Orthanc as shipped only."""
+    if args.skip_orthanc or args.orthanc_as_shipped_only or args.profile_only:
+        return
+    try:
+        durability.shim_library()
+    except RuntimeError as exc:
+        print(f"*** Orthanc as shipped only: {exc}", flush=True)
+        args.orthanc_as_shipped_only = True
 
 
 def git_commit() -> str:
@@ -234,25 +256,29 @@ def measure_ours(dataset: synth.DataSet, associations: int, backend: str, scp_wo
     return measurement
 
 
-def measure_orthanc(dataset: synth.DataSet, associations: int, index: str) -> Measurement:
-    label = f"{index}-{dataset.name}-{associations}assoc"
+def measure_orthanc(dataset: synth.DataSet, associations: int, index: str, durable: bool) -> Measurement:
+    label = f"{index}{'-durable' if durable else ''}-{dataset.name}-{associations}assoc"
     storescu_log = LOG_DIR / f"storescu-orthanc-{label}.log"
-    with servers.OrthancServer(WORK_DIR, LOG_DIR, label, index=index) as server:
+    with servers.OrthancServer(WORK_DIR, LOG_DIR, label, index=index, durable=durable) as server:
         cpu_before = server.cpu_seconds()
         result = sending.send(dataset, server.ae_title, server.port, associations, storescu_log)
         cpu = server.cpu_seconds() - cpu_before
         measurement = Measurement(
             "orthanc", index, dataset.name, associations, dataset.count, dataset.total_bytes,
-            result.seconds, server.stored_instances(), server.peak_rss_mib(), cpu,
+            result.seconds, server.stored_instances(), server.peak_rss_mib(), cpu, durable=durable,
         )
     verify(measurement, result, storescu_log)
     check_log(measurement, server.log_file.read_text(errors="replace"), server.log_file.name)
     return measurement
 
 
+def target_name(m: Measurement) -> str:
+    return f"{m.target} {m.backend}" + (" durable" if m.durable else "")
+
+
 def report(measurement: Measurement) -> None:
     m = measurement
-    print(f"  {m.target:<7} {m.backend:<10} {m.dataset} x{m.instances_sent} over {m.associations} assoc: "
+    print(f"  {target_name(m):<22} {m.dataset} x{m.instances_sent} over {m.associations} assoc: "
           f"{m.seconds:6.1f} s  {m.instances_per_second:6.1f} inst/s  {m.mb_per_second:6.1f} MB/s  "
           f"CPU {m.cpu_ms_per_instance:5.2f} ms/inst  peak RSS {m.peak_rss_mb:.0f} MB", flush=True)
     for problem in m.problems:
@@ -268,7 +294,9 @@ def run_measurements(datasets, backends, indexes, args) -> tuple[list[Measuremen
         for associations in ASSOCIATIONS:
             runs = [(f"ours {backend}", measure_ours, (dataset, associations, backend, args.scp_workers))
                     for backend in backends]
-            runs += [(f"orthanc {index}", measure_orthanc, (dataset, associations, index)) for index in indexes]
+            runs += [(f"orthanc {index}{' durable' if durable else ''}", measure_orthanc,
+                      (dataset, associations, index, durable))
+                     for index in indexes for durable in orthanc_durabilities(args)]
             for name, measure, arguments in runs * args.rounds:
                 try:
                     measurements.append(measure(*arguments))
@@ -278,6 +306,46 @@ def run_measurements(datasets, backends, indexes, args) -> tuple[list[Measuremen
                     continue
                 report(measurements[-1])
     return measurements, errors
+
+
+CENSUS_INSTANCES = 100
+
+
+def durability_census(dataset: synth.DataSet, args: argparse.Namespace) -> list[dict]:
+    """How many syncs each server makes per stored instance, by kind, counted with strace while
+    it stores the first CENSUS_INSTANCES instances of `dataset` over 1 association: ours on
+    SQLite (one SCP worker), Orthanc on SQLite durable and as shipped. The evidence that the
+    comparison is at the same durability (durability.py)."""
+    files = dataset.files[:CENSUS_INSTANCES]
+    rows = []
+
+    def count(name: str, server, pid: int, storage: Path) -> None:
+        log = LOG_DIR / f"storescu-census-{name.replace(' ', '-')}.log"
+
+        def send():
+            with open(log, "w") as output:
+                subprocess.run(sending.storescu_command(server.ae_title, server.port, files), check=True,
+                               env=dict(os.environ, TCP_NODELAY="1"), stdout=output, stderr=subprocess.STDOUT)
+
+        trace = LOG_DIR / f"strace-census-{name.replace(' ', '-')}.txt"
+        per_instance = durability.sync_census(pid, storage, send, len(files), trace)
+        rows.append({"target": name, **{kind: round(value, 2) for kind, value in per_instance.items()}})
+
+    with servers.OurServer("sqlite", WORK_DIR, LOG_DIR, "census", scp_workers=1) as server:
+        count("ours sqlite", server, server.worker_pids()[0], server.data_dir / "storage")
+    if not args.skip_orthanc:
+        for durable in orthanc_durabilities(args):
+            name = f"orthanc sqlite {'durable' if durable else 'as shipped'}"
+            with servers.OrthancServer(WORK_DIR, LOG_DIR, f"census-{name.split()[-1]}", durable=durable) as server:
+                count(name, server, server.process.pid, server.storage)
+    return rows
+
+
+def census_table(rows: list[dict]) -> str:
+    kinds = ("file data", "folder names", "index", "other")
+    lines = [f"  {'target':<28}" + "".join(f"{kind:>14}" for kind in kinds)]
+    lines += [f"  {row['target']:<28}" + "".join(f"{row[kind]:>14.2f}" for kind in kinds) for row in rows]
+    return "\n".join(lines)
 
 
 def run_profile(ct: synth.DataSet) -> dict:
@@ -305,7 +373,7 @@ def fastest_rounds(measurements: list[Measurement]) -> list[Measurement]:
     """Per target, data set and association count, the fastest of its rounds (a failed one, if any failed)."""
     best: dict[tuple, Measurement] = {}
     for m in measurements:
-        key = (m.target, m.backend, m.dataset, m.associations)
+        key = (m.target, m.backend, m.durable, m.dataset, m.associations)
         kept = best.get(key)
         if kept is None or (kept.ok and (not m.ok or m.instances_per_second > kept.instances_per_second)):
             best[key] = m
@@ -316,31 +384,32 @@ def rounds_summary(measurements: list[Measurement]) -> str:
     """Every round's rate, when there were several."""
     rates: dict[tuple, list[str]] = {}
     for m in measurements:
-        rates.setdefault((m.dataset, m.associations, m.target, m.backend), []).append(f"{m.instances_per_second:.0f}")
+        rates.setdefault((m.dataset, m.associations, target_name(m)), []).append(f"{m.instances_per_second:.0f}")
     if all(len(r) == 1 for r in rates.values()):
         return ""
-    return "\n".join(f"  {d} x{a} {t} {b}: {' '.join(r)} inst/s" for (d, a, t, b), r in rates.items())
+    return "\n".join(f"  {d} x{a} {t}: {' '.join(r)} inst/s" for (d, a, t), r in rates.items())
 
 
 def table(measurements: list[Measurement]) -> str:
-    """One row per measurement of ours, beside Orthanc's on the matching index (servers.orthanc_index_for)."""
+    """One row per measurement of ours, beside Orthanc's on the matching index
+    (servers.orthanc_index_for): made as durable as ours, and as shipped."""
     measurements = fastest_rounds(measurements)
-    orthanc = {(m.dataset, m.associations, m.backend): m for m in measurements if m.target == "orthanc"}
-    header = ("dataset", "assoc", "backend", "Orthanc index", "ours inst/s", "ours MB/s", "Orthanc inst/s",
-              "Orthanc MB/s", "ours/Orthanc", "ours peak RSS MB", "Orthanc peak RSS MB",
-              "ours CPU ms/inst", "Orthanc CPU ms/inst", "ours assoc/worker", "status")
+    orthanc = {(m.dataset, m.associations, m.backend, m.durable): m for m in measurements if m.target == "orthanc"}
+    header = ("dataset", "assoc", "backend", "Orthanc index", "ours inst/s", "Orthanc durable inst/s",
+              "ours/Orthanc durable", "Orthanc as shipped inst/s", "ours/Orthanc as shipped", "ours MB/s",
+              "ours CPU ms/inst", "Orthanc durable CPU ms/inst", "Orthanc as shipped CPU ms/inst",
+              "ours peak RSS MB", "Orthanc peak RSS MB", "ours assoc/worker", "status")
     rows = []
     for m in (m for m in measurements if m.target == "ours"):
         index = servers.orthanc_index_for(m.backend)
-        o = orthanc.get((m.dataset, m.associations, index))
-        status = "ok" if m.ok and (o is None or o.ok) else "FAILED"
+        durable, shipped = (orthanc.get((m.dataset, m.associations, index, d)) for d in (True, False))
+        others = [o for o in (durable, shipped) if o is not None]
+        status = "ok" if m.ok and all(o.ok for o in others) else "FAILED"
         rows.append((
-            m.dataset, str(m.associations), m.backend, index if o else "-",
-            f"{m.instances_per_second:.1f}", f"{m.mb_per_second:.1f}",
-            f"{o.instances_per_second:.1f}" if o else "-", f"{o.mb_per_second:.1f}" if o else "-",
-            f"{m.instances_per_second / o.instances_per_second:.2f}" if o else "-",
-            f"{m.peak_rss_mb:.0f}", f"{o.peak_rss_mb:.0f}" if o else "-",
-            f"{m.cpu_ms_per_instance:.2f}", f"{o.cpu_ms_per_instance:.2f}" if o else "-",
+            m.dataset, str(m.associations), m.backend, index if others else "-", f"{m.instances_per_second:.1f}",
+            *_beside(m, durable), *_beside(m, shipped), f"{m.mb_per_second:.1f}",
+            f"{m.cpu_ms_per_instance:.2f}", *(f"{o.cpu_ms_per_instance:.2f}" if o else "-" for o in (durable, shipped)),
+            f"{m.peak_rss_mb:.0f}", f"{others[0].peak_rss_mb:.0f}" if others else "-",
             "+".join(map(str, m.associations_per_worker)) or "-", status,
         ))
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -349,12 +418,19 @@ def table(measurements: list[Measurement]) -> str:
     return "\n".join(lines)
 
 
+def _beside(ours: Measurement, orthanc: Measurement | None) -> tuple[str, str]:
+    """Orthanc's rate and ours divided by it."""
+    if orthanc is None:
+        return "-", "-"
+    return f"{orthanc.instances_per_second:.1f}", f"{ours.instances_per_second / orthanc.instances_per_second:.2f}"
+
+
 def orthanc_version() -> str:
     result = subprocess.run([servers.ORTHANC_BINARY, "--version"], capture_output=True, text=True)
     return (result.stdout.splitlines() or ["?"])[0]
 
 
-def write_results(args, datasets, backends, indexes, measurements, profile, errors) -> Path:
+def write_results(args, datasets, backends, indexes, measurements, profile, errors, census) -> Path:
     results = {
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "git_commit": git_commit(),
@@ -367,6 +443,7 @@ def write_results(args, datasets, backends, indexes, measurements, profile, erro
         "datasets": [{"name": d.name, "folder": str(d.folder), "instances": d.count, "bytes": d.total_bytes}
                      for d in datasets],
         "measurements": [m.as_dict() for m in measurements],
+        "syncs_per_instance": census,
         "profile": profile,
         "errors": errors,
     }
@@ -385,9 +462,21 @@ def main(argv: list[str]) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     backends = [] if args.profile_only else our_backends(args)
     indexes = [] if args.profile_only else orthanc_indexes(args, backends)
+    check_durable_orthanc(args)
     datasets = [synth.ensure(spec, DATA_DIR) for spec in (QUICK_SETS if args.quick else FULL_SETS)
                 if args.only in (None, spec.name)]
-    measurements, errors = [], []
+    measurements, errors, census = [], [], []
+    if not (args.profile_only or args.skip_durability_check):
+        if durability.strace_available():
+            print(f"\nDurability: syncs per stored instance (strace, {CENSUS_INSTANCES} {datasets[-1].name.upper()} "
+                  f"instances over 1 association)")
+            census = durability_census(datasets[-1], args)
+            print(census_table(census))
+        else:
+            print("*** Durability check skipped: strace is missing (apt-get install strace)")
+        for backend in backends:
+            if backend != "sqlite":
+                print(f"  {servers.BACKEND_NAMES[backend]} commits: {durability.database_settings(backend)}")
     if not args.profile_only:
         orthanc = f"Orthanc on {', '.join(indexes)}" if indexes else "Orthanc skipped"
         print(f"\nMeasuring (ours on {', '.join(backends)}; {orthanc})")
@@ -395,7 +484,8 @@ def main(argv: list[str]) -> int:
     profile = run_profile(datasets[0]) if args.profile or args.profile_only else None
     errors += [f"{m.target} {m.backend} {m.dataset} over {m.associations} assoc: {'; '.join(m.problems)}"
                for m in measurements if not m.ok]
-    results = write_results(args, datasets, backends, indexes, measurements, profile, errors)
+    servers.remove_retired()
+    results = write_results(args, datasets, backends, indexes, measurements, profile, errors, census)
     if measurements:
         summary = rounds_summary(measurements)
         if summary:

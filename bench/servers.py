@@ -9,6 +9,7 @@ Both are context managers: entering starts the server and waits until C-ECHO suc
 leaving stops it with SIGTERM (and SIGKILL if it does not stop in time).
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from durability import durable_environment, make_orthanc_folders
 from sending import dcmtk_tool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +46,34 @@ BACKEND_NAMES = {"sqlite": "SQLite", "mariadb": "MariaDB", "postgresql": "Postgr
 ORTHANC_INDEX_FOR = {"sqlite": "sqlite", "mariadb": "mysql", "postgresql": "postgresql"}
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+
+
+# A stopped server's folder is emptied (its files truncated) but not removed until the run ends
+# (remove_retired): this machine's ext4 has no journal, and there allocating an inode skips each
+# inode freed in the last 60 to 360 seconds, reading its inode table block to see when
+# (fs/ext4/ialloc.c, recently_deleted). Deleting one server's thousands of files (or Orthanc's
+# 65,536 folders) made file creation in the next server measured slower: the order of the
+# targets, not the targets, decided. Truncating frees the data blocks and no inode.
+_retired: list[Path] = []
+
+
+def retire(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                os.truncate(path, 0)
+        except OSError:
+            pass
+    _retired.append(folder)
+
+
+def remove_retired() -> None:
+    """Delete the retired folders: at the end of a run, when nothing is measured any more."""
+    while _retired:
+        shutil.rmtree(_retired.pop(), ignore_errors=True)
+
+
+atexit.register(remove_retired)  # for the scripts that do not call it themselves
 
 
 def free_port() -> int:
@@ -165,8 +195,8 @@ def available_backends(skip: set[str] = frozenset(), require: set[str] = frozens
     return backends
 
 
-def run_sql(backend: str, *statements: str) -> None:
-    """Statements outside any database (autocommit: CREATE/DROP DATABASE)."""
+def run_sql(backend: str, *statements: str) -> list[tuple]:
+    """Statements outside any database (autocommit: CREATE/DROP DATABASE, SHOW); the last one's rows."""
     if backend == "mariadb":
         import MySQLdb
 
@@ -179,6 +209,7 @@ def run_sql(backend: str, *statements: str) -> None:
         cursor = connection.cursor()
         for statement in statements:
             cursor.execute(statement)
+        return list(cursor.fetchall()) if cursor.description else []
     finally:
         connection.close()
 
@@ -326,7 +357,7 @@ class OurServer(ManagedServer):
         if self.process is not None:
             stop_process(self.process)
         if self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+            retire(self.data_dir)
 
     def worker_pids(self) -> list[int]:
         return child_pids(self.process.pid) if self.process else []
@@ -453,9 +484,10 @@ class OrthancServer(ManagedServer):
     ae_title = "ORTHANC"
 
     def __init__(self, work_root: Path, log_dir: Path, label: str, index: str = "sqlite",
-                 database: str | None = None):
+                 database: str | None = None, durable: bool = False):
         self.work_root = work_root
         self.index = index  # "sqlite", "mysql" or "postgresql"
+        self.durable = durable  # as durable as ours (durability.py), not as shipped
         self.database = database or ORTHANC_DATABASES.get(index)  # the plugin's
         self.log_file = log_dir / f"orthanc-{label}.log"
         self.folder: Path | None = None
@@ -477,12 +509,19 @@ class OrthancServer(ManagedServer):
         # Orthanc's DICOM server is Debian's DCMTK, which leaves Nagle's algorithm on (about
         # 40 ms per C-STORE response) unless TCP_NODELAY is set in its environment.
         env = dict(os.environ, TCP_NODELAY="1")
+        if self.durable:
+            make_orthanc_folders(self.storage)
+            env.update(durable_environment(self.storage))
         with open(self.log_file, "w") as log:
             self.process = subprocess.Popen([ORTHANC_BINARY, str(config)], cwd=self.folder, env=env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_echo(self.ae_title, self.port, self.process, self.log_file)
         if plugin:
             self.check_plugin_index(plugin)
+
+    @property
+    def storage(self) -> Path:
+        return Path(orthanc_config(self.folder, self.port, self.http_port)["StorageDirectory"])
 
     def check_plugin_index(self, plugin: IndexPlugin) -> None:
         """That Orthanc really runs on the plugin: it names the plugin as its database backend
@@ -498,7 +537,7 @@ class OrthancServer(ManagedServer):
         if self.process is not None:
             stop_process(self.process)
         if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            retire(self.folder)
 
     def peak_rss_mib(self) -> float:
         return peak_rss_kib(self.process.pid) / 1024 if self.process else 0.0
