@@ -12,7 +12,6 @@ leaving stops it with SIGTERM (and SIGKILL if it does not stop in time).
 import atexit
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from durability import durable_environment, make_orthanc_folders
+from durability import durable_environment, empty_orthanc_folders, lend_orthanc_folders, take_back_orthanc_folders
 from sending import dcmtk_tool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,13 +63,16 @@ def retire(folder: Path) -> None:
                 os.truncate(path, 0)
         except OSError:
             pass
+    os.sync()  # that metadata written now, not during the next measurement
     _retired.append(folder)
 
 
 def remove_retired() -> None:
-    """Delete the retired folders: at the end of a run, when nothing is measured any more."""
+    """Delete the retired folders, and the files Orthanc left in the folders it was lent: at the
+    end of a run, when nothing is measured any more."""
     while _retired:
-        shutil.rmtree(_retired.pop(), ignore_errors=True)
+        subprocess.run(["rm", "-rf", "--", str(_retired.pop())], check=False)
+    empty_orthanc_folders()
 
 
 atexit.register(remove_retired)  # for the scripts that do not call it themselves
@@ -510,7 +512,7 @@ class OrthancServer(ManagedServer):
         # 40 ms per C-STORE response) unless TCP_NODELAY is set in its environment.
         env = dict(os.environ, TCP_NODELAY="1")
         if self.durable:
-            make_orthanc_folders(self.storage)
+            lend_orthanc_folders(self.storage)
             env.update(durable_environment(self.storage))
         with open(self.log_file, "w") as log:
             self.process = subprocess.Popen([ORTHANC_BINARY, str(config)], cwd=self.folder, env=env,
@@ -538,6 +540,8 @@ class OrthancServer(ManagedServer):
             stop_process(self.process)
         if self.folder is not None:
             retire(self.folder)
+            if self.durable and self.storage.exists():
+                take_back_orthanc_folders(self.storage)
 
     def peak_rss_mib(self) -> float:
         return peak_rss_kib(self.process.pid) / 1024 if self.process else 0.0
