@@ -62,11 +62,11 @@ def header_json(
     plain = not (config.datetime_conversion or config.use_DS_numpy or config.use_IS_numpy)
     memo = _memos[ascii_text]
     result = {}
-    for tag in ds.keys():
-        raw = ds._dict[tag]
+    for tag, raw in ds._dict.items():  # ds.keys()'s order; the element too, in one lookup
+        tag_number = int(tag)  # dict lookups by pydicom's BaseTag run its Python __eq__
         element = None
         if plain and isinstance(raw, RawDataElement):
-            element = memo.json(raw)
+            element = memo.json(raw, tag_number)
         if element is None:
             try:
                 element = ds[tag].to_json_dict(bulk_data_element_handler, bulk_data_threshold)
@@ -75,8 +75,19 @@ def header_json(
                     raise
                 log.warning("Error while processing tag %08X: %s", tag, exc)
                 continue
-        result[f"{tag:08X}"] = element
+        result[_TAG_KEYWORDS.get(tag_number) or _tag_keyword(tag_number)] = element
     return result
+
+
+_TAG_KEYWORDS: dict[int, str] = {}  # the tags seen and their JSON keys
+
+
+def _tag_keyword(tag: int) -> str:
+    """'00100010' for (0010,0010), kept (bounded as the memo is)."""
+    if len(_TAG_KEYWORDS) >= _Memo.MAX_ENTRIES:
+        _TAG_KEYWORDS.clear()
+    text = _TAG_KEYWORDS[tag] = f"{tag:08X}"
+    return text
 
 
 def _charset_is_ascii(ds: Dataset) -> bool:
@@ -109,13 +120,14 @@ class _Memo:
         self.ascii_text = ascii_text
         self._entries: dict[tuple, dict | None] = {}
 
-    def json(self, raw: RawDataElement) -> dict | None:
-        """The element's JSON; None when pydicom must convert it."""
+    def json(self, raw: RawDataElement, tag: int) -> dict | None:
+        """The element's JSON; None when pydicom must convert it. `tag`: raw.tag as a plain int
+        (comparing pydicom's BaseTag on each hit would run its Python __eq__)."""
         value = raw.value
         if type(value) is not bytes or len(value) > self.MAX_VALUE_BYTES:
             return self._converted(raw)
         # (tag, VR, length, value) + (implicit VR, little endian): all but the value's position
-        key = raw[:4] + raw[5:]
+        key = (tag, raw[1], raw[2], value, raw[5], raw[6])
         try:
             return self._entries[key]
         except KeyError:

@@ -68,6 +68,8 @@ _SHORT_LENGTH_VRS = {vr: vr.decode() for vr in (
 _LONG_LENGTH_VRS = {vr: vr.decode() for vr in (
     b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV")}
 UNDEFINED_LENGTH = 0xFFFFFFFF
+# RawDataElement's fields after is_little_endian (is_raw, is_buffered), as its own defaults
+_RAW_DEFAULTS = tuple(RawDataElement._field_defaults[name] for name in RawDataElement._fields[7:])
 
 
 def _raw_elements(head: bytes, implicit_vr: bool, complete: bool) -> tuple[dict, int] | None:
@@ -79,6 +81,7 @@ def _raw_elements(head: bytes, implicit_vr: bool, complete: bool) -> tuple[dict,
     inside an element, or before the pixel data unless `complete`."""
     elements = {}
     position, end = 0, len(head)
+    new_element = tuple.__new__  # RawDataElement's own __new__ is a Python function: one call less per element
     while True:
         if position == end and complete:
             return elements, position  # a data set without pixel data (a report, a presentation state)
@@ -103,7 +106,8 @@ def _raw_elements(head: bytes, implicit_vr: bool, complete: bool) -> tuple[dict,
         if length == UNDEFINED_LENGTH or group == 0xFFFE or value_at + length > end:
             return None
         value = head[value_at:value_at + length] if length else empty_value_for_VR(vr, raw=True)
-        elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, value, value_at, implicit_vr, True)
+        key = BaseTag(tag)
+        elements[key] = new_element(RawDataElement, (key, vr, length, value, value_at, implicit_vr, True, *_RAW_DEFAULTS))
         position = value_at + length
 
 
