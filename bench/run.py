@@ -22,6 +22,9 @@ Targets and how each measurement runs
       index on the same MariaDB server through Debian's orthanc-mysql plugin; when ours runs on
       PostgreSQL, on PostgreSQL through Debian's orthanc-postgresql plugin (each its own
       database, <ours>_orthanc, dropped and created for each measurement; files still on disk).
+    Each Orthanc runs twice: made as durable as ours (durability.py: its SQLite commits synced,
+    its files' names synced) and as shipped; `strace` first counts each server's syncs per
+    stored instance (the evidence), unless --skip-durability-check.
     Each of our backends is compared with Orthanc on the matching index: SQLite with SQLite,
     MariaDB with MySQL (on MariaDB), PostgreSQL with PostgreSQL; where orthanc-mysql is not
     installed, MariaDB with Orthanc's SQLite, and the run says so.
@@ -32,9 +35,11 @@ Targets and how each measurement runs
     resident memory (VmHWM) of our SCP worker processes (summed) or of Orthanc, and stops it.
 
 --rounds N measures each target N times, interleaved (ours SQLite, ours MariaDB, ours
-PostgreSQL, Orthanc SQLite, Orthanc MySQL, Orthanc PostgreSQL, ours SQLite, ...), and the table
-keeps each one's fastest round: on a machine shared with other work the least disturbed round of
-each, both sides treated alike (every round's rate is printed too).
+PostgreSQL, Orthanc SQLite durable and as shipped, Orthanc MySQL ..., Orthanc PostgreSQL ...;
+each round starting one target later), and the table keeps each one's fastest round: on a
+machine shared with other work the least disturbed round of each, both sides treated alike
+(every round's rate is printed too). Before each measurement the disk must have been idle for
+a second (servers.wait_for_quiet_disk).
 
 --profile (or --profile-only) also sends the CT set over 1 association to our server (SQLite,
 one SCP worker) while py-spy samples that worker, and prints where its threads spend their time
@@ -198,6 +203,22 @@ def check_durable_orthanc(args: argparse.Namespace) -> None:
         args.orthanc_as_shipped_only = True
 
 
+RECENT_RUN_SECONDS = 360
+
+
+def warn_if_just_ran() -> None:
+    """The previous run removed its servers' files when it ended; on ext4 without a journal the
+    inodes freed then slow file creation for up to 6 minutes (servers.retire)."""
+    try:
+        finished = datetime.datetime.fromisoformat(json.loads((OUT_DIR / "results.json").read_text())["finished"])
+    except (OSError, ValueError, KeyError):
+        return
+    ago = (datetime.datetime.now().astimezone() - finished).total_seconds()
+    if 0 <= ago < RECENT_RUN_SECONDS:
+        print(f"*** Note: the previous run ended {ago:.0f} s ago; on a file system without a journal the files it "
+              f"removed slow file creation for up to {RECENT_RUN_SECONDS // 60} minutes (bench/README.md).")
+
+
 def git_commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=BENCH_DIR, capture_output=True, text=True).stdout.strip()
@@ -242,6 +263,7 @@ def measure_ours(dataset: synth.DataSet, associations: int, backend: str, scp_wo
     label = f"{backend}-{dataset.name}-{associations}assoc"
     storescu_log = LOG_DIR / f"storescu-ours-{label}.log"
     with servers.OurServer(backend, WORK_DIR, LOG_DIR, label, scp_workers) as server:
+        servers.wait_for_quiet_disk(WORK_DIR)  # the set-up's writes, and the previous target's
         cpu_before = server.cpu_seconds()
         result = sending.send(dataset, server.ae_title, server.port, associations, storescu_log)
         cpu = server.cpu_seconds() - cpu_before
@@ -260,6 +282,7 @@ def measure_orthanc(dataset: synth.DataSet, associations: int, index: str, durab
     label = f"{index}{'-durable' if durable else ''}-{dataset.name}-{associations}assoc"
     storescu_log = LOG_DIR / f"storescu-orthanc-{label}.log"
     with servers.OrthancServer(WORK_DIR, LOG_DIR, label, index=index, durable=durable) as server:
+        servers.wait_for_quiet_disk(WORK_DIR)
         cpu_before = server.cpu_seconds()
         result = sending.send(dataset, server.ae_title, server.port, associations, storescu_log)
         cpu = server.cpu_seconds() - cpu_before
@@ -297,7 +320,11 @@ def run_measurements(datasets, backends, indexes, args) -> tuple[list[Measuremen
             runs += [(f"orthanc {index}{' durable' if durable else ''}", measure_orthanc,
                       (dataset, associations, index, durable))
                      for index in indexes for durable in orthanc_durabilities(args)]
-            for name, measure, arguments in runs * args.rounds:
+            # Each round starts one target later: the first after a change of data set or of
+            # association count measured slower (what the previous targets left the disk doing).
+            rotated = [run for round_number in range(args.rounds)
+                       for run in runs[round_number % len(runs):] + runs[:round_number % len(runs)]]
+            for name, measure, arguments in rotated:
                 try:
                     measurements.append(measure(*arguments))
                 except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
@@ -458,6 +485,7 @@ def main(argv: list[str]) -> int:
     load = os.getloadavg()[0]
     if load > BUSY_LOAD:
         print(f"*** Note: the load average is {load:.1f}: other work on this machine will lower the figures.")
+    warn_if_just_ran()
     for folder in (DATA_DIR, LOG_DIR, WORK_DIR):
         folder.mkdir(parents=True, exist_ok=True)
     backends = [] if args.profile_only else our_backends(args)

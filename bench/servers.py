@@ -78,6 +78,44 @@ def remove_retired() -> None:
 atexit.register(remove_retired)  # for the scripts that do not call it themselves
 
 
+QUIET_DISK_SECONDS = 1.0  # no write to the disk for this long: the previous target's work is done
+QUIET_DISK_TIMEOUT = 30.0
+
+
+def _disk_writes(folder: Path) -> tuple[int, int] | None:
+    """(sectors written, I/Os in flight) of the disk holding `folder`, from /proc/diskstats."""
+    device = os.stat(folder).st_dev
+    wanted = f"{os.major(device)} {os.minor(device)}"
+    try:
+        lines = Path("/proc/diskstats").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if f"{fields[0]} {fields[1]}" == wanted:
+            return int(fields[9]), int(fields[11])
+    return None
+
+
+def wait_for_quiet_disk(folder: Path) -> float:
+    """Wait until the disk holding `folder` has written nothing for QUIET_DISK_SECONDS (at most
+    QUIET_DISK_TIMEOUT); the seconds waited. A database server goes on writing after the
+    measurement that used it (InnoDB's page cleaner, PostgreSQL's checkpointer): without this
+    wait the target measured next paid for it, and the order of the targets decided."""
+    start = time.monotonic()
+    last, quiet_since = _disk_writes(folder), time.monotonic()
+    if last is None:
+        return 0.0
+    while time.monotonic() - start < QUIET_DISK_TIMEOUT:
+        time.sleep(0.1)
+        now = _disk_writes(folder)
+        if now[0] != last[0] or now[1]:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET_DISK_SECONDS:
+            break
+    return time.monotonic() - start
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
