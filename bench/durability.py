@@ -92,7 +92,9 @@ def classify(path: str, storage: Path) -> str:
     if path.endswith((".sqlite3-wal", ".sqlite3", "/index-wal", "/index", "-journal")):
         return "index"
     if path == str(storage) or path.startswith(f"{storage}/"):
-        return "file data" if Path(path).suffix in (".dcm", "") and Path(path).is_file() else "folder names"
+        # read while the server still runs: a synced path that is no folder is a file (or a
+        # temp file renamed since)
+        return "folder names" if Path(path).is_dir() else "file data"
     return "other"
 
 
@@ -118,7 +120,7 @@ def sync_census(pid: int, storage: Path, send, instances: int, trace_file: Path)
 
 def database_settings(backend: str) -> str:
     """The database server's commit durability settings, as it reports them."""
-    from servers import run_sql
+    from servers import run_sql  # here: servers imports this module
 
     if backend == "mariadb":
         rows = run_sql("mariadb", "SHOW VARIABLES WHERE Variable_name IN ('innodb_flush_log_at_trx_commit', 'log_bin')")

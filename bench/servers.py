@@ -235,20 +235,27 @@ def available_backends(skip: set[str] = frozenset(), require: set[str] = frozens
     return backends
 
 
-def run_sql(backend: str, *statements: str) -> list[tuple]:
-    """Statements outside any database (autocommit: CREATE/DROP DATABASE, SHOW); the last one's rows."""
+def _connect(backend: str, database: str = ""):
+    """An autocommit connection to the database server of `backend` as its administrator: to
+    `database`, or (PostgreSQL) to its maintenance database / (MariaDB) to none."""
     if backend == "mariadb":
         import MySQLdb
 
-        connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
-    else:
-        import psycopg
+        connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="", db=database)
+        connection.autocommit(True)
+        return connection
+    import psycopg
 
-        connection = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    return psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database or 'postgres'}", autocommit=True)
+
+
+def run_sql(backend: str, *statements: str, database: str = "", params: tuple = ()) -> list[tuple]:
+    """Statements (CREATE/DROP DATABASE, SHOW, queries), each with `params`; the last one's rows."""
+    connection = _connect(backend, database)
     try:
         cursor = connection.cursor()
         for statement in statements:
-            cursor.execute(statement)
+            cursor.execute(statement, params or None)  # no params: a "%" in a statement stays as it is
         return list(cursor.fetchall()) if cursor.description else []
     finally:
         connection.close()
@@ -268,21 +275,12 @@ def recreate_database(backend: str, database: str) -> None:
 def database_tables(backend: str, database: str) -> list[str]:
     """The tables of a MariaDB database, or of a PostgreSQL database's public schema."""
     if backend == "mariadb":
-        import MySQLdb
-
-        connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
-        try:
-            cursor = connection.cursor()
-            cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
-                           (database,))
-            return [name for (name,) in cursor.fetchall()]
-        finally:
-            connection.close()
-    import psycopg
-
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as connection:
-        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-        return [name for (name,) in rows]
+        rows = run_sql(backend, "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
+                       params=(database,))
+    else:
+        rows = run_sql(backend, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+                       database=database)
+    return [name for (name,) in rows]
 
 
 # --- Our server ----------------------------------------------------------------------------------
