@@ -104,7 +104,6 @@ class IncomingFile:
         self.name, self._fd = opened or open_temp(folder, suffix)
         self._digest = hashlib.sha256()
         self.size = 0
-        self.file = self  # pynetdicom flushes `file.file` after each fragment
         self._lock = threading.Lock()
         self._sync_state = "pending"  # -> "running" -> "done"; "closed" if closed unsynced
         self._sync_done = threading.Event()
@@ -120,6 +119,13 @@ class IncomingFile:
 
     def flush(self) -> None:
         pass  # unbuffered
+
+    @property
+    def file(self) -> "IncomingFile":
+        # pynetdicom flushes `file.file` after each fragment. A property, not an attribute holding
+        # self: that reference cycle left each received data set (its header's hundreds of
+        # objects) to the cyclic garbage collector, ~0.2 ms of CPU per instance.
+        return self
 
     def checksum(self) -> tuple[str, int]:
         """SHA-256 and size of what was written, as `checksum(path)` would return them."""

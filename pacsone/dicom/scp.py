@@ -20,6 +20,7 @@ association (acceptor.py); temp files left by a crash swept while running.
 
 import copy
 import errno
+import gc
 import logging
 import os
 import signal
@@ -523,11 +524,22 @@ def stop_server(server: DicomServer, grace_seconds: float = SHUTDOWN_GRACE_SECON
         assoc.abort()
 
 
+def freeze_startup_objects() -> None:
+    """Leave what start-up made (Django, the models, pydicom's dictionaries: some 130,000
+    objects) out of the cyclic garbage collector's full collections from now on. Otherwise the
+    first full collection after start-up walks them all, holding the GIL for 50-70 ms while the
+    worker's associations wait: in a 600-instance MR send over 4 associations that was 0.2 ms of
+    CPU per instance (the workers' CPU time, measured)."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve_until_signalled(ae_title: str, port: int, listen_fd: int | None = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server = start_server(ae_title, port, listen_fd=listen_fd)
+    freeze_startup_objects()
     stop.wait()
     log.info("dicom scp stopping ae=%s port=%d pid=%d", ae_title, port, os.getpid())
     stop_server(server)
