@@ -4,12 +4,10 @@ py-spy samples every thread of the worker process (`--idle` keeps sleeping and w
 so the shares are of wall time, not only of CPU time) and writes "raw" collapsed stacks: one line
 per distinct stack, `thread (tid): name;outermost frame;...;innermost frame COUNT`.
 
-Over one association, the worker has one busy thread and a few helpers:
+Over one association, the worker has one busy thread:
 - the **association thread** (pacsone/dicom/net/acceptor.py, `AcceptedAssociation.serve`) reads the
   PDUs, writes each data set's fragments to a temp file, parses its header early, calls the
-  ingest path and sends the response;
-- the **fsync threads** (storage.SYNC_POOL) make the received file and its folder durable while
-  the association thread goes on.
+  ingest path (which syncs the file, its folder and the index) and sends the response.
 The other threads (main thread, listening socket) only wait and are left out.
 
 For each kind of thread the summary gives the share of its samples in which a function is

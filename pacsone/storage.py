@@ -24,7 +24,7 @@ from .models import StorageLocation
 
 HASH_CHUNK = 1024 * 1024
 # fsyncs started early so that the disk works while the caller goes on (os.fsync releases the
-# GIL): a received file's data while its row is prepared, a folder while the index row commits.
+# GIL): a copied file's folder while the index row commits (sync_folder_soon).
 SYNC_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
 
 
@@ -86,12 +86,10 @@ def new_temp_path(location: StorageLocation) -> Path:
 class IncomingFile:
     """A new file in a temp folder that keeps the SHA-256 and size of what is written to it,
     so that it need not be read again to be stored. File-like as far as pynetdicom's
-    chunked C-STORE receive needs (`name`, `write`, `file.flush`, `close`).
+    chunked C-STORE receive needs (`name`, `write`, `file.flush`, `close`). Used by one thread
+    (the association's, or the import's).
 
-    `sync()` makes the data durable (fdatasync) once, whichever thread asks first: the SCP's
-    network thread asks as soon as the data set is complete, so that the disk works while the
-    association thread parses the header; the ingest asks again before renaming the file, and
-    waits for that first sync (or does it itself) and gets its error, if any."""
+    `sync()` makes the data durable (fdatasync) once; a failed sync fails every later call."""
 
     _counter = itertools.count()
     # What a subclass that checks the data set as it arrives found (dataset_structure.py): the
@@ -104,9 +102,7 @@ class IncomingFile:
         self.name, self._fd = opened or open_temp(folder, suffix)
         self._digest = hashlib.sha256()
         self.size = 0
-        self._lock = threading.Lock()
-        self._sync_state = "pending"  # -> "running" -> "done"; "closed" if closed unsynced
-        self._sync_done = threading.Event()
+        self._synced = False
         self._sync_error: OSError | None = None
 
     def write(self, data) -> int:
@@ -131,45 +127,20 @@ class IncomingFile:
         """SHA-256 and size of what was written, as `checksum(path)` would return them."""
         return self._digest.hexdigest(), self.size
 
-    def _claim(self, pending_becomes: str) -> str:
-        """The sync state as it was; "pending" turns into `pending_becomes`."""
-        with self._lock:
-            state = self._sync_state
-            if state == "pending":
-                self._sync_state = pending_becomes
-        return state
-
-    def sync_soon(self) -> None:
-        """Begin sync() on another thread; a later sync() waits for it and raises its error."""
-        _started_soon(self._sync_quietly)
-
-    def _sync_quietly(self) -> None:
-        try:
-            self.sync()
-        except OSError:
-            pass  # the next sync() raises it again
-
     def sync(self) -> None:
         """fdatasync what was written (once); raise OSError if that failed or the file is closed."""
-        state = self._claim("running")
-        if state == "closed":
+        if self._fd < 0:
             raise OSError(errno.EBADF, "the received file was closed before it was synced")
-        if state == "pending":
+        if not self._synced:
+            self._synced = True
             try:
                 os.fdatasync(self._fd)
             except OSError as exc:
                 self._sync_error = exc
-            self._sync_state = "done"
-            self._sync_done.set()
-        else:
-            self._sync_done.wait()
         if self._sync_error is not None:
             raise self._sync_error
 
     def close(self) -> None:
-        state = self._claim("closed")
-        if state == "running":
-            self._sync_done.wait()  # the descriptor is in use
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
