@@ -192,3 +192,25 @@ def test_a_failed_wal_fsync_fails_its_waiter_and_the_next_one_syncs_again():
     with mock.patch("pacsone.wal_sync._fsync_file") as fsync:
         syncer.wait(ticket, "wal")
     assert fsync.call_count == 1
+
+
+def test_a_received_instance_is_freed_without_the_cycle_collector(tmp_path):
+    """Nothing of a stored instance (its file object, its parsed header) may be left for the
+    cyclic garbage collector: at hundreds of instances a second, its full collections stall the
+    worker's associations (an attribute that held the file itself once did that)."""
+    import gc
+    import weakref
+
+    received = received_file(tmp_path)
+    assert received.header is not None  # parsed early, as over the network
+    file_ref, header_ref = weakref.ref(received), weakref.ref(received.header)
+    gc.disable()
+    # (The tests run queued tasks inline, in django-q's simulation, which keeps its callers' frames.)
+    with mock.patch("pacsone.tasks.queue_after_ingest"):
+        try:
+            outcome = ingest_received(received).outcome
+            del received
+            assert outcome is Outcome.STORED
+            assert file_ref() is None and header_ref() is None
+        finally:
+            gc.enable()
