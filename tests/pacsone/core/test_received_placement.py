@@ -2,7 +2,9 @@
 before its index row is committed; a file of that name already stored is never replaced by
 unsynced bytes; a failed sync leaves neither the file nor a row."""
 
+import gc
 import os
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
@@ -198,9 +200,6 @@ def test_a_received_instance_is_freed_without_the_cycle_collector(tmp_path):
     """Nothing of a stored instance (its file object, its parsed header) may be left for the
     cyclic garbage collector: at hundreds of instances a second, its full collections stall the
     worker's associations (an attribute that held the file itself once did that)."""
-    import gc
-    import weakref
-
     received = received_file(tmp_path)
     assert received.header is not None  # parsed early, as over the network
     file_ref, header_ref = weakref.ref(received), weakref.ref(received.header)
