@@ -117,3 +117,17 @@ def test_invalid_input_is_shown_next_to_its_field(live_server, archive):
         assert page.is_visible("text=The end date is before the start date.")
         assert "found" not in page.inner_text("h1") and page.is_visible("text=No search was run")
         screenshot(page, "study-list-invalid-768")
+
+
+def test_at_a_laptop_width_the_whole_row_shows_without_scrolling(live_server, archive):
+    """1280 px: every column and the unread badge are in view (the badge once sat in a last
+    column that the table's scrolling cut off at the card's edge)."""
+    make_user("rad", ["view"])
+    with browser_page(width=1280) as page:
+        log_in(page, live_server.url, "rad", PASSWORD)
+        page.goto(live_server.url + "/")
+        screenshot(page, "study-list-1280")
+        scroll_width, client_width = page.eval_on_selector(".scroll", "s => [s.scrollWidth, s.clientWidth]")
+        assert scroll_width <= client_width
+        badges = page.locator("table.studies tbody .badge", has_text="unread")
+        assert badges.count() == 3 and all(badges.nth(i).is_visible() for i in range(3))
