@@ -129,9 +129,9 @@ class IncomingFile:
 
     def sync(self) -> None:
         """fdatasync what was written (once); raise OSError if that failed or the file is closed."""
-        if self._fd < 0:
-            raise OSError(errno.EBADF, "the received file was closed before it was synced")
         if not self._synced:
+            if self._fd < 0:
+                raise OSError(errno.EBADF, "the received file was closed before it was synced")
             self._synced = True
             try:
                 os.fdatasync(self._fd)
