@@ -109,12 +109,17 @@ def ensure_schedules(entries: list[Entry] = ENTRIES) -> list[str]:
         minutes = entry.minutes() if callable(entry.minutes) else entry.minutes
         wanted = {"func": "pacsone.schedules.run_once", "args": repr(entry.func), "intended_date_kwarg": "intended",
                   "schedule_type": entry.schedule_type, "minutes": minutes, "repeats": -1}
-        schedule = Schedule.objects.filter(name=entry.name).first()
+        same_name = Schedule.objects.filter(name=entry.name).order_by("pk")
+        schedule = same_name.first()
         if schedule is None:
             Schedule.objects.create(name=entry.name, next_run=entry.first_run() if entry.first_run else timezone.now(),
                                     **wanted)
+            schedule = same_name.first()  # another node's, when it made one meanwhile
         elif any(getattr(schedule, field) != value for field, value in wanted.items()):
             Schedule.objects.filter(pk=schedule.pk).update(**wanted)
+        # Nodes starting at once may each create the schedule (its name is not unique): every node
+        # keeps the first made, so that however their steps interleave, one is left.
+        same_name.filter(pk__gt=schedule.pk).delete()
         kept.append(entry.name)
     return kept
 

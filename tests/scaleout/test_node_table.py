@@ -109,6 +109,33 @@ def test_every_schedule_goes_through_run_once():
     assert {(s.func, s.intended_date_kwarg) for s in schedules} == {("pacsone.schedules.run_once", "intended")}
 
 
+def test_nodes_starting_at_once_leave_one_schedule_of_each(monkeypatch):
+    """Two nodes' start-ups both found no schedule and both made one (seen on PostgreSQL): each
+    keeps the first made, whichever order their steps ran in."""
+    from django_q.models import Schedule
+
+    from pacsone.schedules import ENTRIES, ensure_schedules
+
+    wanted = [entry.name for entry in ENTRIES if entry.wanted()]
+    real_create = Schedule.objects.create
+
+    def create_and_other_node_too(**fields):  # the other node's create lands right after ours
+        made = real_create(**fields)
+        real_create(**fields)
+        return made
+
+    monkeypatch.setattr(Schedule.objects, "create", create_and_other_node_too)
+    ensure_schedules()
+    monkeypatch.undo()
+    assert sorted(Schedule.objects.values_list("name", flat=True)) == sorted(wanted)
+
+    # Duplicates left by an earlier start are removed at the next one, the first kept.
+    first = Schedule.objects.get(name="daily statistics report")
+    Schedule.objects.create(name=first.name, func=first.func, args=first.args, schedule_type=first.schedule_type,
+                            next_run=first.next_run)
+    assert ensure_schedules() and Schedule.objects.get(name=first.name).pk == first.pk
+
+
 def test_the_monitor_shows_every_node_to_monitor_users_only(client):
     live_node("node-a", fingerprint="")
     Node.objects.filter(name="node-a").update(processes=[{"name": "dicom:PACSONE:11112#1", "pid": 42, "running": True}])
