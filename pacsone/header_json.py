@@ -75,18 +75,18 @@ def header_json(
                     raise
                 log.warning("Error while processing tag %08X: %s", tag, exc)
                 continue
-        result[_TAG_KEYWORDS.get(tag_number) or _tag_keyword(tag_number)] = element
+        result[_JSON_KEYS.get(tag_number) or _json_key(tag_number)] = element
     return result
 
 
-_TAG_KEYWORDS: dict[int, str] = {}  # the tags seen and their JSON keys
+_JSON_KEYS: dict[int, str] = {}  # the tags seen and their DICOM JSON keys
 
 
-def _tag_keyword(tag: int) -> str:
+def _json_key(tag: int) -> str:
     """'00100010' for (0010,0010), kept (bounded as the memo is)."""
-    if len(_TAG_KEYWORDS) >= _Memo.MAX_ENTRIES:
-        _TAG_KEYWORDS.clear()
-    text = _TAG_KEYWORDS[tag] = f"{tag:08X}"
+    if len(_JSON_KEYS) >= _Memo.MAX_ENTRIES:
+        _JSON_KEYS.clear()
+    text = _JSON_KEYS[tag] = f"{tag:08X}"
     return text
 
 

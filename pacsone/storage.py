@@ -86,8 +86,8 @@ def new_temp_path(location: StorageLocation) -> Path:
 class IncomingFile:
     """A new file in a temp folder that keeps the SHA-256 and size of what is written to it,
     so that it need not be read again to be stored. File-like as far as pynetdicom's
-    chunked C-STORE receive needs (`name`, `write`, `file.flush`, `close`). Used by one thread
-    (the association's, or the import's).
+    chunked C-STORE receive needs (`name`, `write`, `file.flush`, `close`). Used by one thread:
+    the association's (ReceivedFile).
 
     `sync()` makes the data durable (fdatasync) once; a failed sync fails every later call."""
 

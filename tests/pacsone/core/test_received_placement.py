@@ -203,9 +203,9 @@ def test_a_received_instance_is_freed_without_the_cycle_collector(tmp_path):
     received = received_file(tmp_path)
     assert received.header is not None  # parsed early, as over the network
     file_ref, header_ref = weakref.ref(received), weakref.ref(received.header)
-    gc.disable()
     # (The tests run queued tasks inline, in django-q's simulation, which keeps its callers' frames.)
     with mock.patch("pacsone.tasks.queue_after_ingest"):
+        gc.disable()
         try:
             outcome = ingest_received(received).outcome
             del received
