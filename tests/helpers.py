@@ -95,6 +95,26 @@ def echo_status(port: int, ae_title: str = "PACSONE", timeout: float = 10) -> in
         assoc.release()
 
 
+def rejection(port: int, calling_ae: str, sop_class: str = "1.2.840.10008.1.1", called_ae: str = "PACSONE",
+              timeout: float = 10) -> tuple[int, int, int] | None:
+    """The (result, source, reason) of an A-ASSOCIATE-RJ from a local SCP, or None when it accepted.
+
+    Not pynetdicom's requestor: when a rejection comes back faster than its negotiating thread
+    looks, that thread finds the socket already closed and reports an abort (seen on loaded CI)."""
+    from pynetdicom.presentation import build_context
+
+    from pacsone.dicom.net.requestor import AssociationRejected, StoreAssociation
+
+    association = StoreAssociation("127.0.0.1", port, calling_ae, called_ae, [build_context(sop_class)], 65536,
+                                   timeout=timeout)
+    try:
+        association.open()
+    except AssociationRejected as rejected:
+        return rejected.diagnosis
+    association.release()
+    return None
+
+
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379  # the Redis server of this machine and of CI
 
 

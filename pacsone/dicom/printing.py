@@ -35,7 +35,7 @@ from pynetdicom.status import GENERAL_STATUS, PRINT_JOB_MANAGEMENT_SERVICE_CLASS
 
 from ..models import Printer
 from .net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from .scu import TIMEOUT_SECONDS, no_delay
+from .scu import TIMEOUT_SECONDS, RejectionNote, no_delay
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +89,17 @@ class _Session:
         # association stands and the refusal can be named (pynetdicom aborts one with no context).
         ae.add_requested_context(Verification)
         self.created_uid = ""  # the Affected SOP Instance UID of the last N-CREATE response
-        self.rejection = None  # the A-ASSOCIATE-RJ, when the printer sent one
+        rejection = RejectionNote()
         self.assoc = ae.associate(printer.host, printer.port, ae_title=printer.ae_title,
                                   evt_handlers=[(evt.EVT_CONN_OPEN, no_delay), (evt.EVT_DIMSE_RECV, self._received),
-                                                (evt.EVT_ACSE_RECV, self._association_answer)])
-        if self.assoc.is_rejected:
-            reason = self.rejection.reason_str if self.rejection is not None else "no reason given"
-            if self.rejection is not None and self.rejection.result == 0x02:  # rejected-transient (PS3.8 7.1.1.9)
+                                                rejection.handler])
+        if rejection.pdu is not None:
+            reason = rejection.pdu.reason_str
+            if rejection.pdu.result == 0x02:  # rejected-transient (PS3.8 7.1.1.9)
                 raise PrinterUnreachable(f"{printer.ae_title} rejected the association for now: {reason}")
             raise PrintRefused(f"{printer.ae_title} rejected the association: {reason}")
         if not self.assoc.is_established:
             raise PrinterUnreachable(f"{printer.ae_title} at {printer.host}:{printer.port} cannot be reached")
-
-    def _association_answer(self, event) -> None:
-        if getattr(event.primitive, "result", None) in (0x01, 0x02):
-            self.rejection = event.primitive
 
     def _received(self, event) -> None:
         if type(event.message).__name__ == "N_CREATE_RSP":

@@ -8,7 +8,6 @@ one ingest path (pacsone.ingest.ingest_file): nothing retrieved bypasses it.
 
 import logging
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,6 +16,7 @@ from django.conf import settings
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelMove,
@@ -89,21 +89,26 @@ def no_delay(event) -> None:
     event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _wait_for_rejection_flag(assoc, seconds: float = 1.0) -> None:
-    """pynetdicom's associate() may return when the peer closed the connection after its
-    A-ASSOCIATE-RJ, before its own thread has set is_rejected (seen on a loaded machine): give
-    that thread a moment, so that a rejection is not reported as an unreachable peer."""
-    deadline = time.monotonic() + seconds
-    while not assoc.is_rejected and time.monotonic() < deadline and assoc.is_alive():
-        time.sleep(0.02)
+class RejectionNote:
+    """An A-ASSOCIATE-RJ, noted as pynetdicom's DUL thread reads it (bind `handler`). Its
+    negotiating thread, when it looks after the DUL has already closed the socket, reports an
+    abort instead (seen on a loaded machine): neither is_rejected nor EVT_ACSE_RECV then tell."""
+
+    def __init__(self):
+        self.pdu: A_ASSOCIATE_RJ | None = None
+        self.handler = (evt.EVT_PDU_RECV, self._note)
+
+    def _note(self, event) -> None:
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            self.pdu = event.pdu
 
 
 def _associate(ae: AE, remote: RemoteAE):
+    rejection = RejectionNote()
     assoc = ae.associate(remote.host, remote.port, ae_title=remote.ae_title, max_pdu=settings.PACS_MAX_PDU,
-                         evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)])
+                         evt_handlers=[(evt.EVT_CONN_OPEN, no_delay), rejection.handler])
     if not assoc.is_established:
-        _wait_for_rejection_flag(assoc)
-        if assoc.is_rejected:
+        if rejection.pdu is not None:
             raise ScuError(f"{remote.ae_title} rejected the association (AE titles or contexts not accepted)")
         raise ScuError(f"{remote.ae_title} at {remote.host}:{remote.port} cannot be reached")
     return assoc

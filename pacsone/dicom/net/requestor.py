@@ -20,6 +20,14 @@ class AssociationRefused(Exception):
     """The destination could not be reached, rejected us, or answered nonsense."""
 
 
+class AssociationRejected(AssociationRefused):
+    """The destination answered with an A-ASSOCIATE-RJ: `diagnosis` is its (result, source, reason)."""
+
+    def __init__(self, message: str, diagnosis: tuple[int, int, int]):
+        super().__init__(message)
+        self.diagnosis = diagnosis
+
+
 class NoContextAccepted(AssociationRefused):
     """The destination accepted the association but none of the proposed presentation contexts."""
 
@@ -47,8 +55,8 @@ class StoreAssociation:
             self.connection.sock.sendall(self._request_pdu())
             pdu_type, body = self.connection.read_pdu()
             if pdu_type == wire.A_ASSOCIATE_RJ:
-                raise AssociationRefused(f"{self.called_ae} rejected the association (AE titles or contexts not "
-                                         f"accepted; result/source/reason {bytes(body[1:4]).hex()})")
+                raise AssociationRejected(f"{self.called_ae} rejected the association (AE titles or contexts not "
+                                          f"accepted; result/source/reason {bytes(body[1:4]).hex()})", tuple(body[1:4]))
             if pdu_type != wire.A_ASSOCIATE_AC:
                 raise AssociationRefused(f"{self.called_ae} answered PDU type 0x{pdu_type:02x}")
             self._take_accept(body)

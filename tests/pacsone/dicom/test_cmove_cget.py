@@ -20,7 +20,7 @@ from pynetdicom.sop_class import (
 from pacsone.dicom import qr
 from pacsone.ingest import Origin, ingest_file
 from pacsone.models import RemoteAE
-from tests.helpers import dcmtk_program, echo_status, free_port, journaled, pydicom_file
+from tests.helpers import dcmtk_program, echo_status, free_port, journaled, pydicom_file, rejection
 from tests.pacsone.dicom.qr_archive import STUDY_A, identifier, make_archive
 from tests.pacsone.dicom.test_dcmtk_interop import DCMTK_ENV, dcmtk, wait_for_port
 
@@ -296,7 +296,4 @@ def test_registered_policy_rejects_an_unregistered_caller(archive_scp, settings)
     settings.PACS_ACCEPT_CALLING_AE = "registered"
     settings.PACS_DICOM_QUERY_POLICY = "registered"
     RemoteAE.objects.create(ae_title="SOMEONE", host="127.0.0.1", port=104)
-    ae = AE(ae_title="PYMOVE")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = ae.associate("127.0.0.1", port, ae_title="PACSONE")
-    assert assoc.is_rejected
+    assert rejection(port, "PYMOVE", StudyRootQueryRetrieveInformationModelMove) is not None

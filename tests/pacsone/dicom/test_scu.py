@@ -1,8 +1,11 @@
 """The SCU service layer against dcmtk's dcmqrscp: echo, find, move to us (through our SCP and
 the one ingest path), store; and clear errors for unreachable or unwilling remotes."""
 
+import time
+
 import pytest
 from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
 
 from pacsone.dicom import scu
 from pacsone.models import Instance, RemoteAE, Study
@@ -65,6 +68,21 @@ def test_unreachable_and_unwilling_remotes(remote, db):
     wrong_title = RemoteAE(ae_title="WRONG", host="127.0.0.1", port=remote.ae.port)
     with pytest.raises(scu.ScuError, match="rejected"):
         scu.find(wrong_title, study_query())
+
+
+def test_a_rejection_faster_than_pynetdicom_looks_is_still_a_rejection(scp, monkeypatch):
+    """pynetdicom's negotiating thread, when it looks after the rejection was read and the socket
+    closed, reports an abort (seen on a loaded CI): made certain here by delaying that thread."""
+    associate = AE.associate
+
+    def slow_to_look(self, *args, evt_handlers=(), **kwargs):
+        late = (evt.EVT_REQUESTED, lambda event: time.sleep(0.5))  # on the negotiating thread
+        return associate(self, *args, evt_handlers=[*evt_handlers, late], **kwargs)
+
+    monkeypatch.setattr(AE, "associate", slow_to_look)
+    _ae, port = scp
+    with pytest.raises(scu.ScuError, match="WRONG rejected the association"):
+        scu.echo(RemoteAE(ae_title="WRONG", host="127.0.0.1", port=port))
 
 
 def test_a_remote_that_does_not_know_us(scp, tmp_path, settings):
