@@ -31,7 +31,7 @@ from . import charsets, query
 from .net import sending, status
 from .net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .qr import storage_contexts
-from .net.requestor import AssociationRefused, StoreAssociation
+from .net.requestor import AssociationRefused, StoreAssociation, rejection_message
 from ..humanize import count
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _associate(ae: AE, remote: RemoteAE):
                          evt_handlers=[(evt.EVT_CONN_OPEN, no_delay), rejection.handler])
     if not assoc.is_established:
         if rejection.pdu is not None:
-            raise ScuError(f"{remote.ae_title} rejected the association (AE titles or contexts not accepted)")
+            raise ScuError(rejection_message(remote.ae_title, rejection.pdu))
         raise ScuError(f"{remote.ae_title} at {remote.host}:{remote.port} cannot be reached")
     return assoc
 

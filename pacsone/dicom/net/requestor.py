@@ -9,6 +9,7 @@ import socket
 
 from pydicom.uid import UID
 from pynetdicom.pdu import A_ASSOCIATE_AC as AssociateAcceptPDU
+from pynetdicom.pdu import A_ASSOCIATE_RJ as AssociateRejectPDU
 from pynetdicom.pdu import A_ASSOCIATE_RQ as AssociateRequestPDU
 from pynetdicom.presentation import PresentationContext
 
@@ -23,9 +24,29 @@ class AssociationRefused(Exception):
 class AssociationRejected(AssociationRefused):
     """The destination answered with an A-ASSOCIATE-RJ: `diagnosis` is its (result, source, reason)."""
 
-    def __init__(self, message: str, diagnosis: tuple[int, int, int]):
-        super().__init__(message)
-        self.diagnosis = diagnosis
+    def __init__(self, called_ae: str, pdu: AssociateRejectPDU):
+        super().__init__(rejection_message(called_ae, pdu))
+        self.diagnosis = (pdu.result, pdu.source, pdu.reason_diagnostic)
+
+
+def rejection_message(called_ae: str, pdu: AssociateRejectPDU) -> str:
+    """For people: 'PACS2 rejected the association: Called AE title not recognised (permanent;
+    result/source/reason 010107)'."""
+    lasting = "permanent" if pdu.result == 0x01 else "transient: it may accept later"
+    try:
+        reason = pdu.reason_str
+    except (KeyError, ValueError):  # a reason PS3.8 does not define for that source
+        reason = "no known reason"
+    return (f"{called_ae} rejected the association: {reason} ({lasting}; result/source/reason "
+            f"{pdu.result:02x}{pdu.source:02x}{pdu.reason_diagnostic:02x})")
+
+
+def _rejection(body: memoryview) -> AssociateRejectPDU:
+    if len(body) != 4:  # reserved, result, source, reason (PS3.8 9.3.4)
+        raise wire.ProtocolError(f"an A-ASSOCIATE-RJ of {len(body)} bytes, not 4")
+    pdu = AssociateRejectPDU()
+    pdu.decode(bytes([wire.A_ASSOCIATE_RJ, 0]) + len(body).to_bytes(4, "big") + bytes(body))
+    return pdu
 
 
 class NoContextAccepted(AssociationRefused):
@@ -55,8 +76,7 @@ class StoreAssociation:
             self.connection.sock.sendall(self._request_pdu())
             pdu_type, body = self.connection.read_pdu()
             if pdu_type == wire.A_ASSOCIATE_RJ:
-                raise AssociationRejected(f"{self.called_ae} rejected the association (AE titles or contexts not "
-                                          f"accepted; result/source/reason {bytes(body[1:4]).hex()})", tuple(body[1:4]))
+                raise AssociationRejected(self.called_ae, _rejection(body))
             if pdu_type != wire.A_ASSOCIATE_AC:
                 raise AssociationRefused(f"{self.called_ae} answered PDU type 0x{pdu_type:02x}")
             self._take_accept(body)

@@ -2,6 +2,8 @@
 classes we do not know (private, newer), services keyed by command and SOP class, our own
 implementation identity, and bad data sets refused while the association goes on."""
 
+import socket
+import threading
 import time
 
 import pytest
@@ -21,7 +23,7 @@ from pacsone import storage
 from pacsone.dicom import scu
 from pacsone.dicom.net import commands, status
 from pacsone.dicom.net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from pacsone.dicom.net.requestor import AssociationRefused, StoreAssociation
+from pacsone.dicom.net.requestor import AssociationRefused, AssociationRejected, StoreAssociation
 from pacsone.dicom.scp import is_storage_sop_class, start_server, stop_server
 from pacsone.models import Instance, RemoteAE
 from tests.helpers import dataset_bytes, echo_status, free_port, make_dataset, stored_files, temp_leftovers, write_dataset
@@ -64,8 +66,11 @@ def store_on(association, ds, message_id, sop_class=None, sop_instance=None, cut
 
 def test_an_association_to_another_called_ae_title_is_rejected_and_the_server_goes_on(scp, caplog):
     _ae, port = scp
-    with pytest.raises(AssociationRefused, match="result/source/reason 010107"):  # permanent, user, reason 7
+    with pytest.raises(AssociationRejected) as rejected:
         raw_association(port, CTImageStorage, called_ae="NOT_PACSONE")
+    assert rejected.value.diagnosis == (0x01, 0x01, 0x07)  # permanent, service user, called AE title
+    assert str(rejected.value) == ("NOT_PACSONE rejected the association: Called AE title not recognised "
+                                   "(permanent; result/source/reason 010107)")
     assert echo_status(port, ae_title="PACSONE") == status.SUCCESS
     logged = ("association rejected calling_ae=TESTER called_ae=NOT_PACSONE address=127.0.0.1 result=1 source=1 "
               "reason=7")
@@ -73,6 +78,26 @@ def test_an_association_to_another_called_ae_title_is_rejected_and_the_server_go
     while logged not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.05)
     assert logged in caplog.text
+
+
+def test_a_malformed_rejection_is_a_refusal_with_its_reason():
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def reject_in_two_bytes() -> None:
+        peer, _ = listener.accept()
+        header = peer.recv(6, socket.MSG_WAITALL)
+        peer.recv(int.from_bytes(header[2:6], "big"), socket.MSG_WAITALL)  # all of it: no reset on close
+        peer.sendall(bytes([0x03, 0, 0, 0, 0, 2, 0, 1]))
+        peer.close()
+
+    threading.Thread(target=reject_in_two_bytes, daemon=True).start()
+    association = StoreAssociation("127.0.0.1", listener.getsockname()[1], "TESTER", "ODD",
+                                   [build_context(Verification)], 65536, timeout=5)
+    try:
+        with pytest.raises(AssociationRefused, match="an A-ASSOCIATE-RJ of 2 bytes, not 4"):
+            association.open()
+    finally:
+        listener.close()
 
 
 def test_any_called_ae_title_is_accepted_when_configured(scp, settings):
