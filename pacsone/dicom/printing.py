@@ -35,6 +35,7 @@ from pynetdicom.status import GENERAL_STATUS, PRINT_JOB_MANAGEMENT_SERVICE_CLASS
 
 from ..models import Printer
 from .net.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from .net.requestor import rejection_reason
 from .scu import TIMEOUT_SECONDS, RejectionNote, no_delay
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class _Session:
                                   evt_handlers=[(evt.EVT_CONN_OPEN, no_delay), (evt.EVT_DIMSE_RECV, self._received),
                                                 rejection.handler])
         if rejection.pdu is not None:
-            reason = rejection.pdu.reason_str
+            reason = rejection_reason(rejection.pdu)
             if rejection.pdu.result == 0x02:  # rejected-transient (PS3.8 7.1.1.9)
                 raise PrinterUnreachable(f"{printer.ae_title} rejected the association for now: {reason}")
             raise PrintRefused(f"{printer.ae_title} rejected the association: {reason}")

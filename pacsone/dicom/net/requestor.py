@@ -33,12 +33,16 @@ def rejection_message(called_ae: str, pdu: AssociateRejectPDU) -> str:
     """For people: 'PACS2 rejected the association: Called AE title not recognised (permanent;
     result/source/reason 010107)'."""
     lasting = "permanent" if pdu.result == 0x01 else "transient: it may accept later"
-    try:
-        reason = pdu.reason_str
-    except (KeyError, ValueError):  # a reason PS3.8 does not define for that source
-        reason = "no known reason"
-    return (f"{called_ae} rejected the association: {reason} ({lasting}; result/source/reason "
+    return (f"{called_ae} rejected the association: {rejection_reason(pdu)} ({lasting}; result/source/reason "
             f"{pdu.result:02x}{pdu.source:02x}{pdu.reason_diagnostic:02x})")
+
+
+def rejection_reason(pdu: AssociateRejectPDU) -> str:
+    """PS3.8's name of the reason ('Called AE title not recognised')."""
+    try:
+        return pdu.reason_str
+    except (KeyError, ValueError):  # a source or reason PS3.8 does not define
+        return "no known reason"
 
 
 def _rejection(body: memoryview) -> AssociateRejectPDU:

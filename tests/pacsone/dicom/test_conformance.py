@@ -80,21 +80,32 @@ def test_an_association_to_another_called_ae_title_is_rejected_and_the_server_go
     assert logged in caplog.text
 
 
-def test_a_malformed_rejection_is_a_refusal_with_its_reason():
+def answering_acceptor(answer: bytes) -> socket.socket:
+    """A listener that reads one A-ASSOCIATE-RQ whole (no reset on close) and sends `answer`."""
     listener = socket.create_server(("127.0.0.1", 0))
 
-    def reject_in_two_bytes() -> None:
+    def serve() -> None:
         peer, _ = listener.accept()
         header = peer.recv(6, socket.MSG_WAITALL)
-        peer.recv(int.from_bytes(header[2:6], "big"), socket.MSG_WAITALL)  # all of it: no reset on close
-        peer.sendall(bytes([0x03, 0, 0, 0, 0, 2, 0, 1]))
+        peer.recv(int.from_bytes(header[2:6], "big"), socket.MSG_WAITALL)
+        peer.sendall(answer)
         peer.close()
 
-    threading.Thread(target=reject_in_two_bytes, daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+@pytest.mark.parametrize("answer,refusal", [
+    (bytes([0x03, 0, 0, 0, 0, 2, 0, 1]), "an A-ASSOCIATE-RJ of 2 bytes, not 4"),
+    (bytes([0x03, 0, 0, 0, 0, 4, 0, 2, 7, 9]),  # source 7 is not in PS3.8
+     r"ODD rejected the association: no known reason \(transient: it may accept later; result/source/reason 020709\)"),
+])
+def test_an_odd_rejection_is_a_refusal_with_its_reason(answer, refusal):
+    listener = answering_acceptor(answer)
     association = StoreAssociation("127.0.0.1", listener.getsockname()[1], "TESTER", "ODD",
                                    [build_context(Verification)], 65536, timeout=5)
     try:
-        with pytest.raises(AssociationRefused, match="an A-ASSOCIATE-RJ of 2 bytes, not 4"):
+        with pytest.raises(AssociationRefused, match=refusal):
             association.open()
     finally:
         listener.close()
