@@ -17,6 +17,7 @@ from tests.helpers import dataset_bytes, make_dataset, make_file, rejection, sto
 
 SUCCESS = 0x0000
 CANNOT_UNDERSTAND = 0xC000
+CALLING_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x03)  # permanent, service user (PS3.8 9.3.4)
 DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 NOT_AUTHORIZED = 0x0124
 TIMEOUT = 30
@@ -192,7 +193,7 @@ def test_only_registered_calling_aes_may_associate_when_so_configured(scp, setti
     _ae_title, port = scp
     settings.PACS_ACCEPT_CALLING_AE = "registered"
 
-    assert rejection(port, "MODALITY1") is not None
+    assert rejection(port, "MODALITY1") == CALLING_AE_NOT_RECOGNIZED
 
     RemoteAE.objects.create(ae_title="MODALITY1", host="127.0.0.1", port=104)
     ds = make_dataset()
@@ -206,7 +207,7 @@ def test_only_registered_calling_aes_may_associate_when_so_configured(scp, setti
     assert status == SUCCESS
     assert Instance.objects.get().sop_instance_uid == ds.SOPInstanceUID
     assert Study.objects.get().source_ae == "MODALITY1"
-    assert rejection(port, "MODALITY2") is not None  # still only the registered one
+    assert rejection(port, "MODALITY2") == CALLING_AE_NOT_RECOGNIZED  # still only the registered one
 
 
 def test_a_registered_ae_without_store_permission_is_refused_per_store(scp, settings):

@@ -296,4 +296,4 @@ def test_registered_policy_rejects_an_unregistered_caller(archive_scp, settings)
     settings.PACS_ACCEPT_CALLING_AE = "registered"
     settings.PACS_DICOM_QUERY_POLICY = "registered"
     RemoteAE.objects.create(ae_title="SOMEONE", host="127.0.0.1", port=104)
-    assert rejection(port, "PYMOVE", StudyRootQueryRetrieveInformationModelMove) is not None
+    assert rejection(port, "PYMOVE", StudyRootQueryRetrieveInformationModelMove) == (0x01, 0x01, 0x03)

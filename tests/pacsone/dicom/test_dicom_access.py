@@ -317,7 +317,7 @@ def test_registered_associations_reject_unknown_callers_and_journal_it(archive, 
     settings.PACS_ACCEPT_CALLING_AE = "registered"
     if registered:
         register(calling, host=registered)
-    assert rejection(port, calling) is not None
+    assert rejection(port, calling) == (0x01, 0x01, 0x03)  # permanent, service user, calling AE title
     entry = journaled(action="association", outcome="denied", ae_title=calling).get()
     assert entry.address == "127.0.0.1" and entry.detail.startswith("rejected: ")
     assert ("not recognized" if registered is None else "not registered for address 127.0.0.1") in entry.detail
