@@ -10,7 +10,7 @@ get one, the ingest must go back to `create()`.
 `insert_counted()` is the whole fast-path transaction (the counters' two UPDATEs and the INSERT,
 study_counts.py) sent through the driver's own cursor: Django's cursor wrapper, its placeholder
 translation and `atomic()`'s autocommit switching cost more Python per instance than the three
-statements themselves (docs/decisions/ingest-fast-path-sql.md).
+statements themselves (docs/decisions/ingest-cpu-per-instance.md).
 """
 
 from django.db import DEFAULT_DB_ALIAS, connections, models

@@ -320,6 +320,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Task queue (django-q2) ----------------------------------------------------------------------
 PACS_REDIS_URL = env_str("PACS_REDIS_URL", "")
+# Background work (thumbnails, routing, reports) runs at this nice value, so that receiving from a
+# modality, which waits for each answer, comes first when both want the CPU (pacsone/supervisor.py).
+PACS_TASK_NICE = env_int("PACS_TASK_NICE", 10, minimum=0, maximum=19)
 Q_CLUSTER = {
     "name": "pacsone",
     "workers": env_int("PACS_TASK_WORKERS", 2, minimum=1),

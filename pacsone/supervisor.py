@@ -50,12 +50,19 @@ class Child:
     pass_fds: tuple[int, ...] = ()
     started_wall: float = 0.0
     last_exit: int | None = None
+    nice: int = 0  # added to the process's nice value (its children inherit it)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_parent, pass_fds=self.pass_fds)
+        self.process = subprocess.Popen(self.argv, preexec_fn=self._prepare, pass_fds=self.pass_fds)
         self.started_at = time.monotonic()
         self.started_wall = time.time()
         log.info("child started name=%s pid=%d", self.name, self.process.pid)
+
+    def _prepare(self) -> None:
+        """In the child, before it runs its program."""
+        _die_with_parent()
+        if self.nice:
+            os.nice(self.nice)
 
     @property
     def running(self) -> bool:
@@ -147,7 +154,7 @@ def default_children(components: set[str]) -> list[Child]:
             for worker in range(1, settings.PACS_SCP_WORKERS + 1):
                 children.append(Child(f"dicom:{ae_title}:{port}#{worker}", argv, pass_fds=(fd,)))
     if "tasks" in components:
-        children.append(Child("tasks", manage_py("qcluster")))
+        children.append(Child("tasks", manage_py("qcluster"), nice=settings.PACS_TASK_NICE))
     if "hl7" in components:  # the MLLP listener (hl7/listener.py), on a socket that outlives it
         try:
             fd = open_listening_socket(settings.PACS_HL7_PORT).detach()

@@ -21,6 +21,7 @@ association (acceptor.py); temp files left by a crash swept while running.
 import copy
 import errno
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -529,7 +530,9 @@ def freeze_startup_objects() -> None:
     objects) out of the cyclic garbage collector's full collections from now on. Otherwise the
     first full collection after start-up walks them all, holding the GIL for 50-70 ms while the
     worker's associations wait: in a 600-instance MR send over 4 associations that was 0.2 ms of
-    CPU per instance (the workers' CPU time, measured)."""
+    CPU per instance (the workers' CPU time, measured). What the end of the first association
+    imports (the follow-up's tasks, PostIngestBatch.flush) is imported now, with the rest."""
+    importlib.import_module("pacsone.tasks")
     gc.collect()
     gc.freeze()
 

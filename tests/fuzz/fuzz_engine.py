@@ -23,8 +23,9 @@ from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelFind, Verification
 
 from pacsone.dicom import qr, query
-from pacsone.dicom.net import commands, negotiation, wire
-from pacsone.dicom.net.acceptor import AcceptedAssociation, AcceptorSettings, AssociationEnded, Limits
+from pacsone.dicom.net import association_request, commands, negotiation, wire
+from pacsone.dicom.net.acceptor import (AcceptedAssociation, AcceptorSettings, AssociationEnded, Limits,
+                                        supported_by_abstract_syntax)
 from pacsone.dicom.receiving import ReceivedFile, header_from_head
 from tests.helpers import pydicom_file
 
@@ -80,7 +81,7 @@ class FakeSocket:
 # --- Inputs ------------------------------------------------------------------------------------------
 
 
-def association_request() -> bytes:
+def request_bytes() -> bytes:
     primitive = negotiation.new_primitive("FUZZER", "PACSONE")
     for number, context in enumerate(CONTEXTS):
         context.context_id = 2 * number + 1
@@ -89,7 +90,7 @@ def association_request() -> bytes:
     return negotiation.encoded(AssociateRequestPDU, primitive)
 
 
-REQUEST = association_request()
+REQUEST = request_bytes()
 KEY_TAGS = [0x00080005, 0x00080020, 0x00080030, 0x00080050, 0x00080052, 0x00080061, 0x00100010, 0x00100020,
             0x00100030, 0x0020000D, 0x0020000E, 0x00201208, 0x00080018, 0x00400275, 0x00081032]
 TEXTS = st.one_of(st.binary(max_size=40), st.sampled_from([b"*", b"DOE*", b"20240101-", b"-", b"STUDY", b"SERIES",
@@ -252,6 +253,28 @@ def test_an_association_of_any_bytes_ends_only_in_clear_errors(stream, temp_fold
         assoc._discard_partial()
     assert failures == []
     assert list(temp_folder.iterdir()) == []
+
+
+@st.composite
+def mutated_requests(draw) -> bytes:
+    """A-ASSOCIATE-RQ bodies with bytes overwritten, cut or appended."""
+    body = bytearray(REQUEST[6:])
+    for _ in range(draw(st.integers(0, 4))):
+        body[draw(st.integers(0, len(body) - 1))] = draw(st.integers(0, 255))
+    cut = draw(st.integers(0, len(body)))
+    return bytes(body[:cut] if draw(st.booleans()) else body) + draw(st.binary(max_size=16))
+
+
+@FUZZ
+@given(body=st.one_of(mutated_requests(), st.binary(max_size=256)))
+def test_an_association_request_decodes_and_is_answered_or_gives_a_protocol_error(body):
+    try:
+        request = association_request.decode(body)
+    except wire.ProtocolError:
+        return
+    results, roles = association_request.negotiate(request, supported_by_abstract_syntax(CONTEXTS))
+    accept = association_request.encode_accept(request, results, roles, 16384)
+    assert accept[0] == wire.A_ASSOCIATE_AC and len(results) == len(request.contexts)
 
 
 @FUZZ

@@ -6,8 +6,8 @@ Datasets per message. At hundreds of C-STOREs or C-FIND answers per second that 
 more than the work itself (see docs/benchmarks.md). Here the association's thread reads its
 socket, assembles each DIMSE message, calls the service for it and writes the answers itself.
 
-pynetdicom still decodes the A-ASSOCIATE-RQ, negotiates the presentation contexts and roles and
-encodes the A-ASSOCIATE-AC: that happens once per association and is pynetdicom's proven code.
+The A-ASSOCIATE-RQ is decoded, negotiated and answered by association_request.py, to the same
+rules as pynetdicom's (its tests compare both).
 """
 
 import logging
@@ -19,12 +19,10 @@ from typing import Callable
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
-from pynetdicom.pdu import A_ASSOCIATE_AC as AssociateAcceptPDU
-from pynetdicom.pdu import A_ASSOCIATE_RQ as AssociateRequestPDU
-from pynetdicom.pdu_primitives import A_ASSOCIATE, SCP_SCU_RoleSelectionNegotiation
-from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
+from pynetdicom.presentation import PresentationContext
 
-from . import commands, identifier_text, negotiation, status, wire
+from . import association_request, commands, identifier_text, negotiation, status, wire
+from .association_request import AssociateRequest, Supported
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +136,18 @@ class AcceptorSettings:
     on_rejected: Callable = lambda _assoc: None
 
     def __post_init__(self):
-        self.known_abstract_syntaxes = frozenset(str(c.abstract_syntax) for c in self.contexts)
+        self.supported = supported_by_abstract_syntax(self.contexts)
         self.known_commands = frozenset(command for command, _sop_class in self.services)
         self.negotiations = NegotiationCache()
+
+
+def supported_by_abstract_syntax(contexts) -> dict[str, Supported]:
+    """What association_request.negotiate() takes, from pynetdicom's contexts (as `AcceptorSettings`
+    and the unknown-SOP-class policy give them). Where two name one abstract syntax, the last wins,
+    as in pynetdicom's negotiation."""
+    return {str(context.abstract_syntax): Supported(tuple(str(syntax) for syntax in context.transfer_syntax),
+                                                    context.scu_role, context.scp_role)
+            for context in contexts}
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,7 @@ class Negotiated:
     """What an A-ASSOCIATE-RQ's bytes give, whoever sends them: the decoded request and, when
     no context was accepted by policy, the accepted contexts and the A-ASSOCIATE-AC's bytes."""
 
-    request: A_ASSOCIATE
+    request: AssociateRequest
     contexts: dict | None = None  # context ID -> AcceptedContext
     accept: bytes | None = None
 
@@ -261,10 +268,10 @@ class AcceptedAssociation:
             raise wire.ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02x}")
         body = bytes(body)
         known = self.settings.negotiations.get(body)
-        rq = known.request if known is not None else negotiation.decoded(AssociateRequestPDU, pdu_type, body)
+        rq = known.request if known is not None else association_request.decode(body)
         self.requestor.ae_title = rq.calling_ae_title
-        self.called_ae_title = rq.called_ae_title.strip()
-        self.connection.peer_max = negotiation.peer_max_pdu(rq)
+        self.called_ae_title = rq.called_ae_title
+        self.connection.peer_max = rq.max_pdu
 
         rejection = self._rejection
         if rejection is None and not self.settings.accepts_called_ae(rq.called_ae_title):
@@ -278,22 +285,19 @@ class AcceptedAssociation:
             self._await_close()
             return False
 
-        proposed = rq.presentation_context_definition_list
-        by_policy = self._storage_by_policy(proposed)
+        by_policy = self._storage_by_policy(rq)
         if known is not None and known.accept is not None and not by_policy:
             self.contexts = dict(known.contexts)
             self.connection.sock.sendall(known.accept)
         else:
-            roles = {item.sop_class_uid: (item.scu_role, item.scp_role) for item in rq.user_information
-                     if isinstance(item, SCP_SCU_RoleSelectionNegotiation)}
-            results, ac_roles = negotiate_as_acceptor(proposed, [*self.settings.contexts, *by_policy.values()], roles)
-            for context in results:
-                if context.result == 0x00:
-                    abstract_syntax = str(context.abstract_syntax)
-                    self.contexts[context.context_id] = AcceptedContext(
-                        context.context_id, abstract_syntax, UID(context.transfer_syntax[0]),
-                        bool(context.as_scu), bool(context.as_scp), abstract_syntax in by_policy)
-            accept = self._accept_bytes(rq, results, ac_roles)
+            supported = {**self.settings.supported, **supported_by_abstract_syntax(by_policy.values())}
+            results, roles = association_request.negotiate(rq, supported)
+            for result in results:
+                if result.result == association_request.ACCEPTANCE:
+                    self.contexts[result.context_id] = AcceptedContext(
+                        result.context_id, result.abstract_syntax, UID(result.transfer_syntax), result.as_scu,
+                        result.as_scp, result.abstract_syntax in by_policy)
+            accept = association_request.encode_accept(rq, results, roles, self.settings.max_pdu)
             self.connection.sock.sendall(accept)
             # A context accepted by policy depends on settings read at each call: not kept.
             self.settings.negotiations.put(body, Negotiated(rq, dict(self.contexts), accept) if not by_policy
@@ -302,25 +306,17 @@ class AcceptedAssociation:
         self.settings.on_established(self)
         return True
 
-    def _storage_by_policy(self, proposed: list) -> dict[str, PresentationContext]:
+    def _storage_by_policy(self, rq: AssociateRequest) -> dict[str, PresentationContext]:
         """Contexts for the proposed abstract syntaxes we do not know that the policy takes as
         storage SOP classes."""
         extra = {}
-        for context in proposed:
-            uid = str(context.abstract_syntax)
-            if uid not in self.settings.known_abstract_syntaxes and uid not in extra:
+        for context in rq.contexts:
+            uid = context.abstract_syntax
+            if uid not in self.settings.supported and uid not in extra:
                 accepted = self.settings.storage_context(uid)
                 if accepted is not None:
                     extra[uid] = accepted
         return extra
-
-    def _accept_bytes(self, rq: A_ASSOCIATE, results: list, ac_roles: list) -> bytes:
-        primitive = negotiation.new_primitive(rq.calling_ae_title, rq.called_ae_title)
-        primitive.result = 0x00
-        primitive.result_source = 0x01
-        primitive.presentation_context_definition_results_list = results
-        primitive.user_information = [*negotiation.user_information(self.settings.max_pdu), *ac_roles]
-        return negotiation.encoded(AssociateAcceptPDU, primitive)
 
     def _await_close(self) -> None:
         """After a rejection: give the peer a moment to read it and close (PS3.8 ARTIM)."""

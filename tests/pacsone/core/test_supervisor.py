@@ -161,3 +161,20 @@ def test_scp_children_do_not_outlive_a_killed_supervisor(start_runpacs):
         time.sleep(0.1)
     assert not alive(child_pid), "the SCP child outlived its supervisor"
     assert echo_status(port) is None
+
+
+def test_background_work_runs_at_a_lower_priority_than_receiving(tmp_path, settings):
+    """The task cluster (thumbnails, routing and their job processes) is niced by PACS_TASK_NICE;
+    the DICOM and web children are not."""
+    from pacsone.supervisor import Child, default_children
+
+    base = os.nice(0)
+    settings.PACS_TASK_NICE = 7
+    children = {child.name.split(":")[0]: child for child in default_children({"tasks", "web"})}
+    assert (children["tasks"].nice, children["web"].nice) == (7, 0)
+
+    written = tmp_path / "nice.txt"
+    child = Child("tasks", ["sh", "-c", f"nice > {written}"], nice=children["tasks"].nice)
+    child.start()
+    assert child.process.wait(timeout=10) == 0
+    assert int(written.read_text()) == min(base + 7, 19)

@@ -176,14 +176,14 @@ def accepted_by(port: int, *sop_classes: str) -> set:
 
 def test_a_request_sent_again_is_answered_as_the_first_and_policy_changes_still_count(scp, settings, monkeypatch):
     """The negotiation of an A-ASSOCIATE-RQ is kept by its bytes (acceptor.NegotiationCache): the
-    same request gets the same contexts without pynetdicom negotiating again; a context accepted
-    by the unknown-SOP-class policy is negotiated every time."""
-    from pacsone.dicom.net import acceptor
+    same request gets the same contexts without being negotiated again; a context accepted by the
+    unknown-SOP-class policy is negotiated every time."""
+    from pacsone.dicom.net import association_request
 
     _ae, port = scp
     negotiated = []
-    real = acceptor.negotiate_as_acceptor
-    monkeypatch.setattr(acceptor, "negotiate_as_acceptor", lambda *args: negotiated.append(1) or real(*args))
+    real = association_request.negotiate
+    monkeypatch.setattr(association_request, "negotiate", lambda *args: negotiated.append(1) or real(*args))
     first = accepted_by(port, CTImageStorage, Verification)
     assert accepted_by(port, CTImageStorage, Verification) == first == {(CTImageStorage, ExplicitVRLittleEndian),
                                                                         (Verification, ExplicitVRLittleEndian)}
