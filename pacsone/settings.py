@@ -486,7 +486,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s pid=%(process)d %(message)s"},
+        "plain": {"()": "pacsone.log_format.FormattedOnce",
+                  "format": "%(asctime)s %(levelname)s %(name)s pid=%(process)d %(message)s"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
