@@ -15,8 +15,8 @@ from pynetdicom.presentation import SCP_SCU_ROLES
 
 from . import wire
 from .implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from .negotiation import APPLICATION_CONTEXT
 
-APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 FIXED_FIELDS = 68  # protocol version, reserved, called and calling AE titles, reserved (PS3.8 9.3.2)
 
 # Item types (PS3.8 9.3.2 and Annex D)

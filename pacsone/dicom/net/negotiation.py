@@ -1,6 +1,6 @@
-"""What the acceptor (acceptor.py) and the requestor (requestor.py) share about association
-PDUs and the contexts they agree on. pynetdicom's PDU classes do the encoding; these are the few
-steps around them that both sides take."""
+"""The requestor's association PDUs (requestor.py), through pynetdicom's PDU classes, and how
+both sides find an agreed context. The acceptor reads requests and answers them itself
+(association_request.py)."""
 
 from pydicom.uid import UID
 from pynetdicom.pdu_primitives import (
