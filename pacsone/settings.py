@@ -504,7 +504,7 @@ LOGGING = {
         # The journal chain's head (audit/journal.py): always logged, whatever PACS_LOG_LEVEL says.
         "audit.head": {"level": "INFO"},
         "pynetdicom": {"level": "WARNING"},
-        "django_q": {"level": "WARNING"},
+        "django-q": {"level": "WARNING"},  # django-q2 logs as "django-q": every scheduled run, at INFO
         "axes": {"level": "WARNING"},
     },
 }
