@@ -32,11 +32,43 @@ def test_the_page_and_bundles_are_served_under_viewer(client, world, ohif):
     client.force_login(world.users["physician"])
     page = client.get("/viewer/viewer", {"StudyInstanceUIDs": "1.2.826.1.1"}).content.decode()
     assert "window.PUBLIC_URL = '/viewer/'" in page and 'src="/viewer/app.bundle.1.js"' in page
-    assert b'__webpack_require__.p = "/viewer/"' in client.get("/viewer/app.bundle.1.js").content
-    assert b"url(/viewer/font.woff2)" in client.get("/viewer/app.bundle.css").content
-    assert b"".join(client.get("/viewer/logo.svg").streaming_content) == b"<svg/>"
+    assert body(client.get("/viewer/app.bundle.1.js")) == b'x;__webpack_require__.p = "/viewer/";y'
+    assert body(client.get("/viewer/app.bundle.css")) == b"a{src:url(/viewer/font.woff2)}"
+    assert body(client.get("/viewer/logo.svg")) == b"<svg/>"
     config = client.get("/viewer/app-config.js").content.decode()
     assert '"qidoRoot": "http://testserver/dicomweb"' in config and '"routerBasename": "/viewer"' in config
+
+
+def body(response) -> bytes:
+    assert response.status_code == 200, response.status_code
+    return b"".join(response.streaming_content)
+
+
+def test_a_bundle_is_rewritten_once_per_version_and_sent_as_a_file(client, world, ohif, settings, monkeypatch,
+                                                                    tmp_path):
+    """The copy under DATA_DIR/viewer-files is made at the first request and sent from then on; a
+    bundle that changes (OHIF upgraded in place) gets a new copy, the old one goes; a bundle
+    without anything to move is sent as it is."""
+    from pacsone.dicomweb import viewer
+
+    settings.DATA_DIR = tmp_path / "data"
+    client.force_login(world.users["physician"])
+    read = []
+    real = viewer.Path.read_bytes
+    monkeypatch.setattr(viewer.Path, "read_bytes", lambda path: read.append(path.name) or real(path))
+    (ohif / "plain.bundle.js").write_text("nothing to move")
+
+    for _ in range(3):
+        assert body(client.get("/viewer/app.bundle.1.js")) == b'x;__webpack_require__.p = "/viewer/";y'
+        assert body(client.get("/viewer/plain.bundle.js")) == b"nothing to move"
+    assert read == ["app.bundle.1.js", "plain.bundle.js"]
+    copies = sorted((settings.DATA_DIR / "viewer-files").iterdir())
+    assert [copy.name.split("-", 2)[2] for copy in copies] == ["app.bundle.1.js"]
+
+    (ohif / "app.bundle.1.js").write_text('z;__webpack_require__.p = "/";')
+    assert body(client.get("/viewer/app.bundle.1.js")) == b'z;__webpack_require__.p = "/viewer/";'
+    assert sorted((settings.DATA_DIR / "viewer-files").iterdir()) != copies
+    assert len(list((settings.DATA_DIR / "viewer-files").iterdir())) == 1
 
 
 def test_nothing_outside_its_folder_is_served(client, world, ohif):
