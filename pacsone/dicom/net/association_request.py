@@ -239,8 +239,7 @@ def encode_accept(request: AssociateRequest, results: list[ContextResult], roles
         uid = sop_class.encode()
         user_items.append(_item(ROLE_SELECTION_ITEM, _UINT16.pack(len(uid)) + uid + bytes([scu_role, scp_role])))
     parts.append(_item(USER_INFORMATION_ITEM, b"".join(user_items)))
-    body = b"".join(parts)
-    return bytes([wire.A_ASSOCIATE_AC, 0]) + _UINT32.pack(len(body)) + body
+    return wire.pdu_bytes(wire.A_ASSOCIATE_AC, b"".join(parts))
 
 
 def _item(item_type: int, value: bytes) -> bytes:

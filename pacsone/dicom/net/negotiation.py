@@ -47,7 +47,7 @@ def decoded(pdu_class, pdu_type: int, body: memoryview) -> A_ASSOCIATE:
     KeyError, UnicodeDecodeError, AssertionError...)."""
     pdu = pdu_class()
     try:
-        pdu.decode(bytes([pdu_type, 0]) + len(body).to_bytes(4, "big") + bytes(body))
+        pdu.decode(wire.pdu_bytes(pdu_type, body))
         return pdu.to_primitive()
     except Exception as error:
         raise wire.ProtocolError(f"malformed {pdu_class.__name__.replace('_', '-')} PDU: "

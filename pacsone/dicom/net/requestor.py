@@ -49,7 +49,7 @@ def _rejection(body: memoryview) -> AssociateRejectPDU:
     if len(body) != 4:  # reserved, result, source, reason (PS3.8 9.3.4)
         raise wire.ProtocolError(f"an A-ASSOCIATE-RJ of {len(body)} bytes, not 4")
     pdu = AssociateRejectPDU()
-    pdu.decode(bytes([wire.A_ASSOCIATE_RJ, 0]) + len(body).to_bytes(4, "big") + bytes(body))
+    pdu.decode(wire.pdu_bytes(wire.A_ASSOCIATE_RJ, body))
     return pdu
 
 

@@ -36,6 +36,11 @@ SEND_FRAGMENT_CAP = 4 << 20  # we send PDUs no larger than this, whatever the pe
 SEND_BATCH_BYTES = 1 << 20  # a stored file goes out this much at a time (one read, one sendmsg)
 
 
+def pdu_bytes(pdu_type: int, body) -> bytes:
+    """A whole PDU: its 6-byte header (type, reserved, length) and `body`."""
+    return _PDU_HEADER.pack(pdu_type, len(body)) + bytes(body)
+
+
 class ConnectionClosed(Exception):
     """The peer closed the connection (or it broke) while we were reading."""
 
@@ -145,7 +150,7 @@ class Connection:
     # --- writing ------------------------------------------------------------------------------
 
     def send_pdu(self, pdu_type: int, body: bytes) -> None:
-        self.sock.sendall(_PDU_HEADER.pack(pdu_type, len(body)) + body)
+        self.sock.sendall(pdu_bytes(pdu_type, body))
 
     def fragment_size(self) -> int:
         """The most data bytes one PDV may carry to this peer (its maximum PDU length; 1 MB when it
